@@ -1,0 +1,204 @@
+"""Named budgets (``budgets.toml``): the rules a network must meet and how it is trained.
+
+Each top-level table is one budget. ``[NAME.train]`` is the training recipe (any field may be a
+list of choices, which the search then tunes as ``train.<field>``); ``[NAME.search]`` sets the
+search defaults. Read with ``tomllib`` into frozen dataclasses; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from search.data import AUGMENTATIONS
+from search.errors import ConfigError
+from search.space import Domain, Param, _domain
+
+LAYER_KINDS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
+OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
+SCHEDULES = ("constant", "onecycle", "cosine", "step", "inverse_time")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is trained. Fields hold a value or a :class:`Domain` of choices."""
+
+    optimizer: Any = "adam"
+    lr: Any = 0.001
+    schedule: Any = "constant"
+    decay: Any = 0.0  # k in lr / (1 + k * epoch) for the inverse_time schedule
+    batch_size: Any = 128
+    label_smoothing: Any = 0.0
+    weight_decay: Any = 0.0
+    momentum: Any = 0.9
+    augment: Any = "none"
+
+    def params(self) -> tuple[Param, ...]:
+        return tuple(Param(f"train.{f.name}", getattr(self, f.name)) for f in fields(self)
+                     if isinstance(getattr(self, f.name), Domain))
+
+    def resolve(self, values: Mapping[str, Any]) -> "Recipe":
+        """A recipe with every choice replaced by its value from ``values``."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = values[f"train.{f.name}"] if isinstance(v, Domain) else v
+        return Recipe(**out)
+
+
+@dataclass(frozen=True)
+class SearchDefaults:
+    trials: int = 30
+    timeout: float = 0.0  # minutes; 0 = no limit
+    epochs: int = 3  # the most epochs one candidate trains during the search
+    min_epochs: int = 1  # the first rung of the successive-halving pruner
+    train_subset: int = 0  # 0 = whole training split; else a stratified subset (low-fidelity proxy)
+    finalists: int = 3
+    seeds: int = 3
+    repair: bool = True
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    file: str
+    description: str
+    dataset: str
+    space: str  # path, resolved against the budgets file's folder
+    max_params: int
+    count: str  # "total" or "trainable"
+    epochs: int
+    validation: int
+    allowed_layers: tuple[str, ...]
+    forbidden_layers: tuple[str, ...]
+    require_batchnorm: bool
+    require_dropout: bool
+    max_macs: int | None
+    min_final_rf: int | None
+    target: float | None
+    baseline_space: str | None
+    baseline_accuracy: float | None
+    baseline_note: str
+    train: Recipe
+    baseline_train: Recipe | None
+    search: SearchDefaults
+
+    def params(self) -> tuple[Param, ...]:
+        return self.train.params()
+
+
+_TOP = {
+    "description": str, "dataset": str, "space": str, "max_params": int, "count": str, "epochs": int,
+    "validation": int, "allowed_layers": list, "forbidden_layers": list, "require_batchnorm": bool,
+    "require_dropout": bool, "max_macs": int, "min_final_rf": int, "target": float,
+    "baseline_space": str, "baseline_accuracy": float, "baseline_note": str, "train": dict,
+    "baseline_train": dict, "search": dict,
+}
+_REQUIRED = ("dataset", "space", "max_params", "epochs")
+_RECIPE_TYPES = {"optimizer": (str, OPTIMIZERS), "lr": (float, None), "schedule": (str, SCHEDULES),
+                 "decay": (float, None), "batch_size": (int, None), "label_smoothing": (float, None),
+                 "weight_decay": (float, None), "momentum": (float, None), "augment": (str, AUGMENTATIONS)}
+
+
+def _typed(path: str, where: str, value: Any, typ: type) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
+        raise ConfigError(f"{path}: {where} = {value!r} must be {typ.__name__}")
+    return value
+
+
+def _recipe(path: str, where: str, raw: Mapping[str, Any]) -> Recipe:
+    out = {}
+    for key, value in raw.items():
+        if key not in _RECIPE_TYPES:
+            raise ConfigError(f"{path}: {where}.{key}: unknown key (known: {', '.join(_RECIPE_TYPES)})")
+        typ, allowed = _RECIPE_TYPES[key]
+        out[key] = _domain(path, f"{where}.{key}", value, typ, allowed)
+    return Recipe(**out)
+
+
+def parse_budget(name: str, table: Mapping[str, Any], path: str, root: Path) -> Budget:
+    where = name
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where} must be a table")
+    for key in table:
+        if key not in _TOP:
+            raise ConfigError(f"{path}: {where}.{key}: unknown key (known: {', '.join(_TOP)})")
+    for key in _REQUIRED:
+        if key not in table:
+            raise ConfigError(f"{path}: {where}.{key}: required key is missing")
+    t = {k: _typed(path, f"{where}.{k}", v, _TOP[k]) for k, v in table.items()}
+    if t["max_params"] < 1:
+        raise ConfigError(f"{path}: {where}.max_params = {t['max_params']}, must be ≥ 1")
+    if t["epochs"] < 1:
+        raise ConfigError(f"{path}: {where}.epochs = {t['epochs']}, must be ≥ 1")
+    count = t.get("count", "total")
+    if count not in ("total", "trainable"):
+        raise ConfigError(f"{path}: {where}.count = {count!r} must be 'total' or 'trainable'")
+    for key in ("allowed_layers", "forbidden_layers"):
+        for i, kind in enumerate(t.get(key, [])):
+            if kind not in LAYER_KINDS:
+                raise ConfigError(f"{path}: {where}.{key}[{i}] = {kind!r} must be one of {', '.join(LAYER_KINDS)}")
+    recipe = _recipe(path, f"{where}.train", t.get("train", {}))
+    baseline_recipe = _recipe(path, f"{where}.baseline_train", t["baseline_train"]) if "baseline_train" in t else None
+    if baseline_recipe is not None and baseline_recipe.params():
+        raise ConfigError(f"{path}: {where}.baseline_train: a baseline recipe cannot have choices")
+    search_raw = t.get("search", {})
+    known = {f.name: f.type for f in fields(SearchDefaults)}
+    sd = {}
+    for key, value in search_raw.items():
+        if key not in known:
+            raise ConfigError(f"{path}: {where}.search.{key}: unknown key (known: {', '.join(known)})")
+        typ = {"int": int, "float": float, "bool": bool}[known[key]]
+        sd[key] = _typed(path, f"{where}.search.{key}", value, typ)
+    search = SearchDefaults(**sd)
+    if search.epochs > t["epochs"]:
+        raise ConfigError(f"{path}: {where}.search.epochs = {search.epochs} exceeds {where}.epochs = {t['epochs']}")
+    validation = t.get("validation", 5000)
+
+    def rel(p: str | None) -> str | None:
+        return None if p is None else str(root / p) if not Path(p).is_absolute() else p
+
+    return Budget(
+        name=name, file=path, description=t.get("description", ""), dataset=t["dataset"],
+        space=rel(t["space"]), max_params=t["max_params"], count=count, epochs=t["epochs"],
+        validation=validation, allowed_layers=tuple(t.get("allowed_layers", ())),
+        forbidden_layers=tuple(t.get("forbidden_layers", ())),
+        require_batchnorm=t.get("require_batchnorm", False), require_dropout=t.get("require_dropout", False),
+        max_macs=t.get("max_macs"), min_final_rf=t.get("min_final_rf"), target=t.get("target"),
+        baseline_space=rel(t.get("baseline_space")), baseline_accuracy=t.get("baseline_accuracy"),
+        baseline_note=t.get("baseline_note", ""), train=recipe, baseline_train=baseline_recipe, search=search,
+    )
+
+
+def default_budgets_file() -> Path:
+    """``./budgets.toml`` if present, else the one shipped beside the package."""
+    here = Path("budgets.toml")
+    if here.is_file():
+        return here
+    return Path(__file__).resolve().parent.parent / "budgets.toml"
+
+
+def load_budgets(path: str | Path | None = None) -> dict[str, Budget]:
+    p = Path(path) if path is not None else default_budgets_file()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such budgets file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: malformed TOML: {exc}") from None
+    return {name: parse_budget(name, table, str(p), p.resolve().parent) for name, table in data.items()}
+
+
+def get_budget(name: str, path: str | Path | None = None) -> Budget:
+    budgets = load_budgets(path)
+    if name not in budgets:
+        raise ConfigError(
+            f"{path or default_budgets_file()}: no budget named {name!r} (known: {', '.join(budgets)})"
+        )
+    return budgets[name]

@@ -1,0 +1,235 @@
+"""Turn chosen values into a network: never chooses values, only builds.
+
+``layer_specs`` lowers an :class:`~search.space.Architecture` to a flat list of
+Keras layer descriptions. ``plan`` propagates shapes and counts parameters over
+that list in pure Python (microseconds, used by the gate's repair step);
+``build_model`` creates the Keras model from the same list, so both always
+describe one network. Tests check ``plan`` against Keras's own count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from search.space import Architecture, ConcreteBlock, Space
+
+
+# Keras's default 0.99 leaves ~20% of the initial statistics in the running averages after the
+# ~150 steps of a short search trial, which distorts validation scores; 0.9 settles in ~30 steps.
+BN_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One Keras layer: its class name and constructor arguments."""
+
+    kind: str
+    args: tuple[tuple[str, Any], ...]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.args).get(key, default)
+
+
+def _spec(kind: str, **args: Any) -> LayerSpec:
+    return LayerSpec(kind, tuple(args.items()))
+
+
+def _block_specs(b: ConcreteBlock) -> list[LayerSpec]:
+    if b.kind in ("maxpool", "avgpool"):
+        kind = "MaxPooling2D" if b.kind == "maxpool" else "AveragePooling2D"
+        out = [_spec(kind, pool_size=b.kernel, strides=b.stride, padding=b.padding)]
+    else:
+        common = dict(strides=b.stride, padding=b.padding, use_bias=b.bias)
+        if b.kind == "conv":
+            conv = _spec("Conv2D", filters=b.channels, kernel_size=b.kernel, dilation_rate=b.dilation, **common)
+        elif b.kind == "pointwise":
+            conv = _spec("Conv2D", filters=b.channels, kernel_size=1, dilation_rate=1, **common)
+        elif b.kind == "separable":
+            conv = _spec("SeparableConv2D", filters=b.channels, kernel_size=b.kernel, dilation_rate=b.dilation,
+                         depth_multiplier=b.depth_multiplier, **common)
+        else:
+            conv = _spec("DepthwiseConv2D", kernel_size=b.kernel, dilation_rate=b.dilation,
+                         depth_multiplier=b.depth_multiplier, **common)
+        out = [conv]
+        if b.batchnorm == "before":
+            out.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+        if b.activation != "linear":
+            out.append(_spec("Activation", activation=b.activation))
+        if b.batchnorm == "after":
+            out.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+    if b.dropout > 0:
+        out.append(_spec("Dropout", rate=b.dropout))
+    return out
+
+
+def layer_specs(arch: Architecture) -> list[LayerSpec]:
+    """The flat layer list of ``arch``, input rescaling first and softmax last."""
+    scale = [1.0 / (255.0 * s) for s in arch.std]
+    offset = [-m / s for m, s in zip(arch.mean, arch.std)]
+    specs = [_spec("Rescaling", scale=scale, offset=offset)]
+    for b in arch.blocks:
+        specs.extend(_block_specs(b))
+    h, n = arch.head, arch.classes
+    if h.kind == "gap":
+        as_map = h.layer in ("conv", "separable")
+        specs.append(_spec("GlobalAveragePooling2D", keepdims=as_map))
+        if h.dropout > 0:
+            specs.append(_spec("Dropout", rate=h.dropout))
+        if h.layer == "conv":
+            specs.append(_spec("Conv2D", filters=n, kernel_size=1, strides=1, padding="valid",
+                               use_bias=True, dilation_rate=1))
+        elif h.layer == "separable":
+            specs.append(_spec("SeparableConv2D", filters=n, kernel_size=1, strides=1, padding="valid",
+                               use_bias=True, dilation_rate=1, depth_multiplier=1))
+        else:
+            specs.append(_spec("Dense", units=n))
+        if h.batchnorm:
+            specs.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+        if as_map:
+            specs.append(_spec("Flatten"))
+    elif h.kind == "shrink":
+        if h.dropout > 0:
+            specs.append(_spec("Dropout", rate=h.dropout))
+        # kernel_size "map" is resolved to the incoming spatial size by plan()/build_model().
+        kind = "Conv2D" if h.layer == "conv" else "SeparableConv2D"
+        extra = {"depth_multiplier": 1} if kind == "SeparableConv2D" else {}
+        specs.append(_spec(kind, filters=n, kernel_size="map", strides=1, padding="valid",
+                           use_bias=True, dilation_rate=1, **extra))
+        if h.batchnorm:
+            specs.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+        specs.append(_spec("Flatten"))
+    else:
+        specs.append(_spec("Flatten"))
+        for units in h.hidden:
+            specs.append(_spec("Dense", units=units, activation="relu"))
+            if h.dropout > 0:
+                specs.append(_spec("Dropout", rate=h.dropout))
+        specs.append(_spec("Dense", units=n))
+        if h.batchnorm:
+            specs.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+    specs.append(_spec("Activation", activation="softmax"))
+    return specs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Shapes and parameter counts of a layer list, computed without Keras."""
+
+    input_shape: tuple[int, ...]
+    specs: tuple[LayerSpec, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    layer_params: tuple[int, ...]
+    total_params: int
+    trainable_params: int
+    problems: tuple[str, ...]  # e.g. a feature map shrunk below 1x1
+
+
+def _out_size(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    eff = dilation * (kernel - 1) + 1
+    if padding == "same":
+        return math.ceil(size / stride)
+    return (size - eff) // stride + 1
+
+
+def plan(arch: Architecture) -> Plan:
+    """Propagate shapes through ``layer_specs(arch)`` and count params exactly as Keras does."""
+    specs = layer_specs(arch)
+    shape: tuple[int, ...] = tuple(arch.input_shape)
+    shapes: list[tuple[int, ...]] = []
+    layer_params: list[int] = []
+    problems: list[str] = []
+    total = trainable = 0
+    for i, s in enumerate(specs):
+        kind = s.kind
+        if len(shape) == 3 and (shape[0] < 1 or shape[1] < 1):
+            break
+        before = total
+        if kind in ("Conv2D", "SeparableConv2D", "DepthwiseConv2D"):
+            h, w, c = shape
+            k = s.get("kernel_size")
+            kh, kw = (h, w) if k == "map" else (k, k)
+            st, d, pad = s.get("strides"), s.get("dilation_rate"), s.get("padding")
+            if st > 1 and d > 1:
+                problems.append(f"layer {i} ({kind}): stride {st} with dilation {d} is not supported by Keras")
+            oh, ow = _out_size(h, kh, st, d, pad), _out_size(w, kw, st, d, pad)
+            dm = s.get("depth_multiplier", 1)
+            bias = s.get("use_bias")
+            if kind == "Conv2D":
+                f = s.get("filters")
+                n = kh * kw * c * f + (f if bias else 0)
+            elif kind == "SeparableConv2D":
+                f = s.get("filters")
+                n = kh * kw * c * dm + c * dm * f + (f if bias else 0)
+            else:
+                f = c * dm
+                n = kh * kw * c * dm + (f if bias else 0)
+            total += n
+            trainable += n
+            shape = (oh, ow, f)
+        elif kind in ("MaxPooling2D", "AveragePooling2D"):
+            h, w, c = shape
+            k, st, pad = s.get("pool_size"), s.get("strides"), s.get("padding")
+            shape = (_out_size(h, k, st, 1, pad), _out_size(w, k, st, 1, pad), c)
+        elif kind == "BatchNormalization":
+            c = shape[-1]
+            total += 4 * c
+            trainable += 2 * c
+        elif kind == "GlobalAveragePooling2D":
+            shape = (1, 1, shape[-1]) if s.get("keepdims") else (shape[-1],)
+        elif kind == "Flatten":
+            shape = (math.prod(shape),)
+        elif kind == "Dense":
+            u = s.get("units")
+            n = shape[-1] * u + u
+            total += n
+            trainable += n
+            shape = shape[:-1] + (u,)
+        shapes.append(shape)
+        layer_params.append(total - before)
+        if len(shape) == 3 and (shape[0] < 1 or shape[1] < 1):
+            problems.append(f"layer {i} ({kind}) shrinks the feature map to {shape[0]}x{shape[1]}, below 1x1")
+    return Plan(tuple(arch.input_shape), tuple(specs)[: len(shapes)], tuple(shapes), tuple(layer_params), total,
+                trainable, tuple(problems))
+
+
+def keras_layer(spec: LayerSpec, incoming: tuple[int, ...], name: str | None = None):
+    """Create the Keras layer for ``spec``; ``incoming`` resolves a ``"map"`` kernel."""
+    from keras import layers
+
+    args: dict[str, Any] = dict(spec.args)
+    if args.get("kernel_size") == "map":
+        args["kernel_size"] = (incoming[0], incoming[1])
+    return getattr(layers, spec.kind)(name=name, **args)
+
+
+def build_model(space: Space, values: Mapping[str, Any], name: str | None = None):
+    """Build the Keras model for ``values`` in ``space`` (a plain dict replays any trial)."""
+    return build_architecture(space.resolve(values), name=name or space.name)
+
+
+def build_architecture(arch: Architecture, name: str = "budgetnas"):
+    import keras
+
+    inputs = keras.Input(shape=arch.input_shape, name="image")
+    x = inputs
+    counts: dict[str, int] = {}
+    for spec in layer_specs(arch):
+        counts[spec.kind] = counts.get(spec.kind, 0) + 1
+        layer_name = f"{_snake(spec.kind)}_{counts[spec.kind]}"
+        x = keras_layer(spec, tuple(x.shape[1:]), name=layer_name)(x)
+    return keras.Model(inputs, x, name=_safe(name))
+
+
+def _snake(kind: str) -> str:
+    out = ""
+    for i, ch in enumerate(kind):
+        if ch.isupper() and i and not kind[i - 1].isupper() and not kind[i - 1].isdigit():
+            out += "_"
+        out += ch.lower()
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)

@@ -1,0 +1,305 @@
+"""The ``budgetnas`` command line: a thin layer that parses options and prints.
+
+Every :class:`~search.errors.BudgetNasError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+
+from search.errors import BudgetNasError, ConfigError
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*shuffle.*tf.data.Dataset.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+
+
+def _console() -> Console:
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, width=None if tty else 160)
+
+
+# ------------------------------------------------------------------ listing
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from search.space import load_space
+
+    console = _console()
+    for f in sorted(Path(args.dir).glob("*.toml")):
+        s = load_space(f)
+        console.print(f"{str(f):45s} {len(s.params):3d} choices  {s.description}")
+    return 0
+
+
+def cmd_budgets(args: argparse.Namespace) -> int:
+    from search.budget import load_budgets
+
+    console = _console()
+    for name, b in load_budgets(args.budgets).items():
+        console.print(f"{name:18s} {b.dataset:8s} ≤{b.max_params:>9,} {b.count} params, {b.epochs:2d} epochs  "
+                      f"{b.description}")
+    return 0
+
+
+# ------------------------------------------------------------------ describe / rf
+def _values_arg(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        v = json.loads(Path(raw[1:]).read_text() if raw.startswith("@") else raw)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--values: not a JSON object ({exc})") from None
+    if not isinstance(v, dict):
+        raise ConfigError("--values: must be a JSON object of parameter name -> value")
+    return v
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from search import gate
+    from search.budget import get_budget
+    from search.report.leaderboard import layer_table
+    from search.space import load_space
+
+    space = load_space(args.space)
+    budget = get_budget(args.budget, args.budgets) if args.budget else None
+    values = _values_arg(args.values)
+    if values is not None:
+        candidates = [values]
+    elif not space.params:
+        candidates = [{}]
+    else:
+        rng = random.Random(args.seed)
+        candidates = [space.sample(rng) for _ in range(args.sample)]
+    _quiet_tf()
+    from search.build import build_model
+    from search.receptive import table_from_model
+
+    console = _console()
+    for i, values in enumerate(candidates):
+        extra = {p.name: values[p.name] for p in budget.params()} if budget else {}
+        if budget is not None:
+            for p in budget.params():
+                values.setdefault(p.name, p.domain.options[0])
+            verdict, _ = gate.admit(budget, space, values, allow_repair=not args.no_repair)
+            table = verdict.table
+            values = dict(verdict.values)
+        else:
+            space.resolve(values)
+            verdict, table = None, table_from_model(build_model(space, values))
+        if table is None:  # the plan already failed (e.g. a map below 1x1)
+            out = {"index": i, "values": values, "total_params": None, "trainable_params": None, "macs": None,
+                   "within_budget": False, "violations": list(verdict.violations), "layers": []}
+        else:
+            out = {"index": i, "values": values, "architecture": space.resolve(
+                {k: v for k, v in values.items() if not k.startswith("train.")}).describe(),
+                "total_params": table.total_params, "trainable_params": table.trainable_params,
+                "macs": table.macs, "final_rf": list(table.final_rf),
+                "within_budget": verdict.ok if verdict else None,
+                "violations": list(verdict.violations) if verdict else [],
+                "repairs": list(verdict.repairs) if verdict else [],
+                "layers": [r.as_dict() for r in table.rows]}
+        del extra
+        if args.json:
+            print(json.dumps(out))
+            continue
+        title = f"{space.name}" + (f" — sample {i}" if len(candidates) > 1 else "") + (
+            f"  [{out.get('architecture', '')}]")
+        if table is not None:
+            console.print(layer_table(table, title=title))
+            console.print(f"Total params {table.total_params:,} (trainable {table.trainable_params:,}), "
+                          f"MACs {table.macs:,}, final RF {out['final_rf']}")
+        if verdict is not None:
+            if verdict.repairs:
+                console.print("repaired: " + ", ".join(verdict.repairs))
+            if verdict.ok:
+                console.print(f"[green]within budget {budget.name}[/green]")
+            else:
+                console.print(f"[red]breaks budget {budget.name}:[/red] " + "; ".join(verdict.violations))
+    return 0
+
+
+def cmd_rf(args: argparse.Namespace) -> int:
+    _quiet_tf()
+    import keras
+
+    from search.receptive import table_from_model
+    from search.report.leaderboard import layer_table
+
+    path = Path(args.model)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such model file")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a bad file
+        raise ConfigError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: {exc})".splitlines()[0]) \
+            from None
+    table = table_from_model(model)
+    if args.json:
+        print(json.dumps({"model": str(path), "total_params": table.total_params,
+                          "trainable_params": table.trainable_params, "macs": table.macs,
+                          "final_rf": list(table.final_rf), "layers": [r.as_dict() for r in table.rows]}))
+    else:
+        _console().print(layer_table(table, title=str(path)))
+    return 0
+
+
+# ------------------------------------------------------------------ search / leaderboard
+def cmd_search(args: argparse.Namespace) -> int:
+    from search.session import SearchOptions, prepare
+
+    opts = SearchOptions(
+        budget=args.budget, budgets_file=args.budgets, space=args.space, trials=args.trials,
+        timeout=args.timeout, name=args.name, reports_dir=args.reports_dir, data_dir=args.data_dir,
+        storage=args.storage, seed=args.seed, max_epochs=args.max_epochs, train_subset=args.train_subset,
+        resume=args.resume)
+    path, meta, budget, space = prepare(opts)
+    _quiet_tf()
+    import optuna
+
+    from search.drivers import optuna_driver
+    from search.report.leaderboard import leaderboard, summary_line
+    from search.report.live import LiveDisplay, PlainDisplay
+    from search.runs import records_from_study
+    from search.session import context, steps_per_epoch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console = _console()
+    ctx = context(meta, budget, space, args.data_dir)
+    study = optuna_driver.make_study(meta.storage, meta.study, meta.seed, budget.search.min_epochs,
+                                     meta.max_epochs, load_if_exists=args.resume)
+    if args.resume:
+        n = optuna_driver.fail_stale(study)
+        if n:
+            console.print(f"resume: {n} trial(s) left running by an earlier process marked failed")
+    console.print(f"run {path} · budget {budget.name} ≤{budget.max_params:,} params · space {space.path} · "
+                  f"{len(ctx.train)} train / {len(ctx.val)} val images · up to {meta.max_epochs} epochs per trial")
+    records = records_from_study(study)
+    display_cls = LiveDisplay if console.is_terminal and not args.json else PlainDisplay
+    kwargs = {"steps_per_epoch": steps_per_epoch(ctx)} if display_cls is LiveDisplay else {}
+    t0 = time.monotonic()
+    with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records, **kwargs) as ui:
+        try:
+            optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None,
+                              on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch, on_done=ui.on_done)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: finished trials are saved; continue with "
+                          f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")
+            return 130
+    records = records_from_study(study)
+    if args.json:
+        print(json.dumps(_board_json(meta, records)))
+        return 0
+    console.print(leaderboard(records, budget.max_params, top=10, title=f"Leaderboard — {meta.name}"))
+    console.print(summary_line(records) + f" in {time.monotonic() - t0:.0f}s")
+    return 0
+
+
+def _board_json(meta, records) -> dict[str, Any]:
+    from search.report.leaderboard import counts
+    from search.runs import ranked
+
+    rank = {r.number: i for i, r in enumerate(ranked(records), 1)}
+    trials = []
+    for r in records:
+        d = r.as_dict()
+        d["rank"] = rank.get(r.number)
+        trials.append(d)
+    return {"run": meta.name, "budget": meta.budget, "counts": counts(records), "trials": trials}
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from search.runs import load_records, run_dir
+
+    path = run_dir(args.run, args.reports_dir)
+    meta, records = load_records(path, args.storage)
+    if args.json:
+        print(json.dumps(_board_json(meta, records)))
+        return 0
+    from search.budget import get_budget
+    from search.report.leaderboard import leaderboard, summary_line
+
+    budget = get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
+    console = _console()
+    console.print(leaderboard(records, budget.max_params, top=args.top, title=f"Leaderboard — {meta.name}"))
+    console.print(summary_line(records))
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="budgetnas", description="Find small CNNs under a hard parameter budget.")
+    p.add_argument("--budgets", default=None, help="budgets file (default: ./budgets.toml or the shipped one)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("spaces", help="list the shipped search spaces")
+    s.add_argument("--dir", default=str(Path(__file__).resolve().parent.parent / "spaces"))
+    s.set_defaults(func=cmd_spaces)
+
+    s = sub.add_parser("budgets", help="list the named budgets")
+    s.set_defaults(func=cmd_budgets)
+
+    s = sub.add_parser("describe", help="per-layer table and budget verdict of a space's networks")
+    s.add_argument("space", help="a space file, e.g. spaces/mnist_tiny.toml")
+    s.add_argument("--budget", help="judge against this budget (and repair over-budget samples)")
+    s.add_argument("--sample", type=int, default=1, help="how many random candidates to describe")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--values", help="JSON object (or @file) of chosen values")
+    s.add_argument("--no-repair", action="store_true", help="show the verdict without the repair step")
+    s.add_argument("--json", action="store_true", help="one JSON object per model")
+    s.set_defaults(func=cmd_describe)
+
+    s = sub.add_parser("rf", help="per-layer table of a saved Keras model")
+    s.add_argument("model")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_rf)
+
+    s = sub.add_parser("search", help="run a budgeted architecture search")
+    s.add_argument("--budget", required=True)
+    s.add_argument("--space", help="space file (default: the budget's)")
+    s.add_argument("--trials", type=int, help="total trials (default: the budget's)")
+    s.add_argument("--timeout", type=float, help="stop proposing after this many minutes")
+    s.add_argument("--name", help="run name (default: BUDGET-TIMESTAMP)")
+    s.add_argument("--reports-dir", default="reports")
+    s.add_argument("--data-dir", default=None, help="folder with <dataset>.npz (else $BUDGETNAS_DATA_DIR)")
+    s.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run folder)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-epochs", type=int, help="epochs per candidate during the search")
+    s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
+    s.add_argument("--resume", action="store_true", help="continue the run named by --name")
+    s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("leaderboard", help="show a run's leaderboard from its storage")
+    s.add_argument("run", help="run name or run directory")
+    s.add_argument("--reports-dir", default="reports")
+    s.add_argument("--storage", help="storage URL (default: the run's)")
+    s.add_argument("--top", type=int, default=10)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_leaderboard)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BudgetNasError as exc:
+        print(f"budgetnas: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

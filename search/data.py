@@ -1,0 +1,177 @@
+"""Datasets: find and read the arrays, carve the validation split, feed tf.data pipelines.
+
+Lookup for a built-in name (``mnist``, ``cifar10``, ``fashion_mnist``): ``<data_dir>/<name>.npz``
+where data_dir is ``--data-dir`` or ``$BUDGETNAS_DATA_DIR``, then ``keras.datasets`` (which
+downloads). Any other name is a path to an ``.npz`` with ``x_train, y_train, x_test, y_test``.
+The test split is only handed out by :func:`load` for final scoring; the search sees
+``train``/``val`` from :func:`split` only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.errors import DataError
+
+BUILTIN = ("mnist", "cifar10", "fashion_mnist")
+AUGMENTATIONS = ("none", "shift", "shift-rotate", "crop-flip")
+ENV_VAR = "BUDGETNAS_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Images as uint8 N×H×W×C and integer labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: str  # the file or loader the arrays came from
+    train: Arrays
+    test: Arrays
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def classes(self) -> int:
+        return int(max(self.train.y.max(), self.test.y.max())) + 1
+
+
+def _as_nhwc(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.dtype != np.uint8:
+        raise DataError(f"{where}: images must be uint8 N×H×W or N×H×W×C, got {x.dtype} {x.shape}")
+    return x
+
+
+def _from_npz(path: Path) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
+            if missing:
+                raise DataError(f"{path}: missing array(s) {', '.join(missing)}")
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read as .npz: {exc}") from None
+    return _dataset(path.stem, str(path), arrays)
+
+
+def _dataset(name: str, source: str, a: dict[str, np.ndarray]) -> Dataset:
+    train = Arrays(_as_nhwc(a["x_train"], f"{source}: x_train"), a["y_train"].reshape(-1).astype(np.int64))
+    test = Arrays(_as_nhwc(a["x_test"], f"{source}: x_test"), a["y_test"].reshape(-1).astype(np.int64))
+    if len(train.x) != len(train.y) or len(test.x) != len(test.y):
+        raise DataError(f"{source}: images and labels differ in length")
+    return Dataset(name, source, train, test)
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load a built-in dataset by name or any ``.npz`` by path (see the module docstring)."""
+    if name not in BUILTIN:
+        path = Path(name)
+        if path.suffix == ".npz" or path.exists():
+            if not path.is_file():
+                raise DataError(f"{path}: no such dataset file")
+            return _from_npz(path)
+        raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)} or a path to an .npz file")
+    looked = []
+    for d in (data_dir, os.environ.get(ENV_VAR)):
+        if d:
+            candidate = Path(d) / f"{name}.npz"
+            looked.append(str(candidate))
+            if candidate.is_file():
+                return _from_npz(candidate)
+    try:
+        import keras
+
+        (xt, yt), (xs, ys) = getattr(keras.datasets, name).load_data()
+    except Exception as exc:  # keras raises many kinds of errors when offline
+        where = ", ".join(looked) if looked else f"no data directory given (--data-dir or ${ENV_VAR})"
+        raise DataError(
+            f"dataset {name!r} not found (looked in: {where}) and keras.datasets could not download it "
+            f"({type(exc).__name__}); put {name}.npz in a directory and pass --data-dir DIR or set ${ENV_VAR}"
+        ) from None
+    return _dataset(name, f"keras.datasets.{name}", {"x_train": xt, "y_train": yt, "x_test": xs, "y_test": ys})
+
+
+def split(train: Arrays, val_size: int, seed: int) -> tuple[Arrays, Arrays]:
+    """A fixed, seeded, stratified (train, validation) split carved from the training set."""
+    if not 0 < val_size < len(train):
+        raise DataError(f"validation size {val_size} must be between 1 and {len(train) - 1}")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(train.y, return_counts=True)
+    # Largest-remainder allocation keeps class proportions and hits val_size exactly.
+    exact = counts * val_size / len(train)
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take))[: val_size - take.sum()]:
+        take[i] += 1
+    val_idx = []
+    for c, k in zip(classes, take):
+        idx = np.flatnonzero(train.y == c)
+        val_idx.append(rng.choice(idx, size=k, replace=False))
+    val_mask = np.zeros(len(train), dtype=bool)
+    val_mask[np.concatenate(val_idx)] = True
+    return Arrays(train.x[~val_mask], train.y[~val_mask]), Arrays(train.x[val_mask], train.y[val_mask])
+
+
+def subset(arrays: Arrays, size: int, seed: int) -> Arrays:
+    """A seeded stratified subset (the low-fidelity proxy); ``size >= len`` returns everything."""
+    if size <= 0 or size >= len(arrays):
+        return arrays
+    rest, picked = split(arrays, size, seed)
+    return picked
+
+
+def _augmenter(kind: str, shape: tuple[int, int, int], seed: int):
+    """A batch-level Keras augmentation stack (vectorised: one op per batch, cheap on CPU)."""
+    import keras
+
+    if kind == "none":
+        return None
+    h = shape[0]
+    if kind in ("shift", "shift-rotate"):
+        shift = 2 / h  # up to ±2 pixels
+        ops = [keras.layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)]
+        if kind == "shift-rotate":
+            ops.append(keras.layers.RandomRotation(8 / 360, fill_mode="constant", seed=seed + 1))
+    else:  # crop-flip: pad-4-and-crop equivalent, horizontal flip
+        ops = [keras.layers.RandomTranslation(4 / h, 4 / h, fill_mode="reflect", seed=seed),
+               keras.layers.RandomFlip("horizontal", seed=seed + 1)]
+    return keras.Sequential(ops)
+
+
+def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, augment: str = "none",
+             seed: int = 0):
+    """A ``tf.data`` pipeline of (float32 0..255 images, one-hot labels), batched and prefetched.
+
+    Pixels stay raw: every model starts with a Rescaling layer that standardises them.
+    """
+    import tensorflow as tf
+
+    if augment not in AUGMENTATIONS:
+        raise DataError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
+    ds = tf.data.Dataset.from_tensor_slices((arrays.x, arrays.y))
+    if training:
+        ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    aug = _augmenter(augment, tuple(arrays.x.shape[1:]), seed) if training else None
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32)
+        if aug is not None:
+            x = aug(x, training=True)
+        return x, tf.one_hot(y, classes)
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,89 @@
+"""What every driver shares: the search context and the evaluation of one candidate.
+
+A driver proposes values; :func:`evaluate` sends them through the budget gate and, only if the
+gate admits them, through the trainer, and returns a :class:`~search.runs.TrialRecord`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from search import gate
+from search.budget import Budget
+from search.data import Arrays
+from search.errors import TrialFailed
+from search.runs import TrialRecord
+from search.space import Param, Space
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    budget: Budget
+    space: Space
+    train: Arrays  # what candidates train on (maybe a stratified subset)
+    val: Arrays  # the validation split: the only data that scores candidates
+    classes: int
+    epochs: int  # the most epochs a candidate trains during the search
+    seed: int
+    repair: bool = True
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return self.space.params + self.budget.params()
+
+
+class Pruned(Exception):
+    """Raised by an ``on_epoch`` hook to stop a weak candidate early."""
+
+
+def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
+             on_epoch: Callable[[int, float], None] | None = None,
+             on_admit: Callable[[gate.Verdict], None] | None = None,
+             on_batch: Callable[[int, dict], None] | None = None) -> TrialRecord:
+    """Gate, then train one candidate; never raises for a bad candidate, returns its record.
+
+    ``on_epoch(epoch, val_accuracy)`` may raise :class:`Pruned` to stop training early.
+    """
+    t0 = time.perf_counter()
+    verdict, model = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair)
+    rec = TrialRecord(
+        number=number, status="running", values=dict(verdict.values), params=verdict.total_params,
+        trainable_params=verdict.trainable_params, macs=verdict.macs, final_rf=list(verdict.final_rf),
+        architecture=verdict.architecture, repairs=list(verdict.repairs),
+    )
+    if on_admit is not None:
+        on_admit(verdict)
+    if not verdict.ok:
+        rec.status, rec.reason = "rejected", "; ".join(verdict.violations)
+        rec.wall_seconds = time.perf_counter() - t0
+        return rec
+    recipe = ctx.budget.train.resolve(verdict.values)
+
+    def epoch_hook(epoch: int, logs: dict) -> None:
+        acc = float(logs.get("val_accuracy", 0.0))
+        rec.curve.append(acc)
+        rec.epochs, rec.val_accuracy = epoch, acc
+        if on_epoch is not None:
+            on_epoch(epoch, acc)
+
+    from search.trainer import train  # imports TensorFlow: only when something trains
+
+    try:
+        train(model, ctx.train, ctx.val, recipe, ctx.epochs, seed=ctx.seed + number, classes=ctx.classes,
+              on_epoch=epoch_hook, on_batch=on_batch)
+        rec.status = "complete"
+    except Pruned:
+        rec.status, rec.reason = "pruned", f"pruned after epoch {rec.epochs}"
+    except TrialFailed as exc:
+        rec.status, rec.reason = "failed", str(exc)
+    rec.steps = _steps(model)
+    rec.wall_seconds = time.perf_counter() - t0
+    return rec
+
+
+def _steps(model) -> int:
+    """Optimizer steps taken so far (the optimizer counts them itself)."""
+    opt = getattr(model, "optimizer", None)
+    return int(opt.iterations.numpy()) if opt is not None else 0

@@ -1,0 +1,97 @@
+"""The default driver: Optuna's seeded TPE proposes, a Hyperband pruner stops weak candidates.
+
+Rejections: the gate repairs over-budget samples by shrinking widths, so TPE learns the score of
+what its sample turns into (a deterministic mapping; nothing is hidden from it). A candidate the
+gate still rejects is told to Optuna as FAIL, which TPE leaves out of its model, so rejections
+neither count as bad scores nor bias the sampler towards shallow nets (as raising TrialPruned
+would). Such trials are recorded with status ``rejected``, their reasons and zero steps.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import optuna
+
+from search.drivers.common import Pruned, SearchContext, evaluate
+from search.runs import TrialRecord
+from search.space import Param
+
+
+def suggest(trial: optuna.trial.BaseTrial, p: Param) -> Any:
+    """Ask Optuna for one parameter, keeping numeric ranges ordered for TPE."""
+    d = p.domain
+    if d.is_range and all(isinstance(o, int) for o in d.options):
+        return trial.suggest_int(p.name, int(d.low), int(d.high), step=int(d.step))
+    if d.is_range:
+        v = trial.suggest_float(p.name, float(d.low), float(d.high), step=float(d.step))
+        return min(d.options, key=lambda o: abs(o - v))
+    return trial.suggest_categorical(p.name, list(d.options))
+
+
+def make_study(storage: str, study_name: str, seed: int, min_epochs: int, max_epochs: int,
+               load_if_exists: bool) -> optuna.Study:
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=min_epochs, max_resource=max_epochs,
+                                            reduction_factor=3)
+    return optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                               sampler=sampler, pruner=pruner, load_if_exists=load_if_exists)
+
+
+def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
+    for key, value in rec.as_dict().items():
+        if key != "number":
+            trial.set_user_attr(key, value)
+
+
+def fail_stale(study: optuna.Study) -> int:
+    """Tell trials left RUNNING by a dead process as failed (on --resume). Returns how many."""
+    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for t in stale:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    return len(stale)
+
+
+def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float | None,
+        on_start: Callable[[int], None] | None = None,
+        on_epoch: Callable[[int, int, float], None] | None = None,
+        on_batch: Callable[[int, dict], None] | None = None,
+        on_done: Callable[[TrialRecord], None] | None = None) -> None:
+    """Run trials until ``trials`` have been told in total or ``timeout_s`` has passed.
+
+    Each finished trial is committed to storage before the next starts, so Ctrl-C or a crash
+    loses at most the running one (which is told as failed on Ctrl-C).
+    """
+    t0 = time.monotonic()
+    while len(study.get_trials(deepcopy=False)) < trials:
+        if timeout_s and time.monotonic() - t0 > timeout_s:
+            break
+        trial = study.ask()
+        values = {p.name: suggest(trial, p) for p in ctx.params}
+        if on_start is not None:
+            on_start(trial.number)
+
+        def report(epoch: int, acc: float) -> None:
+            trial.report(acc, epoch)
+            if on_epoch is not None:
+                on_epoch(trial.number, epoch, acc)
+            if trial.should_prune():
+                raise Pruned()
+
+        try:
+            rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch)
+        except KeyboardInterrupt:
+            trial.set_user_attr("status", "failed")
+            trial.set_user_attr("reason", "interrupted (Ctrl-C)")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        record_attrs(trial, rec)
+        if rec.status == "complete":
+            study.tell(trial, rec.val_accuracy)
+        elif rec.status == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if on_done is not None:
+            on_done(rec)

@@ -1,0 +1,218 @@
+"""The budget gate: every driver calls :func:`admit` before a candidate is trained.
+
+It resolves the chosen values, repairs over-budget candidates by shrinking channel widths
+(cheap, on the pure-Python plan), then builds the Keras model and judges *that* model: the
+parameter count is exactly what Keras reports. The verdict lists every reason a candidate
+breaks the budget; a rejected candidate never reaches training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from search.budget import Budget
+from search.build import build_architecture, plan
+from search.errors import ConfigError, OverBudgetError
+from search.receptive import LayerTable, fmt_pair, table_from_model, table_from_plan
+from search.space import Space
+
+_MAX_REPAIR_STEPS = 200
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's judgement of one candidate.
+
+    ``values`` are the values actually built (after repair); ``repairs`` says what changed.
+    """
+
+    ok: bool
+    violations: tuple[str, ...]
+    values: Mapping[str, Any]
+    repairs: tuple[str, ...] = ()
+    total_params: int = 0
+    trainable_params: int = 0
+    macs: int = 0
+    final_rf: tuple[float, float] = (0.0, 0.0)
+    architecture: str = ""
+    table: LayerTable | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def counted_params(self) -> int:
+        return self.total_params
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "within_budget": self.ok, "violations": list(self.violations), "values": dict(self.values),
+            "repairs": list(self.repairs), "total_params": self.total_params,
+            "trainable_params": self.trainable_params, "macs": self.macs,
+            "final_rf": list(self.final_rf), "architecture": self.architecture,
+        }
+
+
+def counted(budget: Budget, table: LayerTable) -> int:
+    """The parameter count the budget limits (Keras Total params, or trainable only)."""
+    return table.trainable_params if budget.count == "trainable" else table.total_params
+
+
+def violations(budget: Budget, table: LayerTable, problems: tuple[str, ...] = ()) -> list[str]:
+    """Every way ``table`` breaks ``budget`` (an empty list means it fits)."""
+    out = list(problems)
+    n = counted(budget, table)
+    if n > budget.max_params:
+        out.append(f"params: {n:,} {budget.count} params > limit {budget.max_params:,}")
+    kinds = table.kinds()
+    for kind in budget.forbidden_layers:
+        if kind in kinds:
+            names = [r.name for r in table.rows if r.kind == kind]
+            out.append(f"layers: {kind} is forbidden ({', '.join(names)})")
+    if budget.allowed_layers:
+        for kind in sorted(kinds & {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}):
+            if kind not in budget.allowed_layers:
+                out.append(f"layers: {kind} is not among the allowed {', '.join(budget.allowed_layers)}")
+    if budget.require_batchnorm and "BatchNormalization" not in kinds:
+        out.append("batchnorm: the budget requires BatchNormalization and the model has none")
+    if budget.require_dropout and not any(r.kind == "Dropout" for r in table.rows):
+        out.append("dropout: the budget requires Dropout and the model has none")
+    if table.min_spatial < 1:
+        out.append(f"spatial: a feature map shrinks below 1x1 ({table.min_spatial})")
+    if budget.max_macs is not None and table.macs > budget.max_macs:
+        out.append(f"macs: {table.macs:,} MACs > limit {budget.max_macs:,}")
+    if budget.min_final_rf is not None and min(table.final_rf) < budget.min_final_rf:
+        out.append(f"rf: final receptive field {fmt_pair(table.final_rf)} < required {budget.min_final_rf}")
+    return out
+
+
+def _plan_check(budget: Budget, space: Space, values: Mapping[str, Any]) -> tuple[list[str], int, int]:
+    """Violations, counted params and MACs from the pure-Python plan (no Keras)."""
+    p = plan(space.resolve(values))
+    if p.problems:
+        return list(p.problems), 0, 0
+    table = table_from_plan(p)
+    return violations(budget, table), counted(budget, table), table.macs
+
+
+def repair(budget: Budget, space: Space, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Move an over-budget candidate into the budget with as few changes as possible.
+
+    First shrink channel widths (widest first, one option at a time), keeping the sampled
+    structure. If that is not enough (or the problem is not size, e.g. a too-small receptive
+    field), take the single change of any parameter that most reduces (violations, params), and
+    repeat. All on the pure-Python plan. Returns the new values and one line per changed
+    parameter, e.g. ``blocks[1].channels 32→24``.
+    """
+    current = dict(values)
+    widths = [p for p in space.params if p.name.endswith(".channels")]
+
+    def score(v: Mapping[str, Any]) -> tuple[int, int]:
+        found, n, _ = _plan_check(budget, space, v)
+        return len(found), n
+
+    for _ in range(_MAX_REPAIR_STEPS):
+        found, _, _ = _plan_check(budget, space, current)
+        if not found:
+            break
+        shrinkable = [p for p in widths if current[p.name] > min(p.domain.options)]
+        if shrinkable and any(v.startswith(("params:", "macs:")) for v in found):
+            widest = max(shrinkable, key=lambda p: current[p.name])
+            current[widest.name] = max(o for o in widest.domain.options if o < current[widest.name])
+            continue
+        here = score(current)
+        moves = [({**current, p.name: o}) for p in space.params for o in p.domain.options if o != current[p.name]]
+        best = min(moves, key=score, default=None)
+        if best is None or score(best) >= here:
+            break
+        current = best
+    changes = [f"{k} {values[k]}→{current[k]}" for k in values if current[k] != values[k]]
+    return current, changes
+
+
+def admit(budget: Budget, space: Space, values: Mapping[str, Any], *, allow_repair: bool = True,
+          build: bool = True):
+    """Judge (and if allowed repair) one candidate. Returns ``(verdict, keras_model_or_None)``.
+
+    With ``build=True`` the verdict comes from the built Keras model (the exact count); the model
+    is returned only when the candidate is within budget.
+    """
+    space_values = {k: v for k, v in values.items() if not k.startswith("train.")}
+    extra = {k: v for k, v in values.items() if k.startswith("train.")}
+    repairs: list[str] = []
+    if allow_repair:
+        space_values, repairs = repair(budget, space, space_values)
+    arch = space.resolve(space_values)
+    p = plan(arch)
+    if p.problems:
+        return Verdict(False, p.problems, {**space_values, **extra}, tuple(repairs),
+                       architecture=arch.describe()), None
+    model = None
+    if build:
+        try:
+            model = build_architecture(arch, name=space.name)
+        except ValueError as exc:  # Keras refuses some combinations (e.g. stride with dilation)
+            return Verdict(False, (f"build: {exc}",), {**space_values, **extra}, tuple(repairs),
+                           architecture=arch.describe()), None
+        table = table_from_model(model)
+    else:
+        table = table_from_plan(p)
+    found = violations(budget, table)
+    verdict = Verdict(
+        ok=not found, violations=tuple(found), values={**space_values, **extra}, repairs=tuple(repairs),
+        total_params=table.total_params, trainable_params=table.trainable_params, macs=table.macs,
+        final_rf=table.final_rf, architecture=arch.describe(), table=table,
+    )
+    return verdict, (model if verdict.ok else None)
+
+
+def smallest(budget: Budget, space: Space) -> tuple[dict[str, Any], int]:
+    """The smallest network the space holds (by counted params), found by coordinate descent."""
+    values = {p.name: p.domain.options[0] for p in space.params}
+    for p in space.params:
+        if p.domain.is_range or all(isinstance(o, (int, float)) for o in p.domain.options):
+            values[p.name] = min(p.domain.options)
+
+    def size(v: Mapping[str, Any]) -> float:
+        arch = space.resolve(v)
+        pl = plan(arch)
+        if pl.problems:
+            return float("inf")
+        return pl.trainable_params if budget.count == "trainable" else pl.total_params
+
+    best = size(values)
+    for _ in range(2):
+        improved = False
+        for p in space.params:
+            for option in p.domain.options:
+                trial = {**values, p.name: option}
+                n = size(trial)
+                if n < best:
+                    best, values, improved = n, trial, True
+        if not improved:
+            break
+    return values, int(best) if best != float("inf") else -1
+
+
+def check_space_fits(budget: Budget, space: Space) -> None:
+    """Refuse a search before it starts when even the smallest network breaks the budget."""
+    values, n = smallest(budget, space)
+    if n < 0:
+        raise OverBudgetError(f"space {space.path}: no network in it is valid (every feature map collapses)")
+    if n > budget.max_params:
+        raise OverBudgetError(
+            f"budget {budget.name!r} ({budget.max_params:,} {budget.count} params): the smallest network in "
+            f"space {space.path} already has {n:,} params")
+    if not space.params:
+        verdict, _ = admit(budget, space, values, allow_repair=False, build=False)
+        if not verdict.ok:
+            raise OverBudgetError(
+                f"budget {budget.name!r}: space {space.path} describes one network and it breaks the budget: "
+                + "; ".join(verdict.violations))
+
+
+def validate_values(space: Space, budget: Budget, values: Mapping[str, Any], where: str) -> None:
+    """Check that ``values`` names exactly the free parameters of ``space`` and ``budget``."""
+    names = {p.name for p in space.params} | {p.name for p in budget.params()}
+    missing = sorted(names - set(values))
+    unknown = sorted(set(values) - names)
+    if missing or unknown:
+        raise ConfigError(f"{where}: values do not match {space.path}: missing {missing}, unknown {unknown}")

@@ -1,0 +1,1 @@
+"""Reporting: pure functions that turn results into tables, text, JSON and figures."""

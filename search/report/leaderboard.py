@@ -1,0 +1,77 @@
+"""Leaderboards and per-layer tables as rich renderables (pure: nothing here prints)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from search.receptive import LayerTable, fmt_pair
+from search.runs import TrialRecord, ranked
+
+_STYLE = {"complete": "green", "pruned": "yellow", "rejected": "red", "failed": "magenta", "running": "cyan"}
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f}%"
+
+
+def leaderboard(records: list[TrialRecord], max_params: int, top: int = 10, title: str = "Leaderboard") -> Table:
+    """Top trials by validation accuracy: rank, trial, params and % of budget, MACs, val acc, epochs, status."""
+    t = Table(title=title, title_justify="left")
+    for col, just in (("#", "right"), ("trial", "right"), ("params", "right"), ("% budget", "right"),
+                      ("MACs", "right"), ("val acc", "right"), ("epochs", "right"), ("status", "left"),
+                      ("architecture", "left")):
+        t.add_column(col, justify=just, no_wrap=col != "architecture")
+    for i, r in enumerate(ranked(records)[:top], 1):
+        t.add_row(str(i), str(r.number), f"{r.params:,}" if r.params else "—",
+                  f"{100 * r.params / max_params:.1f}" if r.params else "—",
+                  f"{r.macs / 1e6:.2f}M" if r.macs else "—", _pct(r.val_accuracy), str(r.epochs),
+                  Text(r.status, style=_STYLE.get(r.status, "")), r.architecture)
+    return t
+
+
+def counts(records: list[TrialRecord]) -> dict[str, Any]:
+    """Trials by status, and rejections by reason (the part before the colon)."""
+    by_status = Counter(r.status for r in records)
+    reasons = Counter()
+    for r in records:
+        if r.status == "rejected":
+            for part in r.reason.split("; "):
+                reasons[part.split(":")[0]] += 1
+    return {"total": len(records), **{s: by_status.get(s, 0) for s in
+                                      ("complete", "pruned", "rejected", "failed", "running")},
+            "rejected_by_reason": dict(reasons)}
+
+
+def summary_line(records: list[TrialRecord]) -> str:
+    c = counts(records)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected_by_reason"].items()))
+    line = (f"{c['total']} trials: {c['complete']} completed, {c['pruned']} pruned early, "
+            f"{c['rejected']} rejected by the gate")
+    if reasons:
+        line += f" ({reasons})"
+    line += f", {c['failed']} failed"
+    if c["running"]:
+        line += f", {c['running']} running"
+    return line
+
+
+def layer_table(table: LayerTable, title: str = "") -> Table:
+    """The per-layer table: output size, params, MACs, kernel/stride/dilation, jump, RF, start."""
+    t = Table(title=title or None, title_justify="left")
+    for col, just in (("layer", "left"), ("kind", "left"), ("output", "right"), ("params", "right"),
+                      ("MACs", "right"), ("k/s/d", "right"), ("jump", "right"), ("RF", "right"),
+                      ("start", "right")):
+        t.add_column(col, justify=just, no_wrap=True)
+    for r in table.rows:
+        ksd = "—" if r.kernel is None else "/".join(fmt_pair(p) for p in (r.kernel, r.stride or (1, 1),
+                                                                           r.dilation or (1, 1)))
+        t.add_row(r.name, r.kind, "×".join(str(v) for v in r.output_shape), f"{r.params:,}", f"{r.macs:,}", ksd,
+                  fmt_pair(r.jump), fmt_pair(r.rf), fmt_pair(r.start))
+    t.add_section()
+    t.add_row("total", "", "", f"{table.total_params:,}", f"{table.macs:,}", "", "", fmt_pair(table.final_rf),
+              "", style="bold")
+    return t

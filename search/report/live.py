@@ -1,0 +1,95 @@
+"""What the user sees while a search runs: a rich live view on a terminal, plain lines otherwise.
+
+Both receive the same driver events; neither changes what the search does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from search.report.leaderboard import leaderboard, summary_line
+from search.runs import TrialRecord
+
+
+class PlainDisplay:
+    """One line per epoch and per finished trial: readable in CI logs and files."""
+
+    def __init__(self, console: Console, planned: int, epochs: int, max_params: int, records: list[TrialRecord]):
+        self.console, self.planned, self.epochs, self.max_params = console, planned, epochs, max_params
+        self.records = list(records)
+        self.t0 = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def on_start(self, number: int) -> None:
+        pass
+
+    def on_batch(self, batch: int, logs: dict) -> None:
+        pass
+
+    def on_epoch(self, number: int, epoch: int, acc: float) -> None:
+        self.console.print(f"trial {number} epoch {epoch}/{self.epochs} val_accuracy {acc:.4f}")
+
+    def on_done(self, rec: TrialRecord) -> None:
+        self.records.append(rec)
+        acc = "—" if rec.val_accuracy is None else f"{rec.val_accuracy:.4f}"
+        why = f" ({rec.reason})" if rec.reason else ""
+        self.console.print(
+            f"trial {rec.number} {rec.status}{why}: params {rec.params or 0:,} val_accuracy {acc} epochs "
+            f"{rec.epochs} steps {rec.steps} {rec.wall_seconds:.1f}s [{len(self.records)}/{self.planned} trials, "
+            f"{time.monotonic() - self.t0:.0f}s]  {rec.architecture}")
+
+
+class LiveDisplay(PlainDisplay):
+    """Trials done / planned with ETA, the current trial's epoch bar with live loss/accuracy, top trials."""
+
+    def __init__(self, console: Console, planned: int, epochs: int, max_params: int, records: list[TrialRecord],
+                 steps_per_epoch: int):
+        super().__init__(console, planned, epochs, max_params, records)
+        self.steps_per_epoch = steps_per_epoch
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=console)
+        self.trials_task = self.progress.add_task("trials", total=planned, completed=len(records), info="")
+        self.epoch_task = self.progress.add_task("epoch", total=steps_per_epoch, info="")
+        self.live = Live(self._render(), console=console, refresh_per_second=4)
+        self.current, self.epoch = -1, 1
+
+    def _render(self):
+        return Group(self.progress, leaderboard(self.records, self.max_params, top=8, title="Top trials"),
+                     summary_line(self.records))
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.live.__exit__(*exc)
+
+    def on_start(self, number: int) -> None:
+        self.current, self.epoch = number, 1
+        self.progress.reset(self.epoch_task, total=self.steps_per_epoch,
+                            description=f"trial {number} epoch 1/{self.epochs}", info="")
+
+    def on_batch(self, batch: int, logs: dict) -> None:
+        self.progress.update(self.epoch_task, completed=batch + 1,
+                             info=f"loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.4f}")
+
+    def on_epoch(self, number: int, epoch: int, acc: float) -> None:
+        self.epoch = epoch + 1
+        self.progress.reset(self.epoch_task, total=self.steps_per_epoch,
+                            description=f"trial {number} epoch {min(self.epoch, self.epochs)}/{self.epochs} "
+                                        f"(last val {acc:.4f})", info="")
+
+    def on_done(self, rec: TrialRecord) -> None:
+        self.records.append(rec)
+        self.progress.update(self.trials_task, completed=len(self.records))
+        self.live.update(self._render())

@@ -1,0 +1,149 @@
+"""Run directories and trial records: where a search's results live and how they read back.
+
+A run is ``reports/<RUN>/`` with ``run.json`` (what was searched and how) and, by default, the
+Optuna study in ``study.db`` (SQLite). Each trial keeps its record in Optuna user attributes, so
+any process can read the leaderboard from storage while a search is running elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.errors import RunError
+
+STATUSES = ("complete", "pruned", "rejected", "failed", "running")
+META = "run.json"
+
+
+@dataclass
+class RunMeta:
+    """Everything needed to rebuild a run's candidates and data without the search machinery."""
+
+    name: str
+    budget: str
+    budgets_file: str
+    space: str
+    dataset: str
+    data_dir: str | None
+    seed: int
+    trials: int
+    timeout: float
+    max_epochs: int
+    train_subset: int
+    storage: str
+    study: str
+    driver: str = "optuna"
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the leaderboard and reports see it, whatever driver produced it."""
+
+    number: int
+    status: str
+    values: dict[str, Any] = field(default_factory=dict)
+    params: int | None = None
+    trainable_params: int | None = None
+    macs: int | None = None
+    final_rf: list[float] | None = None
+    architecture: str = ""
+    val_accuracy: float | None = None
+    curve: list[float] = field(default_factory=list)  # validation accuracy per epoch
+    epochs: int = 0
+    steps: int = 0  # optimizer steps actually taken (0 for a rejected candidate)
+    wall_seconds: float = 0.0
+    reason: str = ""
+    repairs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_dir(run: str, reports_dir: str | Path = "reports") -> Path:
+    """A run name (under ``reports_dir``) or a path to a run directory."""
+    p = Path(run)
+    if (p / META).is_file():
+        return p
+    return Path(reports_dir) / run
+
+
+def load_meta(path: Path) -> RunMeta:
+    f = path / META
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{f}: no such run (start one with `budgetnas search`)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{f}: cannot read run metadata: {exc}") from None
+    try:
+        return RunMeta(**data)
+    except TypeError as exc:
+        raise RunError(f"{f}: unexpected run metadata ({exc})") from None
+
+
+def save_meta(path: Path, meta: RunMeta) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (META + ".tmp")
+    tmp.write_text(meta.to_json(), encoding="utf-8")
+    tmp.replace(path / META)
+
+
+def default_storage(path: Path) -> str:
+    return f"sqlite:///{path.resolve() / 'study.db'}"
+
+
+def records_from_study(study) -> list[TrialRecord]:
+    """Trial records from an Optuna study (any storage), in trial order."""
+    import optuna
+
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        status = attrs.get("status")
+        if status is None or t.state == optuna.trial.TrialState.RUNNING:
+            status = {"RUNNING": "running", "COMPLETE": "complete", "PRUNED": "pruned",
+                      "FAIL": "failed", "WAITING": "running"}[t.state.name]
+        rec = TrialRecord(
+            number=t.number, status=status, values=attrs.get("values", dict(t.params)),
+            params=attrs.get("params"), trainable_params=attrs.get("trainable_params"),
+            macs=attrs.get("macs"), final_rf=attrs.get("final_rf"), architecture=attrs.get("architecture", ""),
+            val_accuracy=attrs.get("val_accuracy"), curve=list(attrs.get("curve", [])),
+            epochs=attrs.get("epochs", 0), steps=attrs.get("steps", 0),
+            wall_seconds=attrs.get("wall_seconds", 0.0), reason=attrs.get("reason", ""),
+            repairs=list(attrs.get("repairs", [])),
+        )
+        if status == "failed" and "status" not in attrs:
+            rec.reason = "its process ended while training (no result recorded)"
+        if rec.status == "running" and t.intermediate_values:
+            rec.curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+            rec.epochs = len(rec.curve)
+            rec.val_accuracy = rec.curve[-1]
+        out.append(rec)
+    return out
+
+
+def load_records(path: Path, storage: str | None = None) -> tuple[RunMeta, list[TrialRecord]]:
+    """Read a run's metadata and every trial record from its storage."""
+    import optuna
+
+    meta = load_meta(path)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=meta.study, storage=storage or meta.storage)
+    except KeyError:
+        raise RunError(f"{path}: study {meta.study!r} not found in {storage or meta.storage}") from None
+    return meta, records_from_study(study)
+
+
+def ranked(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Trials with a validation score: completed ones first, then best accuracy, then fewer params."""
+    scored = [r for r in records if r.val_accuracy is not None and r.status in ("complete", "pruned", "running")]
+    return sorted(scored, key=lambda r: (r.status != "complete", -(r.val_accuracy or 0.0), r.params or 0))
