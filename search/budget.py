@@ -154,6 +154,7 @@ def parse_budget(name: str, table: Mapping[str, Any], path: str, root: Path) -> 
             raise ConfigError(f"{path}: {where}.search.{key}: unknown key (known: {', '.join(known)})")
         typ = {"int": int, "float": float, "bool": bool}[known[key]]
         sd[key] = _typed(path, f"{where}.search.{key}", value, typ)
+    sd.setdefault("epochs", min(SearchDefaults.epochs, t["epochs"]))
     search = SearchDefaults(**sd)
     if search.epochs > t["epochs"]:
         raise ConfigError(f"{path}: {where}.search.epochs = {search.epochs} exceeds {where}.epochs = {t['epochs']}")

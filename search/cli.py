@@ -18,6 +18,8 @@ from rich.console import Console
 
 from search.errors import BudgetNasError, ConfigError
 
+DEFAULT_BUDGET = "mnist-15k"
+
 
 def _quiet_tf() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -267,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_rf)
 
     s = sub.add_parser("search", help="run a budgeted architecture search")
-    s.add_argument("--budget", required=True)
+    s.add_argument("--budget", default=DEFAULT_BUDGET, help=f"named budget (default: {DEFAULT_BUDGET})")
     s.add_argument("--space", help="space file (default: the budget's)")
     s.add_argument("--trials", type=int, help="total trials (default: the budget's)")
     s.add_argument("--timeout", type=float, help="stop proposing after this many minutes")

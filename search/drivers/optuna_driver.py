@@ -76,7 +76,8 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             trial.report(acc, epoch)
             if on_epoch is not None:
                 on_epoch(trial.number, epoch, acc)
-            if trial.should_prune():
+            # The last epoch has nothing left to save: such a trial completes, never counts as pruned.
+            if epoch < ctx.epochs and trial.should_prune():
                 raise Pruned()
 
         try:

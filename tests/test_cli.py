@@ -1,0 +1,157 @@
+"""The command line, in-process, on real (tiny) data: listing, describe, rf, errors, search, resume."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from search.cli import main
+from tests.conftest import ROOT
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_lists(capsys):
+    code, out, _ = run(capsys, "spaces")
+    assert code == 0 and "mnist_tiny.toml" in out and "seed_mnist_13794" in out
+    code, out, _ = run(capsys, "budgets")
+    assert code == 0 and "mnist-15k" in out and "cifar10-sep-100k" in out
+
+
+def test_describe_json_fixed_space(capsys):
+    code, out, _ = run(capsys, "describe", ROOT / "spaces" / "seed_mnist_13794.toml", "--budget", "mnist-15k", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["total_params"] == 13794 and d["trainable_params"] == 13582
+    assert d["within_budget"] is True and d["violations"] == []
+    last = [r for r in d["layers"] if r["kind"] == "Conv2D"][-1]
+    assert last["rf"] == [28, 28] and last["jump"] == [2, 2] and last["start"] == [13.5, 13.5]
+    assert {"name", "kind", "output_shape", "params"} <= set(last)
+
+
+def test_describe_samples_and_verdicts(capsys):
+    code, out, _ = run(capsys, "describe", ROOT / "spaces" / "cifar10_base_network.toml", "--budget",
+                       "cifar10-sep-100k", "--json")
+    d = json.loads(out)
+    assert d["within_budget"] is False and d["total_params"] == 1172410
+    assert any(v.startswith("layers: Conv2D is forbidden") for v in d["violations"])
+    code, out, _ = run(capsys, "describe", ROOT / "spaces" / "mnist_tiny.toml", "--budget", "mnist-8k",
+                       "--sample", "3", "--seed", "1", "--json")
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert len(objs) == 3 and all(o["total_params"] <= 8000 for o in objs if o["within_budget"])
+
+
+def test_describe_renders_a_table(capsys):
+    code, out, _ = run(capsys, "describe", ROOT / "spaces" / "seed_mnist_13794.toml")
+    assert code == 0 and "Total params 13,794 (trainable 13,582)" in out and "conv2d_1" in out
+
+
+def test_rf_of_a_saved_model(capsys, tmp_path):
+    from search.build import build_model
+    from search.space import load_space
+
+    path = tmp_path / "m.keras"
+    build_model(load_space(ROOT / "spaces" / "seed_cifar10_separable_81973.toml"), {}).save(path)
+    code, out, _ = run(capsys, "rf", path, "--json")
+    d = json.loads(out)
+    assert code == 0 and d["total_params"] == 81973 and d["layers"][-2]["rf"] == [44, 44]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["describe", "nope.toml"], "nope.toml: no such space file"),
+    (["describe", "{bad}"], "bad.toml: blocks[0].chanels: unknown key"),
+    (["describe", ROOT / "spaces" / "mnist_tiny.toml", "--budget", "mnist-1"], "no budget named 'mnist-1'"),
+    (["describe", ROOT / "spaces" / "mnist_tiny.toml", "--values", "{\"blocks[0].channels\": 7}"],
+     "no value given for parameter"),
+    (["rf", "{junk}"], "junk.keras: cannot load as a Keras model"),
+    (["leaderboard", "no-such-run", "--reports-dir", "{tmp}"], "no such run"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, fragment):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name="b"\n[input]\nshape=[28,28,1]\nclasses=10\n[[blocks]]\nkind="conv"\nchanels=4\n'
+                   '[head]\nkind="gap"\n')
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    argv = [str(a).replace("{bad}", str(bad)).replace("{junk}", str(junk)).replace("{tmp}", str(tmp_path))
+            for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and fragment in err
+    assert "Traceback" not in err
+
+
+def test_bad_input_exits_2_without_traceback_as_a_process(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "search", "describe", str(tmp_path / "missing.toml")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == f"budgetnas: error: {tmp_path / 'missing.toml'}: no such space file"
+
+
+# ------------------------------------------------------------------ search, end to end on tiny real data
+def board(capsys, reports, run_name):
+    code, out, _ = run(capsys, "leaderboard", run_name, "--reports-dir", reports, "--json")
+    assert code == 0
+    return json.loads(out)
+
+
+def test_search_persists_resumes_and_refuses_to_overwrite(capsys, tmp_path, tiny_budgets):
+    reports = tmp_path / "reports"
+    common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r1", "--reports-dir", reports]
+    code, out, err = run(capsys, *common, "--trials", "2")
+    assert code == 0, err
+    assert "Leaderboard — r1" in out and "2 trials:" in out
+    first = board(capsys, reports, "r1")
+    assert len(first["trials"]) == 2
+    assert (reports / "r1" / "study.db").is_file() and (reports / "r1" / "space.toml").is_file()
+    for t in first["trials"]:
+        assert {"number", "status", "params", "macs", "val_accuracy", "epochs", "reason"} <= set(t)
+        assert t["status"] in ("complete", "pruned") and t["params"] <= 15000 and t["architecture"]
+        assert len(t["curve"]) == t["epochs"] >= 1 and t["steps"] > 0
+
+    code, _, err = run(capsys, *common, "--trials", "3")
+    assert code == 2 and "exists; continue it with --resume" in err
+
+    code, out, err = run(capsys, *common, "--trials", "3", "--resume")
+    assert code == 0, err
+    after = board(capsys, reports, "r1")
+    assert [t["number"] for t in after["trials"]] == [0, 1, 2]
+    strip = lambda ts: [{k: v for k, v in t.items() if k != "rank"} for t in ts]  # noqa: E731
+    assert strip(after["trials"][:2]) == strip(first["trials"])  # finished trials are untouched
+
+    code, out, _ = run(capsys, "leaderboard", reports / "r1", "--top", "2")
+    assert code == 0 and "Leaderboard — r1" in out and "3 trials:" in out
+
+
+def test_resume_marks_trials_of_a_dead_process_failed(capsys, tmp_path, tiny_budgets):
+    import optuna
+
+    reports = tmp_path / "reports"
+    common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r2", "--reports-dir", reports]
+    assert run(capsys, *common, "--trials", "1", "--max-epochs", "1")[0] == 0
+    meta = json.loads((reports / "r2" / "run.json").read_text())
+    optuna.load_study(study_name=meta["study"], storage=meta["storage"]).ask()  # a trial whose process died
+    code, out, err = run(capsys, *common, "--trials", "3", "--resume")
+    assert code == 0, err
+    assert "1 trial(s) left running by an earlier process marked failed" in out
+    trials = board(capsys, reports, "r2")["trials"]
+    assert trials[1]["status"] == "failed" and "process ended" in trials[1]["reason"]
+    assert len(trials) == 3
+
+
+def test_over_budget_candidates_are_rejected_without_training(capsys, tmp_path, tiny_budgets):
+    reports = tmp_path / "reports"
+    code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny-strict", "--name", "r3",
+                         "--reports-dir", reports, "--trials", "4", "--json")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    rejected = [t for t in result["trials"] if t["status"] == "rejected"]
+    assert rejected, "repair is off and the budget is tiny: some samples must be rejected"
+    for t in rejected:
+        assert t["steps"] == 0 and t["epochs"] == 0 and t["reason"].startswith("params:")
+        assert t["params"] > 3000
+    assert result["counts"]["rejected"] == len(rejected)
+    assert result["counts"]["rejected_by_reason"] == {"params": len(rejected)}

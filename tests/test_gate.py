@@ -1,0 +1,101 @@
+"""The budget gate: exact verdicts, every reason, repair, and the smallest-network check."""
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from search import gate
+from search.budget import load_budgets
+from search.errors import OverBudgetError
+from search.space import load_space, parse_space
+from tests.conftest import ROOT
+
+BUDGETS = load_budgets(ROOT / "budgets.toml")
+PAIRS = [(name, b.space) for name, b in BUDGETS.items()]
+
+
+@pytest.mark.parametrize("name, space_path", PAIRS, ids=[p[0] for p in PAIRS])
+def test_at_least_90_percent_of_random_samples_pass_after_repair(name, space_path):
+    budget, space = BUDGETS[name], load_space(space_path)
+    rng = random.Random(0)
+    n, passed, repaired = 200, 0, 0
+    for _ in range(n):
+        verdict, _ = gate.admit(budget, space, space.sample(rng), build=False)
+        passed += verdict.ok
+        repaired += bool(verdict.repairs)
+    ratio = passed / n
+    print(f"{name}: {ratio:.0%} pass after repair ({repaired} repaired)")
+    assert ratio >= 0.9
+
+
+@pytest.mark.parametrize("name, space_path", PAIRS, ids=[p[0] for p in PAIRS])
+def test_repaired_candidates_are_within_budget_by_the_keras_count(name, space_path):
+    budget, space = BUDGETS[name], load_space(space_path)
+    rng = random.Random(1)
+    for _ in range(3):
+        verdict, model = gate.admit(budget, space, space.sample(rng))
+        if verdict.ok:
+            assert model is not None and model.count_params() <= budget.max_params
+            assert model.count_params() == verdict.total_params
+
+
+def test_repair_shrinks_widths_and_records_it():
+    budget, space = BUDGETS["mnist-8k"], load_space(ROOT / "spaces" / "mnist_tiny.toml")
+    values = {p.name: max(p.domain.options) if p.name.endswith(("channels", "repeat")) else p.domain.options[0]
+              for p in space.params}
+    raw, _ = gate.admit(budget, space, values, allow_repair=False, build=False)
+    assert not raw.ok and raw.violations[0].startswith("params:")
+    fixed, _ = gate.admit(budget, space, values, build=False)
+    assert fixed.ok and fixed.total_params <= 8000
+    assert any("channels" in r and "→" in r for r in fixed.repairs)
+
+
+def test_every_reason_is_reported():
+    space = parse_space({
+        "name": "t", "input": {"shape": [32, 32, 3], "classes": 10},
+        "blocks": [{"kind": "conv", "channels": 64}, {"kind": "pointwise", "channels": 64}],
+        "head": {"kind": "flatten", "hidden": [32]},
+    }, "t.toml")
+    budget = replace(BUDGETS["cifar10-sep-100k"], max_macs=1000)
+    verdict, model = gate.admit(budget, space, {}, allow_repair=False)
+    assert model is None and not verdict.ok
+    kinds = [v.split(":")[0] for v in verdict.violations]
+    assert kinds == ["params", "layers", "layers", "batchnorm", "dropout", "macs", "rf"]
+    assert "Conv2D is forbidden (conv2d_1, conv2d_2)" in verdict.violations[1]
+
+
+def test_a_map_below_1x1_is_rejected_before_building():
+    space = parse_space({
+        "name": "t", "input": {"shape": [8, 8, 1], "classes": 10},
+        "blocks": [{"kind": "conv", "channels": 4, "kernel": 5}, {"kind": "conv", "channels": 4, "kernel": 5}],
+        "head": {"kind": "gap"},
+    }, "t.toml")
+    verdict, model = gate.admit(BUDGETS["mnist-15k"], space, {}, allow_repair=False)
+    assert model is None and "below 1x1" in verdict.violations[0]
+
+
+def test_trainable_only_counting():
+    space = load_space(ROOT / "spaces" / "seed_mnist_13794.toml")
+    total = replace(BUDGETS["mnist-15k"], max_params=13_600)
+    trainable = replace(total, count="trainable")
+    assert not gate.admit(total, space, {}, build=False)[0].ok  # 13,794 > 13,600
+    assert gate.admit(trainable, space, {}, build=False)[0].ok  # 13,582 ≤ 13,600
+
+
+def test_space_whose_smallest_network_breaks_the_budget_is_refused():
+    budget = replace(BUDGETS["mnist-8k"], max_params=500)
+    space = load_space(ROOT / "spaces" / "mnist_tiny.toml")
+    values, n = gate.smallest(budget, space)
+    assert n == gate.admit(budget, space, values, allow_repair=False, build=True)[0].total_params
+    with pytest.raises(OverBudgetError, match=r"budget 'mnist-8k' \(500 total params\).*mnist_tiny.toml.*"
+                                              rf"{n:,} params"):
+        gate.check_space_fits(budget, space)
+
+
+def test_shipped_fixed_baselines_against_their_budgets():
+    seed = load_space(ROOT / "spaces" / "seed_cifar10_separable_81973.toml")
+    gate.check_space_fits(BUDGETS["cifar10-sep-100k"], seed)  # the hand-made net meets task 3's rules
+    base = load_space(ROOT / "spaces" / "cifar10_base_network.toml")
+    with pytest.raises(OverBudgetError):
+        gate.check_space_fits(BUDGETS["cifar10-sep-100k"], base)
