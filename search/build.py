@@ -204,14 +204,17 @@ def keras_layer(spec: LayerSpec, incoming: tuple[int, ...], name: str | None = N
     return getattr(layers, spec.kind)(name=name, **args)
 
 
-def build_model(space: Space, values: Mapping[str, Any], name: str | None = None):
+def build_model(space: Space, values: Mapping[str, Any], name: str | None = None, seed: int | None = None):
     """Build the Keras model for ``values`` in ``space`` (a plain dict replays any trial)."""
-    return build_architecture(space.resolve(values), name=name or space.name)
+    return build_architecture(space.resolve(values), name=name or space.name, seed=seed)
 
 
-def build_architecture(arch: Architecture, name: str = "budgetnas"):
+def build_architecture(arch: Architecture, name: str = "budgetnas", seed: int | None = None):
+    """Create the Keras model; ``seed`` fixes the initial weights (all Python/NumPy/TF RNGs are seeded)."""
     import keras
 
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=arch.input_shape, name="image")
     x = inputs
     counts: dict[str, int] = {}

@@ -19,6 +19,7 @@ from rich.console import Console
 from search.errors import BudgetNasError, ConfigError
 
 DEFAULT_BUDGET = "mnist-15k"
+FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
 
 
 def _quiet_tf() -> None:
@@ -240,6 +241,116 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ finalists, reports, export
+def _seed_printer(console):
+    def on_seed(label: str, seed: int, acc: float) -> None:
+        console.print(f"{label} seed {seed}: test accuracy {100 * acc:.2f}%")
+    return on_seed
+
+
+def _finalists_table(finalists, title: str):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in ("finalist", "params", "MACs", "test mean ± std", "test min", "seeds", "train time"):
+        t.add_column(col, justify="left" if col == "finalist" else "right")
+    for f in finalists:
+        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", f"{100 * f.mean:.2f}% ± {100 * f.std:.2f}",
+                  f"{100 * f.minimum:.2f}%", str(len(f.seeds)), f"{f.train_seconds / 60:.1f} min")
+    return t
+
+
+def _print_outcome(console, path: Path, finalists) -> None:
+    from search import gate
+    from search.report.document import space_for, winner
+    from search.report.leaderboard import layer_table
+    from search.session import open_run
+
+    meta, budget, space, _ = open_run(path)
+    console.print(_finalists_table(finalists, f"Finalists — {meta.name} (test accuracy, final epoch)"))
+    w = winner(finalists)
+    if w is not None:
+        verdict, _ = gate.admit(budget, space_for(w, space), w.values, allow_repair=False, build=False)
+        if verdict.table is not None:
+            console.print(layer_table(verdict.table, title=f"Winner {w.label}: per-layer table"))
+    console.print(f"report: {path / 'report.html'}")
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    _quiet_tf()
+    from search.runs import run_dir
+    from search.session import retrain_run
+
+    console = _console()
+    path = run_dir(args.run, args.reports_dir)
+    fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console))
+    _print_outcome(console, path, fins)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from search.budget import get_budget
+    from search.space import load_space
+
+    budget = get_budget(args.budget, args.budgets)
+    name = args.name or f"train-{load_space(args.space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _quiet_tf()
+    from search.session import train_fixed
+
+    console = _console()
+    fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
+                      args.data_dir, args.seed, _seed_printer(console))
+    _print_outcome(console, Path(args.reports_dir) / name, [fin])
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _quiet_tf()
+    from search.runs import run_dir
+    from search.session import write_run_report
+
+    for p in write_run_report(run_dir(args.run, args.reports_dir)):
+        print(p)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from search.export import parse_formats
+
+    formats = parse_formats(args.format)
+    _quiet_tf()
+    from search import finalists as fin_mod
+    from search import gate
+    from search.errors import RunError
+    from search.export import export, model_card
+    from search.report.document import layer_markdown, space_for, winner
+    from search.runs import run_dir
+    from search.session import load_data_splits, open_run
+
+    path = run_dir(args.run, args.reports_dir)
+    meta, budget, space, _ = open_run(path)
+    proto, fins = fin_mod.load(path)
+    if args.trial is not None:
+        chosen = next((f for f in fins if f.trial == args.trial), None)
+        if chosen is None:
+            raise RunError(f"{path}: trial {args.trial} is not a finalist (finalists: "
+                           f"{', '.join(str(f.trial) for f in fins)})")
+    else:
+        chosen = winner(fins)
+    fspace = space_for(chosen, space)
+    ds, train, _ = load_data_splits(budget, fspace, args.data_dir or meta.data_dir, meta.seed)
+    out = Path(args.out) if args.out else path / "export"
+    checks = export(chosen, path, out, formats, train, ds.test, fspace.classes)
+    verdict, _ = gate.admit(budget, fspace, chosen.values, allow_repair=False, build=False)
+    card = model_card(chosen, budget, budget.dataset, checks, layer_markdown(verdict.table), proto)
+    (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    console = _console()
+    for c in checks:
+        console.print(("" if c.ok else "[yellow]") + c.line())
+    console.print(f"exported {chosen.label} to {out}")
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="budgetnas", description="Find small CNNs under a hard parameter budget.")
@@ -291,6 +402,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=10)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("retrain", help="retrain a run's best trials with several seeds; score them on test once")
+    s.add_argument("run")
+    s.add_argument("--top", type=int, help="finalists (default: the budget's)")
+    s.add_argument("--seeds", type=int, help="seeds per finalist (default: the budget's)")
+    s.add_argument("--epochs", type=int, help="epochs (default: the budget's full count)")
+    s.add_argument("--reports-dir", default="reports")
+    s.add_argument("--data-dir", default=None)
+    s.set_defaults(func=cmd_retrain)
+
+    s = sub.add_parser("train", help="train a fixed space (e.g. a hand-made baseline) like a finalist")
+    s.add_argument("space")
+    s.add_argument("--budget", required=True)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--seeds", type=int, default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--recipe", choices=("budget", "baseline"), default="budget",
+                   help="the budget's recipe, or the baseline network's original one")
+    s.add_argument("--name")
+    s.add_argument("--reports-dir", default="reports")
+    s.add_argument("--data-dir", default=None)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("report", help="(re)write a run's report.md/html, plots and trials.csv")
+    s.add_argument("run")
+    s.add_argument("--reports-dir", default="reports")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("export", help="export a finalist as .keras, SavedModel, TFLite (float32, int8) + card")
+    s.add_argument("run")
+    s.add_argument("--trial", type=int, help="finalist trial (default: best mean test accuracy)")
+    s.add_argument("--format", default=",".join(FORMATS_DEFAULT))
+    s.add_argument("--out", help="output folder (default: RUN/export)")
+    s.add_argument("--reports-dir", default="reports")
+    s.add_argument("--data-dir", default=None)
+    s.set_defaults(func=cmd_export)
     return p
 
 

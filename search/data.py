@@ -174,4 +174,7 @@ def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, a
             x = aug(x, training=True)
         return x, tf.one_hot(y, classes)
 
-    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Augmentation draws from a stateful seed generator: calling it in order (one batch at a time)
+    # keeps a seeded run repeatable; prefetch still overlaps it with the training step.
+    parallel = None if aug is not None else tf.data.AUTOTUNE
+    return ds.map(prepare, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)

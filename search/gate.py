@@ -129,11 +129,11 @@ def repair(budget: Budget, space: Space, values: Mapping[str, Any]) -> tuple[dic
 
 
 def admit(budget: Budget, space: Space, values: Mapping[str, Any], *, allow_repair: bool = True,
-          build: bool = True):
+          build: bool = True, seed: int | None = None):
     """Judge (and if allowed repair) one candidate. Returns ``(verdict, keras_model_or_None)``.
 
     With ``build=True`` the verdict comes from the built Keras model (the exact count); the model
-    is returned only when the candidate is within budget.
+    is returned only when the candidate is within budget; ``seed`` fixes its initial weights.
     """
     space_values = {k: v for k, v in values.items() if not k.startswith("train.")}
     extra = {k: v for k, v in values.items() if k.startswith("train.")}
@@ -148,7 +148,7 @@ def admit(budget: Budget, space: Space, values: Mapping[str, Any], *, allow_repa
     model = None
     if build:
         try:
-            model = build_architecture(arch, name=space.name)
+            model = build_architecture(arch, name=space.name, seed=seed)
         except ValueError as exc:  # Keras refuses some combinations (e.g. stride with dilation)
             return Verdict(False, (f"build: {exc}",), {**space_values, **extra}, tuple(repairs),
                            architecture=arch.describe()), None

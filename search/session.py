@@ -104,3 +104,97 @@ def steps_per_epoch(ctx: SearchContext) -> int:
     bs = ctx.budget.train.batch_size
     size = bs if isinstance(bs, int) else min(bs.options)
     return math.ceil(len(ctx.train) / size)
+
+
+# ------------------------------------------------------------------ after the search
+def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epochs: int, seeds: list[int],
+             name: str) -> dict:
+    return {"name": name, "space": space.path, "seed": meta_seed, "validation": len(val),
+            "train_images": len(train), "test_images": len(test), "epochs": epochs, "seeds": seeds,
+            "input_shape": list(space.input_shape), "classes": space.classes}
+
+
+def open_run(path: Path) -> tuple[RunMeta, Budget, Space, list]:
+    """A run's metadata, budget, searched space and trial records (none for a `train` run)."""
+    from search.runs import load_records
+
+    meta = load_meta(path)
+    budget = get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
+    space = load_space(path / "space.toml")
+    records = load_records(path)[1] if meta.driver != "train" else []
+    return meta, budget, space, records
+
+
+def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
+                on_seed=None) -> list:
+    """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report."""
+    from search import finalists as fin_mod
+    from search.runs import ranked
+
+    meta, budget, space, records = open_run(path)
+    top = top if top is not None else budget.search.finalists
+    n_seeds = seeds if seeds is not None else budget.search.seeds
+    epochs = epochs if epochs is not None else budget.epochs
+    chosen = [r for r in ranked(records) if r.status == "complete"][:top]
+    if not chosen:
+        raise RunError(f"{path}: no completed trial to retrain")
+    ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
+    seed_list = [meta.seed + i for i in range(n_seeds)]
+    proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
+    done = []
+    for r in chosen:
+        recipe = budget.train.resolve(r.values)
+        done.append(fin_mod.retrain(f"trial {r.number}", r.number, budget, space, r.values, recipe, train, val,
+                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, on_seed))
+        fin_mod.save(path, done, proto)  # partial results survive an interrupted retrain
+    write_run_report(path)
+    return done
+
+
+def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, epochs: int | None,
+                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None):
+    """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting."""
+    from search import finalists as fin_mod
+
+    space = load_space(space_path)
+    if space.params:
+        raise ConfigError(f"{space_path}: has {len(space.params)} free choices; `train` needs a fixed space")
+    if recipe_kind == "baseline":
+        if budget.baseline_train is None:
+            raise ConfigError(f"{budget.file}: budget {budget.name!r} has no baseline_train recipe")
+        recipe = budget.baseline_train
+    else:
+        if budget.train.params():
+            raise ConfigError(f"{budget.file}: {budget.name}.train has choices; `train` needs a fixed recipe")
+        recipe = budget.train
+    path = Path(reports_dir) / name
+    if (path / "run.json").exists():
+        raise RunError(f"{path}: a run with this name exists; pick another --name")
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(space_path, path / "space.toml")
+    epochs = epochs or budget.epochs
+    meta = RunMeta(name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
+                   space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=data_dir, seed=seed,
+                   trials=0, timeout=0, max_epochs=epochs, train_subset=0, storage="", study="", driver="train")
+    save_meta(path, meta)
+    ds, train, val = load_data_splits(budget, space, data_dir, seed)
+    seed_list = [seed + i for i in range(seeds)]
+    proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)
+    proto["recipe"] = recipe_kind
+    fin = fin_mod.retrain(space.name, None, budget, space, {}, recipe.resolve({}), train, val, ds.test, epochs,
+                          seed_list, path / "finalists", None, on_seed)
+    fin_mod.save(path, [fin], proto)
+    write_run_report(path)
+    return fin
+
+
+def write_run_report(path: Path) -> list[Path]:
+    from search import finalists as fin_mod
+    from search.report.document import write_report
+
+    meta, budget, space, records = open_run(path)
+    try:
+        proto, fins = fin_mod.load(path)
+    except RunError:
+        proto, fins = {"name": meta.name, "space": space.path, "seed": meta.seed}, []
+    return write_report(path, meta if meta.driver != "train" else None, budget, space, records, fins, proto)

@@ -47,7 +47,7 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
     ``on_epoch(epoch, val_accuracy)`` may raise :class:`Pruned` to stop training early.
     """
     t0 = time.perf_counter()
-    verdict, model = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair)
+    verdict, model = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair, seed=ctx.seed + number)
     rec = TrialRecord(
         number=number, status="running", values=dict(verdict.values), params=verdict.total_params,
         trainable_params=verdict.trainable_params, macs=verdict.macs, final_rf=list(verdict.final_rf),

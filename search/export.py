@@ -1,0 +1,148 @@
+"""Export a finalist: .keras, SavedModel, TFLite float32 and full-integer int8, and a model card.
+
+Every exported model takes raw pixels (0–255, H×W×C): the Rescaling layer at its input carries the
+normalisation without adding parameters. Each format is checked against the test set on export.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.data import Arrays
+from search.errors import ConfigError
+from search.finalists import Finalist
+
+FORMATS = ("keras", "savedmodel", "tflite", "tflite-int8")
+
+
+@dataclass
+class Check:
+    format: str
+    path: str
+    accuracy: float
+    reference: float
+    tolerance: float | None  # points; None: must be exact
+
+    @property
+    def ok(self) -> bool:
+        gap = abs(self.accuracy - self.reference) * 100
+        return gap == 0 if self.tolerance is None else gap <= self.tolerance
+
+    def line(self) -> str:
+        gap = (self.accuracy - self.reference) * 100
+        rule = "exactly" if self.tolerance is None else f"within {self.tolerance} points"
+        verdict = "ok" if self.ok else f"WARNING: misses by {abs(gap):.2f} points"
+        return (f"{self.format}: test accuracy {100 * self.accuracy:.2f}% vs {100 * self.reference:.2f}% "
+                f"({gap:+.2f} points; required {rule}): {verdict}")
+
+
+def parse_formats(raw: str) -> list[str]:
+    out = [f.strip() for f in raw.split(",") if f.strip()]
+    bad = [f for f in out if f not in FORMATS]
+    if bad or not out:
+        raise ConfigError(f"--format {raw!r}: choose from {', '.join(FORMATS)}")
+    return out
+
+
+def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_path=str(path))
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    preds = []
+    for i in range(0, len(x), 500):
+        batch = x[i:i + 500].astype(inp["dtype"]) if inp["dtype"] != np.int8 else (
+            x[i:i + 500].astype(np.int16) - 128).astype(np.int8)
+        interp.resize_tensor_input(inp["index"], batch.shape)
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], batch)
+        interp.invoke()
+        preds.append(interp.get_tensor(out["index"]).argmax(axis=1))
+    return np.concatenate(preds)
+
+
+def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], train: Arrays, test: Arrays,
+           classes: int) -> list[Check]:
+    """Write the chosen seed's model in every format to ``out`` and check each against the test set."""
+    import keras
+    import tensorflow as tf
+
+    seed = finalist.chosen_seed()
+    out.mkdir(parents=True, exist_ok=True)
+    src = run_path / "finalists" / seed.model_file
+    model = keras.saving.load_model(src, compile=False)
+    reference = seed.test_accuracy
+    x = test.x.astype(np.float32)
+    checks: list[Check] = []
+    keras_path = out / "model.keras"
+    shutil.copyfile(src, keras_path)
+    if "keras" in formats:
+        reloaded = keras.saving.load_model(keras_path, compile=False)
+        from search.trainer import evaluate
+
+        acc, _ = evaluate(reloaded, test, classes)
+        checks.append(Check("keras", str(keras_path), acc, reference, None))
+    saved = out / "saved_model"
+    if any(f in formats for f in ("savedmodel", "tflite", "tflite-int8")):
+        if saved.exists():
+            shutil.rmtree(saved)
+        model.export(str(saved), verbose=False)
+    if "savedmodel" in formats:
+        loaded = tf.saved_model.load(str(saved))
+        preds = np.concatenate([np.asarray(loaded.serve(x[i:i + 1000])).argmax(axis=1)
+                                for i in range(0, len(x), 1000)])
+        checks.append(Check("savedmodel", str(saved), float((preds == test.y).mean()), reference, 0.0))
+    if "tflite" in formats:
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        path = out / "model_float32.tflite"
+        path.write_bytes(conv.convert())
+        acc = float((_tflite_predict(path, x) == test.y).mean())
+        checks.append(Check("tflite", str(path), acc, reference, 0.1))
+    if "tflite-int8" in formats:
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        rng = np.random.default_rng(0)
+        idx = rng.choice(len(train), size=min(500, len(train)), replace=False)
+        reps = train.x[idx].astype(np.float32)
+        conv.representative_dataset = lambda: ([reps[i:i + 1]] for i in range(len(reps)))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.uint8  # raw pixels 0–255 go straight in
+        conv.inference_output_type = tf.float32
+        path = out / "model_int8.tflite"
+        path.write_bytes(conv.convert())
+        acc = float((_tflite_predict(path, test.x) == test.y).mean())
+        checks.append(Check("tflite-int8", str(path), acc, reference, 0.5))
+    return checks
+
+
+def model_card(finalist: Finalist, budget, dataset: str, checks: list[Check], table_md: str,
+               protocol: dict) -> str:
+    seed = finalist.chosen_seed()
+    lines = [
+        f"# Model card — {finalist.label} ({budget.name})", "",
+        f"- Dataset: `{dataset}`; input: raw pixels 0–255, shape {protocol.get('input_shape')}; output: "
+        f"{protocol.get('classes')} class probabilities (softmax).",
+        f"- Budget: `{budget.name}` — {budget.description}",
+        f"- Parameters: {finalist.params:,} total ({finalist.trainable_params:,} trainable) — the count Keras "
+        f"prints for `model.keras`; MACs per image: {finalist.macs:,}.",
+        f"- Architecture: `{finalist.architecture}`",
+        f"- Test accuracy over {len(finalist.seeds)} seeds (final epoch {finalist.epochs}): "
+        f"{100 * finalist.mean:.2f}% ± {100 * finalist.std:.2f} (min {100 * finalist.minimum:.2f}%).",
+        f"- These weights: seed {seed.seed} (chosen by final validation accuracy "
+        f"{100 * (seed.final_val_accuracy or 0):.2f}%), test accuracy {100 * seed.test_accuracy:.2f}%.",
+        "- Protocol: architecture chosen on a validation split carved from the training set; test set used "
+        "once per seed after the final epoch.", "",
+        "## Export checks (test set)", "",
+    ]
+    lines += [f"- {c.line()}" for c in checks]
+    lines += ["", "## How to load", "", "```python",
+              "import keras, numpy as np",
+              "model = keras.saving.load_model('model.keras')",
+              "probs = model.predict(images_uint8.astype('float32'))  # N×H×W×C, 0–255",
+              "```", "", "TFLite: `tf.lite.Interpreter('model_float32.tflite')` takes float32 0–255; "
+              "`model_int8.tflite` takes uint8 0–255 directly.", "", "## Layers", "", table_md, ""]
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""Finalists: retrain chosen architectures with several seeds and score them on the test set once.
+
+Selection happened on the validation split; here each finalist trains on the training split for
+the budget's full epoch count (validation curves are recorded for the plots, not used to choose),
+and the test set is evaluated once per seed, after the final epoch. A plain dict of values
+rebuilds each model, so nothing here needs the search machinery.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from search import gate
+from search.budget import Budget, Recipe
+from search.data import Arrays
+from search.space import Space
+
+FILE = "finalists.json"
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    test_accuracy: float
+    final_val_accuracy: float | None
+    train_seconds: float
+    history: dict[str, Any]
+    model_file: str
+    confusion: list[list[int]] = field(default_factory=list)
+
+
+@dataclass
+class Finalist:
+    """One architecture's retraining: per-seed test accuracy and what it costs."""
+
+    label: str  # "trial 12", or the space name for a fixed network
+    trial: int | None
+    space: str  # the space file the values apply to
+    values: dict[str, Any]
+    architecture: str
+    params: int
+    trainable_params: int
+    macs: int
+    final_rf: list[float]
+    epochs: int
+    recipe: dict[str, Any]
+    val_accuracy_search: float | None = None
+    seeds: list[SeedResult] = field(default_factory=list)
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [s.test_accuracy for s in self.seeds]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.accuracies) if len(self.seeds) > 1 else 0.0
+
+    @property
+    def minimum(self) -> float:
+        return min(self.accuracies)
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(s.train_seconds for s in self.seeds)
+
+    def chosen_seed(self) -> SeedResult:
+        """The seed whose model is exported: best *validation* accuracy (never chosen on test)."""
+        return max(self.seeds, key=lambda s: (s.final_val_accuracy or 0.0, -s.seed))
+
+    def summary(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "min": self.minimum, "train_seconds": self.train_seconds}
+
+
+def confusion_matrix(y_true, y_pred, classes: int) -> list[list[int]]:
+    import numpy as np
+
+    m = np.zeros((classes, classes), dtype=int)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m.tolist()
+
+
+def retrain(label: str, trial: int | None, budget: Budget, space: Space, values: Mapping[str, Any],
+            recipe: Recipe, train: Arrays, val: Arrays, test: Arrays, epochs: int, seeds: list[int],
+            out_dir: Path, val_accuracy_search: float | None = None,
+            on_seed: Callable[[str, int, float], None] | None = None) -> Finalist:
+    """Train ``values`` once per seed; evaluate on ``test`` after the last epoch only."""
+    from search.trainer import evaluate
+    from search.trainer import train as fit
+
+    verdict, _ = gate.admit(budget, space, values, allow_repair=False, build=False)
+    fin = Finalist(label=label, trial=trial, space=space.path, values=dict(values), architecture=verdict.architecture,
+                   params=verdict.total_params, trainable_params=verdict.trainable_params, macs=verdict.macs,
+                   final_rf=list(verdict.final_rf), epochs=epochs, recipe=asdict(recipe),
+                   val_accuracy_search=val_accuracy_search)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
+        if model is None:
+            # Fixed baselines (e.g. the 1.17M-param base network) may break the budget they are compared in.
+            from search.build import build_model
+
+            model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
+        t0 = time.perf_counter()
+        history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes)
+        seconds = time.perf_counter() - t0
+        acc, pred = evaluate(model, test, space.classes)
+        name = f"{_slug(label)}_seed{seed}.keras"
+        save_plain(model, out_dir / name)
+        fin.seeds.append(SeedResult(seed, acc, history.val_accuracy[-1] if history.val_accuracy else None,
+                                    seconds, history.as_dict(), name, confusion_matrix(test.y, pred, space.classes)))
+        if on_seed is not None:
+            on_seed(label, seed, acc)
+    return fin
+
+
+def save_plain(model, path: Path) -> None:
+    """Save weights and architecture only (no optimizer, no custom schedule): loads in plain Keras."""
+    import keras
+
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    clean.save(path)
+
+
+def _slug(label: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
+
+
+def save(path: Path, finalists: list[Finalist], protocol: dict[str, Any]) -> None:
+    data = {"protocol": protocol, "finalists": [{**asdict(f), "summary": f.summary()} for f in finalists]}
+    tmp = path / (FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.replace(path / FILE)
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[Finalist]]:
+    from search.errors import RunError
+
+    f = path / FILE
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{f}: no finalists yet (run `budgetnas retrain` first)") from None
+    out = []
+    for d in data["finalists"]:
+        d = dict(d)
+        d.pop("summary", None)
+        seeds = [SeedResult(**s) for s in d.pop("seeds")]
+        out.append(Finalist(**d, seeds=seeds))
+    return data["protocol"], out

@@ -1,0 +1,207 @@
+"""The run report: ``report.md``, a self-contained ``report.html`` (plots embedded), ``trials.csv``.
+
+``render_markdown`` and ``trials_csv`` are pure; :func:`write_report` saves the files and figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from search import gate
+from search.budget import Budget
+from search.finalists import Finalist
+from search.receptive import LayerTable, fmt_pair
+from search.runs import RunMeta, TrialRecord, ranked
+from search.space import Space
+
+FIGURES = {
+    "curves.png": "Learning curves of the finalists",
+    "accuracy_vs_params.png": "Validation accuracy against parameter count (all trials)",
+    "best_so_far.png": "Best validation accuracy over search time",
+    "confusion.png": "Confusion matrix of the winner (test set, chosen seed)",
+}
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f}%"
+
+
+def layer_markdown(table: LayerTable) -> str:
+    lines = ["| layer | kind | output | params | MACs | k/s/d | jump | RF | start |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for r in table.rows:
+        ksd = "—" if r.kernel is None else "/".join(fmt_pair(p) for p in (r.kernel, r.stride or (1, 1),
+                                                                           r.dilation or (1, 1)))
+        lines.append(f"| {r.name} | {r.kind} | {'×'.join(map(str, r.output_shape))} | {r.params:,} | {r.macs:,} | "
+                     f"{ksd} | {fmt_pair(r.jump)} | {fmt_pair(r.rf)} | {fmt_pair(r.start)} |")
+    lines.append(f"| **total** | | | **{table.total_params:,}** | **{table.macs:,}** | | | "
+                 f"final RF {fmt_pair(table.final_rf)} | |")
+    return "\n".join(lines)
+
+
+def winner(finalists: list[Finalist]) -> Finalist | None:
+    """Among searched finalists (not baselines), the best mean test accuracy."""
+    searched = [f for f in finalists if f.trial is not None] or finalists
+    return max(searched, key=lambda f: f.mean, default=None)
+
+
+def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
+                    finalists: list[Finalist], protocol: dict[str, Any], figures: list[str]) -> str:
+    from search.report.leaderboard import summary_line
+
+    out = [f"# budgetnas report — {meta.name if meta else protocol.get('name', '')}", ""]
+    rules = [f"dataset `{budget.dataset}`", f"≤ {budget.max_params:,} {budget.count} params",
+             f"{budget.epochs} epochs"]
+    if budget.forbidden_layers:
+        rules.append("forbidden layers: " + ", ".join(budget.forbidden_layers))
+    if budget.require_batchnorm:
+        rules.append("BatchNorm required")
+    if budget.require_dropout:
+        rules.append("dropout required")
+    if budget.min_final_rf:
+        rules.append(f"final receptive field ≥ {budget.min_final_rf}")
+    if budget.max_macs:
+        rules.append(f"≤ {budget.max_macs:,} MACs")
+    out += [f"## Budget `{budget.name}`", "", budget.description, "", "Rules: " + "; ".join(rules) + ".", ""]
+    if budget.target is not None:
+        out.append(f"Target: test accuracy ≥ {_pct(budget.target)}. Baseline: {budget.baseline_note or '—'}.")
+        out.append("")
+    out += ["## Protocol", "",
+            f"- Space: `{Path(protocol.get('space', space.path)).name}`; seed {protocol.get('seed')}.",
+            f"- Selection: validation split of {protocol.get('validation')} images carved (stratified, seeded) from "
+            "the training set; the search ranks candidates by validation accuracy only.",
+            f"- Scoring: each finalist retrains on the remaining {protocol.get('train_images')} training images for "
+            f"{protocol.get('epochs')} epochs with seeds {protocol.get('seeds')}; the test set "
+            f"({protocol.get('test_images')} images) is evaluated once per seed, after the final epoch.",
+            "- Exported weights: the seed with the best final *validation* accuracy (never chosen on test).", ""]
+    if meta is not None:
+        out += ["## Search", "", f"- {summary_line(records)}.",
+                f"- Up to {meta.max_epochs} epochs per candidate on "
+                f"{meta.train_subset or 'all'} training images; search wall time "
+                f"{sum(r.wall_seconds for r in records) / 60:.1f} min.", "",
+                "| # | trial | params | % budget | MACs | val acc | epochs | status | architecture |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+        for i, r in enumerate(ranked(records)[:10], 1):
+            out.append(f"| {i} | {r.number} | {r.params:,} | {100 * (r.params or 0) / budget.max_params:.1f} | "
+                       f"{(r.macs or 0) / 1e6:.2f}M | {_pct(r.val_accuracy)} | {r.epochs} | {r.status} | "
+                       f"`{r.architecture}` |")
+        out.append("")
+    if finalists:
+        out += ["## Finalists (test accuracy at the final epoch)", "",
+                "| finalist | params | MACs | val acc (search) | test mean ± std | test min | seeds | train time |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for f in finalists:
+            out.append(f"| {f.label} | {f.params:,} | {f.macs / 1e6:.2f}M | {_pct(f.val_accuracy_search)} | "
+                       f"{100 * f.mean:.2f}% ± {100 * f.std:.2f} | {_pct(f.minimum)} | {len(f.seeds)} | "
+                       f"{f.train_seconds / 60:.1f} min |")
+        out.append("")
+        for f in finalists:
+            verdict, _ = gate.admit(budget, space_for(f, space), f.values, allow_repair=False, build=False)
+            out += [f"### {f.label}", "", f"Architecture: `{f.architecture}`", "",
+                    "Per-seed test accuracy: " + ", ".join(f"seed {s.seed}: {_pct(s.test_accuracy)}"
+                                                           for s in f.seeds), "",
+                    "Values: `" + json.dumps(f.values) + "`", ""]
+            if verdict.table is not None:
+                out += [layer_markdown(verdict.table), ""]
+    for name in figures:
+        out += [f"![{FIGURES[name]}]({name})", ""]
+    return "\n".join(out)
+
+
+def space_for(f: Finalist, default: Space) -> Space:
+    """The space a finalist's values apply to (a baseline has its own fixed space)."""
+    from search.space import load_space
+
+    return default if Path(f.space) == Path(default.path) else load_space(f.space)
+
+
+def markdown_to_html(md: str, folder: Path, title: str) -> str:
+    """A small, dependency-free converter for the markdown this module writes; images are inlined."""
+    body, table = [], []
+
+    def flush():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
+            cells = [[html.escape(c.strip()).replace("**", "") for c in r.strip().strip("|").split("|")]
+                     for r in rows]
+            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr></thead><tbody>"
+                        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+                        + "</tbody></table>")
+            table.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("!["):
+            alt, src = line[2:].split("](")
+            data = base64.b64encode((folder / src.rstrip(")")).read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(alt)}</figcaption></figure>")
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
+        elif line.startswith("- "):
+            body.append(f"<li>{_inline(line[2:])}</li>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    flush()
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
+             "th{background:#f3f3f3}img{max-width:100%}code{background:#f6f6f6}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _inline(text: str) -> str:
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def trials_csv(records: list[TrialRecord]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["number", "status", "params", "trainable_params", "macs", "final_rf", "val_accuracy", "epochs",
+                "steps", "wall_seconds", "architecture", "reason", "repairs", "values", "curve"])
+    for r in records:
+        w.writerow([r.number, r.status, r.params, r.trainable_params, r.macs,
+                    fmt_pair(r.final_rf) if r.final_rf else "", r.val_accuracy, r.epochs, r.steps,
+                    round(r.wall_seconds, 2), r.architecture, r.reason, "; ".join(r.repairs),
+                    json.dumps(r.values), json.dumps(r.curve)])
+    return buf.getvalue()
+
+
+def write_report(folder: Path, meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
+                 finalists: list[Finalist], protocol: dict[str, Any]) -> list[Path]:
+    """Write every report file into ``folder``; returns their paths."""
+    import matplotlib.pyplot as plt
+
+    from search.report import figures as figs
+
+    made: list[tuple[str, Any]] = []
+    if finalists:
+        made.append(("curves.png", figs.learning_curves(finalists)))
+    if records:
+        made.append(("accuracy_vs_params.png", figs.accuracy_vs_params(records, budget.max_params)))
+        made.append(("best_so_far.png", figs.best_so_far(records)))
+    w = winner(finalists)
+    if w is not None:
+        made.append(("confusion.png", figs.confusion(w.chosen_seed().confusion, f"{w.label} — test set")))
+    paths = []
+    for name, fig in made:
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        paths.append(folder / name)
+    md = render_markdown(meta, budget, space, records, finalists, protocol, [n for n, _ in made])
+    (folder / "report.md").write_text(md, encoding="utf-8")
+    title = f"budgetnas — {meta.name if meta else budget.name}"
+    (folder / "report.html").write_text(markdown_to_html(md, folder, title), encoding="utf-8")
+    (folder / "trials.csv").write_text(trials_csv(records), encoding="utf-8")
+    return paths + [folder / "report.md", folder / "report.html", folder / "trials.csv"]

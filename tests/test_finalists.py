@@ -1,0 +1,99 @@
+"""Retrain, report and export through the CLI on a tiny real subset."""
+
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from search.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, tiny_budgets):
+    reports = tmp_path_factory.mktemp("reports")
+    assert main(["--budgets", str(tiny_budgets), "search", "--budget", "tiny", "--name", "r", "--reports-dir",
+                 str(reports), "--trials", "2", "--max-epochs", "1"]) == 0
+    return reports
+
+
+def test_retrain_report_export(capsys, searched, tiny_mnist):
+    reports = searched
+    out = run(capsys, "retrain", "r", "--reports-dir", reports, "--top", "1", "--seeds", "2", "--epochs", "1")
+    assert "Finalists — r" in out and "seed 0: test accuracy" in out and "Winner trial" in out
+    run_path = reports / "r"
+    data = json.loads((run_path / "finalists.json").read_text())
+    fin = data["finalists"][0]
+    assert [s["seed"] for s in fin["seeds"]] == [0, 1]
+    assert data["protocol"]["test_images"] == 200 and data["protocol"]["validation"] == 100
+    accs = [s["test_accuracy"] for s in fin["seeds"]]
+    assert fin["summary"]["mean"] == pytest.approx(np.mean(accs))
+
+    for name in ("report.md", "report.html", "trials.csv", "curves.png", "accuracy_vs_params.png",
+                 "best_so_far.png", "confusion.png"):
+        assert (run_path / name).is_file(), name
+    html = (run_path / "report.html").read_text()
+    assert html.count("<img") == 4 and "data:image/png;base64," in html
+    md = (run_path / "report.md").read_text()
+    assert "| layer | kind | output | params | MACs | k/s/d | jump | RF | start |" in md
+    assert len((run_path / "trials.csv").read_text().strip().splitlines()) == 3  # header + 2 trials
+
+    out = run(capsys, "export", "r", "--reports-dir", reports)
+    exp = run_path / "export"
+    card = (exp / "MODEL_CARD.md").read_text()
+    assert "keras: test accuracy" in card and "exactly): ok" in card
+    chosen = max(fin["seeds"], key=lambda s: (s["final_val_accuracy"], -s["seed"]))
+
+    # plain Keras: the count it prints is the budgeted count, and raw pixels go straight in
+    with np.load(tiny_mnist) as f:
+        x, y = f["x_test"], f["y_test"]
+    model = keras.saving.load_model(exp / "model.keras")
+    assert model.count_params() == fin["params"]
+    acc = float((model.predict(x[..., None].astype("float32"), verbose=0).argmax(1) == y).mean())
+    assert acc == chosen["test_accuracy"]
+
+    import tensorflow as tf
+
+    for name, dtype in (("model_float32.tflite", np.float32), ("model_int8.tflite", np.uint8)):
+        interp = tf.lite.Interpreter(model_path=str(exp / name))
+        inp = interp.get_input_details()[0]
+        assert inp["dtype"] == dtype
+        interp.resize_tensor_input(inp["index"], (len(x), 28, 28, 1))
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], x[..., None].astype(dtype))
+        interp.invoke()
+        got = float((interp.get_tensor(interp.get_output_details()[0]["index"]).argmax(1) == y).mean())
+        reported = re.search(rf"{name.split('_')[1].split('.')[0].replace('float32', 'tflite: ').strip()}", card)
+        assert reported is not None
+        line = next(line for line in card.splitlines()
+                    if line.startswith("- tflite" + ("-int8" if dtype is np.uint8 else ":")))
+        assert f"{100 * got:.2f}%" in line
+
+
+def test_same_seed_reproduces_the_same_numbers(capsys, searched):
+    reports = searched
+    run(capsys, "retrain", "r", "--reports-dir", reports, "--top", "1", "--seeds", "1", "--epochs", "1")
+    first = json.loads((reports / "r" / "finalists.json").read_text())["finalists"][0]["seeds"][0]
+    run(capsys, "retrain", "r", "--reports-dir", reports, "--top", "1", "--seeds", "1", "--epochs", "1")
+    second = json.loads((reports / "r" / "finalists.json").read_text())["finalists"][0]["seeds"][0]
+    assert first["test_accuracy"] == second["test_accuracy"]
+    assert first["history"]["loss"] == second["history"]["loss"]
+
+
+def test_train_a_fixed_baseline(capsys, tmp_path, tiny_budgets):
+    from tests.conftest import ROOT
+
+    out = run(capsys, "--budgets", tiny_budgets, "train", ROOT / "spaces" / "seed_mnist_13794.toml", "--budget",
+              "tiny", "--epochs", "1", "--name", "base", "--reports-dir", tmp_path)
+    assert "seed_mnist_13794 seed 0: test accuracy" in out
+    fin = json.loads((tmp_path / "base" / "finalists.json").read_text())["finalists"][0]
+    assert fin["params"] == 13794 and fin["trial"] is None
+    assert (tmp_path / "base" / "report.html").is_file()
