@@ -207,6 +207,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     console.print(leaderboard(records, budget.max_params, top=10, title=f"Leaderboard — {meta.name}"))
     console.print(summary_line(records) + f" in {time.monotonic() - t0:.0f}s")
+    if args.no_retrain:
+        console.print(f"finalists: `budgetnas retrain {meta.name}` (skipped: --no-retrain)")
+        return 0
+    from search.session import retrain_run
+
+    t1 = time.monotonic()
+    fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console))
+    console.print(f"retrained {len(fins)} finalist(s) in {time.monotonic() - t1:.0f}s")
+    _print_outcome(console, path, fins)
     return 0
 
 
@@ -392,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-epochs", type=int, help="epochs per candidate during the search")
     s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
     s.add_argument("--resume", action="store_true", help="continue the run named by --name")
-    s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON")
+    s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
+    s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("leaderboard", help="show a run's leaderboard from its storage")

@@ -100,7 +100,8 @@ def board(capsys, reports, run_name):
 
 def test_search_persists_resumes_and_refuses_to_overwrite(capsys, tmp_path, tiny_budgets):
     reports = tmp_path / "reports"
-    common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r1", "--reports-dir", reports]
+    common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r1", "--reports-dir", reports,
+              "--no-retrain"]
     code, out, err = run(capsys, *common, "--trials", "2")
     assert code == 0, err
     assert "Leaderboard — r1" in out and "2 trials:" in out
@@ -130,7 +131,8 @@ def test_resume_marks_trials_of_a_dead_process_failed(capsys, tmp_path, tiny_bud
     import optuna
 
     reports = tmp_path / "reports"
-    common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r2", "--reports-dir", reports]
+    common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r2", "--reports-dir", reports,
+              "--no-retrain"]
     assert run(capsys, *common, "--trials", "1", "--max-epochs", "1")[0] == 0
     meta = json.loads((reports / "r2" / "run.json").read_text())
     optuna.load_study(study_name=meta["study"], storage=meta["storage"]).ask()  # a trial whose process died
@@ -155,3 +157,26 @@ def test_over_budget_candidates_are_rejected_without_training(capsys, tmp_path, 
         assert t["params"] > 3000
     assert result["counts"]["rejected"] == len(rejected)
     assert result["counts"]["rejected_by_reason"] == {"params": len(rejected)}
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(capsys, tmp_path, tiny_budgets):
+    text = tiny_budgets.read_text().split("[tiny-strict]")[0].replace("[tiny]", "[boom]").replace(
+        "[tiny.", "[boom.").replace('lr = 0.003', 'lr = [0.003, 1e12]')
+    budgets = tmp_path / "b.toml"
+    budgets.write_text(text)
+    code, out, err = run(capsys, "--budgets", budgets, "search", "--budget", "boom", "--name", "r4",
+                         "--reports-dir", tmp_path, "--trials", "4", "--max-epochs", "1", "--json")
+    assert code == 0, err
+    trials = json.loads(out.strip().splitlines()[-1])["trials"]
+    assert len(trials) == 4
+    failed = [t for t in trials if t["status"] == "failed"]
+    assert failed and all(t["values"]["train.lr"] == 1e12 and "loss became" in t["reason"] for t in failed)
+    assert any(t["status"] == "complete" for t in trials)
+
+
+def test_search_then_retrain_in_one_command(capsys, tmp_path, tiny_budgets):
+    code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r5",
+                         "--reports-dir", tmp_path, "--trials", "1", "--max-epochs", "1")
+    assert code == 0, err
+    assert "retrained 1 finalist(s)" in out and "Winner trial 0: per-layer table" in out
+    assert (tmp_path / "r5" / "report.html").is_file()
