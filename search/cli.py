@@ -169,6 +169,21 @@ def cmd_search(args: argparse.Namespace) -> int:
         storage=args.storage, seed=args.seed, max_epochs=args.max_epochs, train_subset=args.train_subset,
         resume=args.resume)
     path, meta, budget, space = prepare(opts)
+    return _drive(args, path, meta, budget, space, create=not args.resume)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from search.session import join
+
+    path, meta, budget, space = join(args.run, args.storage, args.reports_dir)
+    if args.trials is not None:
+        meta.trials = args.trials
+    args.resume, args.json, args.no_retrain = False, False, True
+    return _drive(args, path, meta, budget, space, create=False)
+
+
+def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool) -> int:
+    """Run the Optuna driver on this run's study with the right display; retrain unless told not to."""
     _quiet_tf()
     import optuna
 
@@ -176,13 +191,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     from search.report.leaderboard import leaderboard, summary_line
     from search.report.live import LiveDisplay, PlainDisplay
     from search.runs import records_from_study
-    from search.session import context, steps_per_epoch
+    from search.session import context, publish, steps_per_epoch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = _console()
     ctx = context(meta, budget, space, args.data_dir)
     study = optuna_driver.make_study(meta.storage, meta.study, meta.seed, budget.search.min_epochs,
-                                     meta.max_epochs, load_if_exists=args.resume)
+                                     meta.max_epochs, load_if_exists=not create)
+    if create:
+        publish(study, path, meta)
     if args.resume:
         n = optuna_driver.fail_stale(study)
         if n:
@@ -196,7 +213,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records, **kwargs) as ui:
         try:
             optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None,
-                              on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch, on_done=ui.on_done)
+                              on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch, on_done=ui.on_done,
+                              heartbeat=args.heartbeat, grace=args.grace)
         except KeyboardInterrupt:
             console.print(f"interrupted: finished trials are saved; continue with "
                           f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")
@@ -361,6 +379,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
+def _heartbeat_args(s: argparse.ArgumentParser) -> None:
+    from search.storage import GRACE_S, HEARTBEAT_S
+
+    s.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between a trial's heartbeats")
+    s.add_argument("--grace", type=float, default=GRACE_S,
+                   help="a running trial without a heartbeat for this long is failed and retried")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="budgetnas", description="Find small CNNs under a hard parameter budget.")
     p.add_argument("--budgets", default=None, help="budgets file (default: ./budgets.toml or the shipped one)")
@@ -402,8 +428,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
     s.add_argument("--resume", action="store_true", help="continue the run named by --name")
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
+    _heartbeat_args(s)
     s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")
     s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("worker", help="join a running search as one more worker (same study, any machine)")
+    s.add_argument("run", help="the run (study) name")
+    s.add_argument("--storage", required=True, help="the study's storage URL (postgresql://… or journal:FILE)")
+    s.add_argument("--trials", type=int, help="override the run's total trial count")
+    s.add_argument("--reports-dir", default="reports")
+    s.add_argument("--data-dir", default=None)
+    _heartbeat_args(s)
+    s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("leaderboard", help="show a run's leaderboard from its storage")
     s.add_argument("run", help="run name or run directory")

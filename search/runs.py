@@ -62,6 +62,8 @@ class TrialRecord:
     wall_seconds: float = 0.0
     reason: str = ""
     repairs: list[str] = field(default_factory=list)
+    worker: str = ""  # host:pid of the process that ran it
+    retry_of: int | None = None  # the trial whose dead worker this one replaces
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,7 +120,8 @@ def records_from_study(study) -> list[TrialRecord]:
             val_accuracy=attrs.get("val_accuracy"), curve=list(attrs.get("curve", [])),
             epochs=attrs.get("epochs", 0), steps=attrs.get("steps", 0),
             wall_seconds=attrs.get("wall_seconds", 0.0), reason=attrs.get("reason", ""),
-            repairs=list(attrs.get("repairs", [])),
+            repairs=list(attrs.get("repairs", [])), worker=attrs.get("worker", ""),
+            retry_of=attrs.get("retry_of"),
         )
         if status == "failed" and "status" not in attrs:
             rec.reason = "its process ended while training (no result recorded)"
@@ -136,8 +139,10 @@ def load_records(path: Path, storage: str | None = None) -> tuple[RunMeta, list[
 
     meta = load_meta(path)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from search.storage import open_storage
+
     try:
-        study = optuna.load_study(study_name=meta.study, storage=storage or meta.storage)
+        study = optuna.load_study(study_name=meta.study, storage=open_storage(storage or meta.storage))
     except KeyError:
         raise RunError(f"{path}: study {meta.study!r} not found in {storage or meta.storage}") from None
     return meta, records_from_study(study)

@@ -5,6 +5,7 @@ Also rebuilds the same context for an existing run (``--resume``, retraining), f
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -198,3 +199,40 @@ def write_run_report(path: Path) -> list[Path]:
     except RunError:
         proto, fins = {"name": meta.name, "space": space.path, "seed": meta.seed}, []
     return write_report(path, meta if meta.driver != "train" else None, budget, space, records, fins, proto)
+
+
+# ------------------------------------------------------------------ several workers on one study
+_ATTR = "budgetnas"
+
+
+def publish(study, path: Path, meta: RunMeta) -> None:
+    """Put what a worker needs into the study itself: run metadata, the space and the budget text."""
+    study.set_user_attr(_ATTR, {"meta": json.loads(meta.to_json()),
+                                "space": (path / "space.toml").read_text(encoding="utf-8"),
+                                "budgets": Path(meta.budgets_file).read_text(encoding="utf-8")})
+
+
+def join(run: str, storage: str, reports_dir: str) -> tuple[Path, RunMeta, Budget, Space]:
+    """Open another worker's run from its storage alone (any machine); mirror it under reports_dir."""
+    import optuna
+
+    from search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=run, storage=open_storage(storage))
+    except KeyError:
+        raise RunError(f"no study named {run!r} in {storage.split('@')[-1]}") from None
+    shared = study.user_attrs.get(_ATTR)
+    if shared is None:
+        raise RunError(f"study {run!r} was not started by `budgetnas search` (no run metadata in it)")
+    path = Path(reports_dir) / run
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "space.toml").write_text(shared["space"], encoding="utf-8")
+    (path / "budgets.toml").write_text(shared["budgets"], encoding="utf-8")
+    meta = RunMeta(**shared["meta"])
+    meta.budgets_file = str((path / "budgets.toml").resolve())
+    meta.space = str((path / "space.toml").resolve())
+    meta.storage = storage
+    save_meta(path, meta)
+    return path, meta, get_budget(meta.budget, meta.budgets_file), load_space(path / "space.toml")

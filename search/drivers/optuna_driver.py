@@ -9,11 +9,15 @@ would). Such trials are recorded with status ``rejected``, their reasons and zer
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any, Callable
 
 import optuna
 
+from search import storage
+from search import storage as storage_mod
 from search.drivers.common import Pruned, SearchContext, evaluate
 from search.runs import TrialRecord
 from search.space import Param
@@ -35,13 +39,13 @@ def make_study(storage: str, study_name: str, seed: int, min_epochs: int, max_ep
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
     pruner = optuna.pruners.HyperbandPruner(min_resource=min_epochs, max_resource=max_epochs,
                                             reduction_factor=3)
-    return optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+    return optuna.create_study(storage=storage_mod.open_storage(storage), study_name=study_name, direction="maximize",
                                sampler=sampler, pruner=pruner, load_if_exists=load_if_exists)
 
 
 def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
     for key, value in rec.as_dict().items():
-        if key != "number":
+        if key not in ("number", "worker", "retry_of"):  # those two are set when the trial starts
             trial.set_user_attr(key, value)
 
 
@@ -53,21 +57,37 @@ def fail_stale(study: optuna.Study) -> int:
     return len(stale)
 
 
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float | None,
         on_start: Callable[[int], None] | None = None,
         on_epoch: Callable[[int, int, float], None] | None = None,
         on_batch: Callable[[int, dict], None] | None = None,
-        on_done: Callable[[TrialRecord], None] | None = None) -> None:
-    """Run trials until ``trials`` have been told in total or ``timeout_s`` has passed.
+        on_done: Callable[[TrialRecord], None] | None = None,
+        heartbeat: float = storage.HEARTBEAT_S, grace: float = storage.GRACE_S) -> None:
+    """Run trials until ``trials`` original trials exist (retries of dead ones come on top).
 
-    Each finished trial is committed to storage before the next starts, so Ctrl-C or a crash
-    loses at most the running one (which is told as failed on Ctrl-C).
+    Any number of workers may run this on one study. Each finished trial is committed before the
+    next starts, so Ctrl-C or a crash loses at most the running one: Ctrl-C tells it failed; a
+    killed worker stops its heartbeat and a live worker fails and retries its trial.
     """
     t0 = time.monotonic()
-    while len(study.get_trials(deepcopy=False)) < trials:
+    while True:
+        storage.fail_dead_trials(study, grace)
+        existing = study.get_trials(deepcopy=False)
+        waiting = any(t.state == optuna.trial.TrialState.WAITING for t in existing)
+        originals = sum(1 for t in existing if "retry_of" not in t.user_attrs)
+        if not waiting and originals >= trials:
+            if not any(t.state == optuna.trial.TrialState.RUNNING for t in existing):
+                break
+            time.sleep(heartbeat)  # other workers are busy: stay to retry their trial if they die
+            continue
         if timeout_s and time.monotonic() - t0 > timeout_s:
             break
         trial = study.ask()
+        trial.set_user_attr("worker", _worker_id())
         values = {p.name: suggest(trial, p) for p in ctx.params}
         if on_start is not None:
             on_start(trial.number)
@@ -81,18 +101,25 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
                 raise Pruned()
 
         try:
-            rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch)
+            with storage.Heartbeat(trial, heartbeat):
+                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch)
         except KeyboardInterrupt:
             trial.set_user_attr("status", "failed")
             trial.set_user_attr("reason", "interrupted (Ctrl-C)")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
-        record_attrs(trial, rec)
-        if rec.status == "complete":
-            study.tell(trial, rec.val_accuracy)
-        elif rec.status == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        try:
+            record_attrs(trial, rec)
+            if rec.status == "complete":
+                study.tell(trial, rec.val_accuracy)
+            elif rec.status == "pruned":
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # We were too slow to send heartbeats: another worker failed this trial and retries it.
+            rec.status, rec.reason = "failed", "failed by another worker (heartbeat late); retried there"
         if on_done is not None:
+            rec.worker = trial.user_attrs.get("worker", "")
+            rec.retry_of = trial.user_attrs.get("retry_of")
             on_done(rec)

@@ -1,0 +1,109 @@
+"""Several workers on one study; one is SIGKILLed mid-trial. Journal file storage and PostgreSQL.
+
+The PostgreSQL variant needs a server: .ci/run starts a throw-away cluster on loopback and sets
+BUDGETNAS_TEST_POSTGRES; outside CI it is skipped when that variable is unset.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from search.storage import open_storage
+from tests.conftest import ROOT
+
+
+def storages(tmp_path):
+    yield "journal", f"journal:{tmp_path / 'study.log'}"
+
+
+def cli(*args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "search", *map(str, args)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def study_or_none(name, url):
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        return None
+
+
+def postgres_url():
+    url = os.environ.get("BUDGETNAS_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must provide BUDGETNAS_TEST_POSTGRES (see .ci/run)")
+        pytest.skip("BUDGETNAS_TEST_POSTGRES is not set")
+    return url
+
+
+@pytest.mark.parametrize("kind", ["journal", "postgres"])
+def test_three_workers_one_killed(kind, tmp_path, tiny_budgets):
+    name = f"w{kind}{os.getpid()}{int(time.time())}"
+    url = f"journal:{tmp_path / 'study.log'}" if kind == "journal" else postgres_url()
+    reports = tmp_path / "reports"
+    trials = 8
+    beat = ["--heartbeat", "1", "--grace", "8"]
+    first = cli("--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", name, "--reports-dir", reports,
+                "--storage", url, "--trials", trials, "--max-epochs", 2, "--no-retrain", *beat)
+    wait_for(lambda: study_or_none(name, url) is not None and study_or_none(name, url).user_attrs, 120,
+             "the first worker to create the study")
+    second = cli("worker", name, "--storage", url, "--reports-dir", tmp_path / "r2", *beat)
+    victim = cli("worker", name, "--storage", url, "--reports-dir", tmp_path / "r3", *beat)
+
+    def victims_running_trial():
+        study = study_or_none(name, url)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            # a heartbeat means its values are chosen and it is training
+            if t.user_attrs.get("worker", "").endswith(f":{victim.pid}") and "heartbeat" in t.user_attrs:
+                return t.number
+        return None
+
+    killed = wait_for(victims_running_trial, 180, "the victim to start a trial")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    outs = []
+    for p in (first, second):
+        out, _ = p.communicate(timeout=400)
+        outs.append(out)
+        assert p.returncode == 0, out
+
+    study = study_or_none(name, url)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert len(by_number) == len(study.get_trials(deepcopy=False))  # no number twice
+    assert all(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in by_number.values())
+    dead = by_number[killed]
+    assert dead.state.name == "FAIL" and dead.user_attrs["status"] == "failed"
+    assert "stopped sending heartbeats" in dead.user_attrs["reason"]
+    retries = [t for t in by_number.values() if t.user_attrs.get("retry_of") == killed]
+    assert len(retries) == 1 and retries[0].user_attrs["status"] in ("complete", "pruned", "rejected")
+    assert retries[0].params == dead.params
+    originals = [t for t in by_number.values() if "retry_of" not in t.user_attrs]
+    assert len(originals) >= trials
+
+    lb = subprocess.run([sys.executable, "-m", "search", "leaderboard", name, "--reports-dir", reports,
+                         "--storage", url, "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert lb.returncode == 0, lb.stderr
+    board = json.loads(lb.stdout)
+    assert {t["number"] for t in board["trials"]} == set(by_number)
+    finished = [t for t in board["trials"] if t["status"] in ("complete", "pruned")]
+    workers = {t["worker"].split(":")[-1] for t in finished}
+    assert {str(first.pid), str(second.pid)} <= workers | {str(victim.pid)}
+    assert len(workers) >= 2
