@@ -167,7 +167,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         budget=args.budget, budgets_file=args.budgets, space=args.space, trials=args.trials,
         timeout=args.timeout, name=args.name, reports_dir=args.reports_dir, data_dir=args.data_dir,
         storage=args.storage, seed=args.seed, max_epochs=args.max_epochs, train_subset=args.train_subset,
-        resume=args.resume)
+        resume=args.resume, driver=args.driver, algorithm=args.algorithm)
     path, meta, budget, space = prepare(opts)
     return _drive(args, path, meta, budget, space, create=not args.resume)
 
@@ -176,6 +176,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from search.session import join
 
     path, meta, budget, space = join(args.run, args.storage, args.reports_dir)
+    if meta.driver != "optuna":
+        raise ConfigError(f"run {meta.name!r} uses the {meta.driver} driver; extra workers need the optuna driver")
     if args.trials is not None:
         meta.trials = args.trials
     args.resume, args.json, args.no_retrain = False, False, True
@@ -212,9 +214,16 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     t0 = time.monotonic()
     with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records, **kwargs) as ui:
         try:
-            optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None,
-                              on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch, on_done=ui.on_done,
-                              heartbeat=args.heartbeat, grace=args.grace)
+            if meta.driver == "keras-tuner":
+                from search.drivers import kerastuner_driver
+
+                kerastuner_driver.run(ctx, study, meta.trials, meta.algorithm, path, resume=not create,
+                                      on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch,
+                                      on_done=ui.on_done)
+            else:
+                optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None,
+                                  on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch,
+                                  on_done=ui.on_done, heartbeat=args.heartbeat, grace=args.grace)
         except KeyboardInterrupt:
             console.print(f"interrupted: finished trials are saved; continue with "
                           f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")
@@ -427,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-epochs", type=int, help="epochs per candidate during the search")
     s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
     s.add_argument("--resume", action="store_true", help="continue the run named by --name")
+    s.add_argument("--driver", choices=("optuna", "keras-tuner"), default="optuna")
+    s.add_argument("--algorithm", choices=("tpe", "hyperband", "bayesian", "random"),
+                   help="optuna: tpe; keras-tuner: hyperband (default), bayesian or random")
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
     _heartbeat_args(s)
     s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")

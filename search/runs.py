@@ -36,7 +36,8 @@ class RunMeta:
     train_subset: int
     storage: str
     study: str
-    driver: str = "optuna"
+    driver: str = "optuna"  # "optuna", "keras-tuner", or "train" for a fixed network
+    algorithm: str = "tpe"  # tpe (optuna); hyperband, bayesian or random (keras-tuner)
     created: float = field(default_factory=time.time)
 
     def to_json(self) -> str:

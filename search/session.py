@@ -39,6 +39,8 @@ class SearchOptions:
     max_epochs: int | None = None
     train_subset: int | None = None
     resume: bool = False
+    driver: str = "optuna"
+    algorithm: str | None = None
 
 
 def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: int):
@@ -56,6 +58,8 @@ def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: i
 def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
     """Create (or, with resume, reopen) the run directory; refuse to overwrite an existing run."""
     budget = get_budget(opts.budget, opts.budgets_file)
+    if opts.driver == "optuna" and opts.algorithm not in (None, "tpe"):
+        raise ConfigError(f"--algorithm {opts.algorithm}: the optuna driver uses TPE (use --driver keras-tuner)")
     if opts.resume:
         if not opts.name:
             raise ConfigError("--resume needs --name RUN (the run to continue)")
@@ -88,7 +92,8 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         trials=opts.trials if opts.trials is not None else s.trials,
         timeout=opts.timeout if opts.timeout is not None else s.timeout, max_epochs=epochs,
         train_subset=opts.train_subset if opts.train_subset is not None else s.train_subset,
-        storage=opts.storage or default_storage(path), study=name,
+        storage=opts.storage or default_storage(path), study=name, driver=opts.driver,
+        algorithm=opts.algorithm or ("tpe" if opts.driver == "optuna" else "hyperband"),
     )
     save_meta(path, meta)
     return path, meta, budget, space
