@@ -1,0 +1,73 @@
+"""Where the time of one MNIST search trial goes: gate + build, input pipeline, graph tracing,
+training steps, validation.
+
+Runs one candidate at the mnist-15k search fidelity (20k-image subset, 5k validation, 3 epochs,
+shift-rotate augmentation) and prints a breakdown.
+
+    BUDGETNAS_DATA_DIR=../shared/datasets python benchmarks/trial_profile.py
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from search import data, gate  # noqa: E402
+from search.budget import get_budget  # noqa: E402
+from search.space import load_space  # noqa: E402
+from search.trainer import train  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main() -> None:
+    budget = get_budget("mnist-15k", os.path.join(ROOT, "budgets.toml"))
+    space = load_space(os.path.join(ROOT, "spaces", "seed_mnist_13794.toml"))
+    ds = data.load("mnist", os.environ.get("BUDGETNAS_DATA_DIR"))
+    tr, va = data.split(ds.train, budget.validation, 0)
+    tr = data.subset(tr, budget.search.train_subset, 0)
+    recipe = budget.train.resolve({})
+    epochs = budget.search.epochs
+
+    t = time.perf_counter()
+    verdict, model = gate.admit(budget, space, {}, seed=0)
+    t_gate = time.perf_counter() - t
+
+    t = time.perf_counter()
+    for _ in data.pipeline(tr, 10, recipe.batch_size, training=True, augment=recipe.augment, seed=0):
+        pass
+    t_pipe = time.perf_counter() - t
+
+    t = time.perf_counter()
+    h = train(model, tr, va, recipe, epochs, seed=0, classes=10)
+    t_train = time.perf_counter() - t
+
+    val = data.pipeline(va, 10, 500, training=False)
+    t = time.perf_counter()
+    model.evaluate(val, verbose=0)
+    t_val = time.perf_counter() - t
+
+    steady = min(h.epoch_seconds[1:])
+    tracing = h.epoch_seconds[0] - steady
+    steps = sum(h.epoch_seconds) - epochs * t_val - max(tracing, 0)
+    outside = t_train - sum(h.epoch_seconds)
+    print(f"one trial: {len(tr)} train / {len(va)} val images, {epochs} epochs, batch {recipe.batch_size}, "
+          f"augment {recipe.augment}, model {verdict.total_params:,} params")
+    rows = [
+        ("gate + Keras build", t_gate),
+        ("input pipeline alone, one epoch (overlapped with training by prefetch)", t_pipe),
+        ("graph tracing (first epoch minus a steady one)", tracing),
+        (f"training steps ({epochs} epochs, steady state)", steps),
+        (f"validation ({epochs} × {t_val:.1f}s)", epochs * t_val),
+        ("compile, dataset set-up, callbacks outside epochs", outside),
+    ]
+    for name, sec in rows:
+        print(f"  {name:72s} {sec:7.1f} s")
+    print(f"  {'total trial (gate + train)':72s} {t_gate + t_train:7.1f} s   epochs: "
+          + ", ".join(f"{s:.1f}" for s in h.epoch_seconds))
+
+
+if __name__ == "__main__":
+    main()
