@@ -92,7 +92,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     console = _console()
     for i, values in enumerate(candidates):
-        extra = {p.name: values[p.name] for p in budget.params()} if budget else {}
         if budget is not None:
             for p in budget.params():
                 values.setdefault(p.name, p.domain.options[0])
@@ -114,7 +113,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 "violations": list(verdict.violations) if verdict else [],
                 "repairs": list(verdict.repairs) if verdict else [],
                 "layers": [r.as_dict() for r in table.rows]}
-        del extra
         if args.json:
             print(json.dumps(out))
             continue

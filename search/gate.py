@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from search.budget import Budget
 from search.build import build_architecture, plan
-from search.errors import ConfigError, OverBudgetError
+from search.errors import OverBudgetError
 from search.receptive import LayerTable, fmt_pair, table_from_model, table_from_plan
 from search.space import Space
 
@@ -37,10 +37,6 @@ class Verdict:
     final_rf: tuple[float, float] = (0.0, 0.0)
     architecture: str = ""
     table: LayerTable | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def counted_params(self) -> int:
-        return self.total_params
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -207,12 +203,3 @@ def check_space_fits(budget: Budget, space: Space) -> None:
             raise OverBudgetError(
                 f"budget {budget.name!r}: space {space.path} describes one network and it breaks the budget: "
                 + "; ".join(verdict.violations))
-
-
-def validate_values(space: Space, budget: Budget, values: Mapping[str, Any], where: str) -> None:
-    """Check that ``values`` names exactly the free parameters of ``space`` and ``budget``."""
-    names = {p.name for p in space.params} | {p.name for p in budget.params()}
-    missing = sorted(names - set(values))
-    unknown = sorted(set(values) - names)
-    if missing or unknown:
-        raise ConfigError(f"{where}: values do not match {space.path}: missing {missing}, unknown {unknown}")

@@ -17,7 +17,6 @@ from typing import Any, Callable
 import optuna
 
 from search import storage
-from search import storage as storage_mod
 from search.drivers.common import Pruned, SearchContext, evaluate
 from search.runs import TrialRecord
 from search.space import Param
@@ -34,12 +33,12 @@ def suggest(trial: optuna.trial.BaseTrial, p: Param) -> Any:
     return trial.suggest_categorical(p.name, list(d.options))
 
 
-def make_study(storage: str, study_name: str, seed: int, min_epochs: int, max_epochs: int,
+def make_study(url: str, study_name: str, seed: int, min_epochs: int, max_epochs: int,
                load_if_exists: bool) -> optuna.Study:
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
     pruner = optuna.pruners.HyperbandPruner(min_resource=min_epochs, max_resource=max_epochs,
                                             reduction_factor=3)
-    return optuna.create_study(storage=storage_mod.open_storage(storage), study_name=study_name, direction="maximize",
+    return optuna.create_study(storage=storage.open_storage(url), study_name=study_name, direction="maximize",
                                sampler=sampler, pruner=pruner, load_if_exists=load_if_exists)
 
 
