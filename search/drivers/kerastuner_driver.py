@@ -98,7 +98,7 @@ def make_oracle(algorithm: str, space: Space, params, trials: int, max_epochs: i
     objective = kt.Objective("val_accuracy", "max")
     hp = hyperparameters(space, params)
     common = dict(objective=objective, hyperparameters=hp, seed=seed, tune_new_entries=False,
-                  max_consecutive_failed_trials=max(3, trials))
+                  max_consecutive_failed_trials=trials + 1)  # rejections never abort a search
     if algorithm == "hyperband":
         # Enough Hyperband iterations that the trial count, not the bracket schedule, ends the search.
         oracle = kt.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, hyperband_iterations=max(1, trials),
