@@ -238,7 +238,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     from search.session import retrain_run
 
     t1 = time.monotonic()
-    fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console))
+    fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console))
     console.print(f"retrained {len(fins)} finalist(s) in {time.monotonic() - t1:.0f}s")
     _print_outcome(console, path, fins)
     return 0
@@ -282,6 +282,13 @@ def _seed_printer(console):
     return on_seed
 
 
+def _epoch_printer(console):
+    def on_epoch(label: str, seed: int, epoch: int, logs: dict) -> None:
+        console.print(f"{label} seed {seed} epoch {epoch}: loss {logs.get('loss', 0):.4f} "
+                      f"val_accuracy {logs.get('val_accuracy', 0):.4f}")
+    return on_epoch
+
+
 def _finalists_table(finalists, title: str):
     from rich.table import Table
 
@@ -317,7 +324,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     console = _console()
     path = run_dir(args.run, args.reports_dir)
-    fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console))
+    fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
+                       _epoch_printer(console))
     _print_outcome(console, path, fins)
     return 0
 
@@ -333,7 +341,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     console = _console()
     fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
-                      args.data_dir, args.seed, _seed_printer(console))
+                      args.data_dir, args.seed, _seed_printer(console), _epoch_printer(console))
     _print_outcome(console, Path(args.reports_dir) / name, [fin])
     return 0
 

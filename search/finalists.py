@@ -91,7 +91,8 @@ def confusion_matrix(y_true, y_pred, classes: int) -> list[list[int]]:
 def retrain(label: str, trial: int | None, budget: Budget, space: Space, values: Mapping[str, Any],
             recipe: Recipe, train: Arrays, val: Arrays, test: Arrays, epochs: int, seeds: list[int],
             out_dir: Path, val_accuracy_search: float | None = None,
-            on_seed: Callable[[str, int, float], None] | None = None) -> Finalist:
+            on_seed: Callable[[str, int, float], None] | None = None,
+            on_epoch: Callable[[str, int, int, dict], None] | None = None) -> Finalist:
     """Train ``values`` once per seed; evaluate on ``test`` after the last epoch only."""
     from search.trainer import evaluate
     from search.trainer import train as fit
@@ -110,7 +111,8 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
 
             model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
         t0 = time.perf_counter()
-        history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes)
+        history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes,
+                      on_epoch=(lambda e, logs: on_epoch(label, seed, e, logs)) if on_epoch else None)
         seconds = time.perf_counter() - t0
         acc, pred = evaluate(model, test, space.classes)
         name = f"{_slug(label)}_seed{seed}.keras"

@@ -132,7 +132,7 @@ def open_run(path: Path) -> tuple[RunMeta, Budget, Space, list]:
 
 
 def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
-                on_seed=None) -> list:
+                on_seed=None, on_epoch=None) -> list:
     """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report."""
     from search import finalists as fin_mod
     from search.runs import ranked
@@ -151,14 +151,15 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     for r in chosen:
         recipe = budget.train.resolve(r.values)
         done.append(fin_mod.retrain(f"trial {r.number}", r.number, budget, space, r.values, recipe, train, val,
-                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, on_seed))
+                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, on_seed,
+                                    on_epoch))
         fin_mod.save(path, done, proto)  # partial results survive an interrupted retrain
     write_run_report(path)
     return done
 
 
 def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, epochs: int | None,
-                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None):
+                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None, on_epoch=None):
     """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting."""
     from search import finalists as fin_mod
 
@@ -188,7 +189,7 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
     proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)
     proto["recipe"] = recipe_kind
     fin = fin_mod.retrain(space.name, None, budget, space, {}, recipe.resolve({}), train, val, ds.test, epochs,
-                          seed_list, path / "finalists", None, on_seed)
+                          seed_list, path / "finalists", None, on_seed, on_epoch)
     fin_mod.save(path, [fin], proto)
     write_run_report(path)
     return fin
