@@ -119,6 +119,7 @@ class Plan:
 
     input_shape: tuple[int, ...]
     specs: tuple[LayerSpec, ...]
+    names: tuple[str, ...]  # the Keras layer names build_architecture gives the same layers
     shapes: tuple[tuple[int, ...], ...]
     layer_params: tuple[int, ...]
     total_params: int
@@ -190,7 +191,8 @@ def plan(arch: Architecture) -> Plan:
         layer_params.append(total - before)
         if len(shape) == 3 and (shape[0] < 1 or shape[1] < 1):
             problems.append(f"layer {i} ({kind}) shrinks the feature map to {shape[0]}x{shape[1]}, below 1x1")
-    return Plan(tuple(arch.input_shape), tuple(specs)[: len(shapes)], tuple(shapes), tuple(layer_params), total,
+    kept = tuple(specs)[: len(shapes)]
+    return Plan(tuple(arch.input_shape), kept, layer_names(kept), tuple(shapes), tuple(layer_params), total,
                 trainable, tuple(problems))
 
 
@@ -217,12 +219,20 @@ def build_architecture(arch: Architecture, name: str = "budgetnas", seed: int | 
         keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=arch.input_shape, name="image")
     x = inputs
-    counts: dict[str, int] = {}
-    for spec in layer_specs(arch):
-        counts[spec.kind] = counts.get(spec.kind, 0) + 1
-        layer_name = f"{_snake(spec.kind)}_{counts[spec.kind]}"
+    specs = layer_specs(arch)
+    for spec, layer_name in zip(specs, layer_names(specs)):
         x = keras_layer(spec, tuple(x.shape[1:]), name=layer_name)(x)
     return keras.Model(inputs, x, name=_safe(name))
+
+
+def layer_names(specs) -> tuple[str, ...]:
+    """Keras-style names, numbered per kind: conv2d_1, batch_normalization_1, ..."""
+    counts: dict[str, int] = {}
+    names = []
+    for spec in specs:
+        counts[spec.kind] = counts.get(spec.kind, 0) + 1
+        names.append(f"{_snake(spec.kind)}_{counts[spec.kind]}")
+    return tuple(names)
 
 
 def _snake(kind: str) -> str:

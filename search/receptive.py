@@ -224,15 +224,11 @@ def table_from_plan(plan) -> LayerTable:
     """The same table computed from a :class:`search.build.Plan` (no Keras needed)."""
     rows: list[Row] = []
     state = _START
-    counts: dict[str, int] = {}
-    shapes = plan.shapes
     prev: tuple[int, ...] = plan.input_shape
-    for spec, out_shape, params in zip(plan.specs, shapes, plan.layer_params):
+    for spec, name, out_shape, params in zip(plan.specs, plan.names, plan.shapes, plan.layer_params):
         cfg = dict(spec.args)
         if cfg.get("kernel_size") == "map":
             cfg["kernel_size"] = (prev[0], prev[1])
-        counts[spec.kind] = counts.get(spec.kind, 0) + 1
-        name = f"{spec.kind}_{counts[spec.kind]}"
         if len(out_shape) == 3 and min(out_shape[:2]) < 1:
             break
         state, macs, k, s, d, collapses = _layer_step(name, spec.kind, cfg, [state], [prev], out_shape)

@@ -75,7 +75,8 @@ def test_plan_table_equals_keras_table():
             continue
         a = table_from_plan(p)
         b = table_from_model(build_model(space, values))
-        strip = lambda t: [(r.kind, r.output_shape, r.params, r.macs, r.rf, r.jump, r.start) for r in t.rows]  # noqa
+        strip = lambda t: [(r.name, r.kind, r.output_shape, r.params, r.macs, r.rf, r.jump, r.start)  # noqa: E731
+                           for r in t.rows]
         assert strip(a) == strip(b)
 
 
