@@ -7,14 +7,13 @@ search defaults. Read with ``tomllib`` into frozen dataclasses; unknown keys are
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from search.data import AUGMENTATIONS
 from search.errors import ConfigError
-from search.space import Domain, Param, _domain
+from search.space import Domain, Param, _domain, read_toml
 
 LAYER_KINDS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
@@ -185,14 +184,7 @@ def default_budgets_file() -> Path:
 
 def load_budgets(path: str | Path | None = None) -> dict[str, Budget]:
     p = Path(path) if path is not None else default_budgets_file()
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such budgets file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: malformed TOML: {exc}") from None
+    data = read_toml(p, "budgets")
     return {name: parse_budget(name, table, str(p), p.resolve().parent) for name, table in data.items()}
 
 

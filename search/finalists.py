@@ -91,7 +91,7 @@ def confusion_matrix(y_true, y_pred, classes: int) -> list[list[int]]:
 def retrain(label: str, trial: int | None, budget: Budget, space: Space, values: Mapping[str, Any],
             recipe: Recipe, train: Arrays, val: Arrays, test: Arrays, epochs: int, seeds: list[int],
             out_dir: Path, val_accuracy_search: float | None = None,
-            on_seed: Callable[[str, int, float], None] | None = None,
+            on_seed: Callable[[Finalist, int, float], None] | None = None,
             on_epoch: Callable[[str, int, int, dict], None] | None = None) -> Finalist:
     """Train ``values`` once per seed; evaluate on ``test`` after the last epoch only."""
     from search.trainer import evaluate
@@ -120,7 +120,7 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
         fin.seeds.append(SeedResult(seed, acc, history.val_accuracy[-1] if history.val_accuracy else None,
                                     seconds, history.as_dict(), name, confusion_matrix(test.y, pred, space.classes)))
         if on_seed is not None:
-            on_seed(label, seed, acc)
+            on_seed(fin, seed, acc)
     return fin
 
 

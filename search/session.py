@@ -147,13 +147,19 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
     seed_list = [meta.seed + i for i in range(n_seeds)]
     proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
-    done = []
+    done: list = []
+
+    def after_seed(fin, seed: int, acc: float) -> None:
+        # Save after every seed: a retrain stopped midway keeps what it finished.
+        fin_mod.save(path, done + [fin], proto)
+        if on_seed is not None:
+            on_seed(fin.label, seed, acc)
+
     for r in chosen:
         recipe = budget.train.resolve(r.values)
         done.append(fin_mod.retrain(f"trial {r.number}", r.number, budget, space, r.values, recipe, train, val,
-                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, on_seed,
+                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, after_seed,
                                     on_epoch))
-        fin_mod.save(path, done, proto)  # partial results survive an interrupted retrain
     write_run_report(path)
     return done
 
@@ -188,9 +194,13 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
     seed_list = [seed + i for i in range(seeds)]
     proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)
     proto["recipe"] = recipe_kind
+    def after_seed(fin, seed: int, acc: float) -> None:
+        fin_mod.save(path, [fin], proto)
+        if on_seed is not None:
+            on_seed(fin.label, seed, acc)
+
     fin = fin_mod.retrain(space.name, None, budget, space, {}, recipe.resolve({}), train, val, ds.test, epochs,
-                          seed_list, path / "finalists", None, on_seed, on_epoch)
-    fin_mod.save(path, [fin], proto)
+                          seed_list, path / "finalists", None, after_seed, on_epoch)
     write_run_report(path)
     return fin
 

@@ -455,15 +455,19 @@ def _frozen(d: dict) -> Mapping[str, Any]:
     return MappingProxyType(dict(d))
 
 
-def load_space(path: str | Path) -> Space:
-    """Read and validate a space file."""
-    p = Path(path)
+def read_toml(p: Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; every failure is one ConfigError line naming the file."""
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{p}: no such space file") from None
+        raise ConfigError(f"{p}: no such {what} file") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: malformed TOML: {exc}") from None
-    return parse_space(data, str(p))
+
+
+def load_space(path: str | Path) -> Space:
+    """Read and validate a space file."""
+    p = Path(path)
+    return parse_space(read_toml(p, "space"), str(p))
