@@ -103,7 +103,9 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         out.append("")
         for f in finalists:
             verdict, _ = gate.admit(budget, space_for(f, space), f.values, allow_repair=False, build=False)
+            recipe = ", ".join(f"{k} {v}" for k, v in f.recipe.items())
             out += [f"### {f.label}", "", f"Architecture: `{f.architecture}`", "",
+                    f"Training: {f.epochs} epochs; {recipe}.", "",
                     "Per-seed test accuracy: " + ", ".join(f"seed {s.seed}: {_pct(s.test_accuracy)}"
                                                            for s in f.seeds), "",
                     "Values: `" + json.dumps(f.values) + "`", ""]
