@@ -10,6 +10,7 @@ import csv
 import html
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         for i, r in enumerate(ranked(records)[:10], 1):
             out.append(f"| {i} | {r.number} | {r.params:,} | {100 * (r.params or 0) / budget.max_params:.1f} | "
                        f"{(r.macs or 0) / 1e6:.2f}M | {_pct(r.val_accuracy)} | {r.epochs} | {r.status} | "
-                       f"`{r.architecture}` |")
+                       f"`{_cell(r.architecture)}` |")
         out.append("")
     if finalists:
         out += ["## Finalists (test accuracy at the final epoch)", "",
@@ -130,8 +131,8 @@ def markdown_to_html(md: str, folder: Path, title: str) -> str:
     def flush():
         if table:
             rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
-            cells = [[html.escape(c.strip()).replace("**", "") for c in r.strip().strip("|").split("|")]
-                     for r in rows]
+            cells = [[_inline(c.strip().replace("\\|", "|")).replace("**", "")
+                      for c in re.split(r"(?<!\\)\|", r.strip().strip("|"))] for r in rows]
             body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr></thead><tbody>"
                         + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
                         + "</tbody></table>")
@@ -160,6 +161,11 @@ def markdown_to_html(md: str, folder: Path, title: str) -> str:
              "th{background:#f3f3f3}img{max-width:100%}code{background:#f6f6f6}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a literal pipe must be escaped."""
+    return text.replace("|", "\\|")
 
 
 def _inline(text: str) -> str:
