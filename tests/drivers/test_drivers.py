@@ -29,7 +29,7 @@ def strip(trials):
     return [{k: v for k, v in t.items() if k != "rank"} for t in trials]
 
 
-@pytest.mark.parametrize("driver", ["optuna", "keras-tuner-random"])
+@pytest.mark.parametrize("driver", ["optuna", "keras-tuner-random", "keras-tuner-hyperband"])
 def test_search_persists_resumes_and_refuses_to_overwrite(driver, capsys, tmp_path, tiny_budgets):
     reports = tmp_path / "reports"
     common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r1", "--reports-dir", reports,
