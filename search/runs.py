@@ -15,7 +15,6 @@ from typing import Any
 
 from search.errors import RunError
 
-STATUSES = ("complete", "pruned", "rejected", "failed", "running")
 META = "run.json"
 
 
