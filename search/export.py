@@ -55,8 +55,7 @@ def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     preds = []
     for i in range(0, len(x), 500):
-        batch = x[i:i + 500].astype(inp["dtype"]) if inp["dtype"] != np.int8 else (
-            x[i:i + 500].astype(np.int16) - 128).astype(np.int8)
+        batch = x[i:i + 500].astype(inp["dtype"])  # float32 or uint8: both take raw 0–255 pixels
         interp.resize_tensor_input(inp["index"], batch.shape)
         interp.allocate_tensors()
         interp.set_tensor(inp["index"], batch)
