@@ -325,7 +325,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     console = _console()
     path = run_dir(args.run, args.reports_dir)
     fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
-                       _epoch_printer(console))
+                       _epoch_printer(console), resume=args.resume)
     _print_outcome(console, path, fins)
     return 0
 
@@ -335,13 +335,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from search.space import load_space
 
     budget = get_budget(args.budget, args.budgets)
+    if args.resume and not args.name:
+        raise ConfigError("train --resume: name the run to continue with --name")
     name = args.name or f"train-{load_space(args.space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
     _quiet_tf()
     from search.session import train_fixed
 
     console = _console()
     fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
-                      args.data_dir, args.seed, _seed_printer(console), _epoch_printer(console))
+                      args.data_dir, args.seed, _seed_printer(console), _epoch_printer(console),
+                      resume=args.resume)
     _print_outcome(console, Path(args.reports_dir) / name, [fin])
     return 0
 
@@ -472,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, help="finalists (default: the budget's)")
     s.add_argument("--seeds", type=int, help="seeds per finalist (default: the budget's)")
     s.add_argument("--epochs", type=int, help="epochs (default: the budget's full count)")
+    s.add_argument("--resume", action="store_true",
+                   help="keep the seeds an interrupted retrain finished; continue the unfinished one")
     s.add_argument("--reports-dir", default="reports")
     s.add_argument("--data-dir", default=None)
     s.set_defaults(func=cmd_retrain)
@@ -485,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recipe", choices=("budget", "baseline"), default="budget",
                    help="the budget's recipe, or the baseline network's original one")
     s.add_argument("--name")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run named by --name (same options)")
     s.add_argument("--reports-dir", default="reports")
     s.add_argument("--data-dir", default=None)
     s.set_defaults(func=cmd_train)

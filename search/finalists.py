@@ -9,6 +9,7 @@ rebuilds each model, so nothing here needs the search machinery.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -92,8 +93,14 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
             recipe: Recipe, train: Arrays, val: Arrays, test: Arrays, epochs: int, seeds: list[int],
             out_dir: Path, val_accuracy_search: float | None = None,
             on_seed: Callable[[Finalist, int, float], None] | None = None,
-            on_epoch: Callable[[str, int, int, dict], None] | None = None) -> Finalist:
-    """Train ``values`` once per seed; evaluate on ``test`` after the last epoch only."""
+            on_epoch: Callable[[str, int, int, dict], None] | None = None,
+            resume: bool = False, finished: list[SeedResult] = ()) -> Finalist:
+    """Train ``values`` once per seed; evaluate on ``test`` after the last epoch only.
+
+    Every seed checkpoints each epoch to ``<out_dir>/<label>_seed<N>.resume/``. With ``resume``,
+    the seeds in ``finished`` (from an earlier, interrupted retrain) are kept as they are and an
+    unfinished seed continues from its checkpoint; without it, stale checkpoints are discarded.
+    """
     from search.trainer import evaluate
     from search.trainer import train as fit
 
@@ -103,7 +110,14 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
                    final_rf=list(verdict.final_rf), epochs=epochs, recipe=asdict(recipe),
                    val_accuracy_search=val_accuracy_search)
     out_dir.mkdir(parents=True, exist_ok=True)
+    kept = {s.seed: s for s in finished} if resume else {}
     for seed in seeds:
+        if seed in kept:
+            fin.seeds.append(kept[seed])
+            continue
+        checkpoint = out_dir / f"{_slug(label)}_seed{seed}.resume"
+        if not resume:
+            shutil.rmtree(checkpoint, ignore_errors=True)
         _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
         if model is None:
             # Fixed baselines (e.g. the 1.17M-param base network) may break the budget they are compared in.
@@ -112,8 +126,10 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
             model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
         t0 = time.perf_counter()
         history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes,
-                      on_epoch=(lambda e, logs: on_epoch(label, seed, e, logs)) if on_epoch else None)
-        seconds = time.perf_counter() - t0
+                      on_epoch=(lambda e, logs: on_epoch(label, seed, e, logs)) if on_epoch else None,
+                      checkpoint_dir=checkpoint)
+        # A resumed seed also counts the epochs it had finished before it was stopped.
+        seconds = time.perf_counter() - t0 + sum(history.epoch_seconds[:history.resumed_at])
         acc, pred = evaluate(model, test, space.classes)
         name = f"{_slug(label)}_seed{seed}.keras"
         save_plain(model, out_dir / name)

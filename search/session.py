@@ -132,8 +132,12 @@ def open_run(path: Path) -> tuple[RunMeta, Budget, Space, list]:
 
 
 def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
-                on_seed=None, on_epoch=None) -> list:
-    """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report."""
+                on_seed=None, on_epoch=None, resume: bool = False) -> list:
+    """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report.
+
+    ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
+    continues its unfinished seed from the last epoch checkpoint.
+    """
     from search import finalists as fin_mod
     from search.runs import ranked
 
@@ -147,6 +151,7 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
     seed_list = [meta.seed + i for i in range(n_seeds)]
     proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
+    earlier = _earlier_finalists(path, epochs) if resume else {}
     done: list = []
 
     def after_seed(fin, seed: int, acc: float) -> None:
@@ -157,16 +162,35 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
 
     for r in chosen:
         recipe = budget.train.resolve(r.values)
-        done.append(fin_mod.retrain(f"trial {r.number}", r.number, budget, space, r.values, recipe, train, val,
+        label = f"trial {r.number}"
+        done.append(fin_mod.retrain(label, r.number, budget, space, r.values, recipe, train, val,
                                     ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, after_seed,
-                                    on_epoch))
+                                    on_epoch, resume=resume, finished=earlier.get(label, [])))
     write_run_report(path)
     return done
 
 
+def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
+    """The seeds an interrupted retrain finished, by finalist label (empty if it saved none)."""
+    from search import finalists as fin_mod
+
+    try:
+        proto, fins = fin_mod.load(path)
+    except RunError:
+        proto, fins = {"epochs": epochs}, []
+    if proto.get("epochs") != epochs:
+        raise RunError(f"{path}: the earlier retrain ran {proto.get('epochs')} epochs, not {epochs}; "
+                       "resume with the same --epochs")
+    return {f.label: f.seeds for f in fins}
+
+
 def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, epochs: int | None,
-                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None, on_epoch=None):
-    """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting."""
+                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None, on_epoch=None,
+                resume: bool = False):
+    """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting.
+
+    ``resume`` continues the interrupted run called ``name`` (see :func:`retrain_run`).
+    """
     from search import finalists as fin_mod
 
     space = load_space(space_path)
@@ -181,11 +205,13 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
             raise ConfigError(f"{budget.file}: {budget.name}.train has choices; `train` needs a fixed recipe")
         recipe = budget.train
     path = Path(reports_dir) / name
-    if (path / "run.json").exists():
-        raise RunError(f"{path}: a run with this name exists; pick another --name")
+    if resume != (path / "run.json").exists():
+        raise RunError(f"{path}: a run with this name exists; pick another --name or --resume it" if not resume
+                       else f"{path}: no run to resume")
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(space_path, path / "space.toml")
     epochs = epochs or budget.epochs
+    earlier = _earlier_finalists(path, epochs) if resume else {}
     meta = RunMeta(name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
                    space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=data_dir, seed=seed,
                    trials=0, timeout=0, max_epochs=epochs, train_subset=0, storage="", study="", driver="train")
@@ -200,7 +226,8 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
             on_seed(fin.label, seed, acc)
 
     fin = fin_mod.retrain(space.name, None, budget, space, {}, recipe.resolve({}), train, val, ds.test, epochs,
-                          seed_list, path / "finalists", None, after_seed, on_epoch)
+                          seed_list, path / "finalists", None, after_seed, on_epoch,
+                          resume=resume, finished=earlier.get(space.name, []))
     write_run_report(path)
     return fin
 

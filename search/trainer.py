@@ -7,9 +7,11 @@ Callers observe each epoch through ``on_epoch`` (the drivers use it to report to
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import keras
@@ -18,7 +20,7 @@ from keras import ops
 
 from search.budget import Recipe
 from search.data import Arrays, pipeline
-from search.errors import TrialFailed
+from search.errors import RunError, TrialFailed
 
 
 @dataclass
@@ -31,6 +33,7 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     steps: int = 0  # optimizer steps actually taken
+    resumed_at: int = 0  # epochs restored from a checkpoint (0: trained from scratch in one go)
 
     @property
     def epochs(self) -> int:
@@ -38,7 +41,7 @@ class History:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
-                                              "steps")}
+                                              "steps", "resumed_at")}
 
 
 def lr_schedule(recipe: Recipe, steps_per_epoch: int, epochs: int):
@@ -96,7 +99,8 @@ def seed_everything(seed: int) -> None:
 
 def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, epochs: int, *, seed: int,
           classes: int, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-          on_batch: Callable[[int, dict[str, float]], None] | None = None) -> History:
+          on_batch: Callable[[int, dict[str, float]], None] | None = None,
+          checkpoint_dir: Path | None = None) -> History:
     """Compile and fit ``model``; returns its per-epoch history.
 
     Args:
@@ -105,6 +109,10 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
         on_epoch: called after each epoch with (epoch starting at 1, logs); may raise to stop
             (e.g. ``optuna.TrialPruned``), which propagates to the caller.
         on_batch: called after each training batch (progress display).
+        checkpoint_dir: save weights, optimizer state and curves here after every epoch; a run
+            stopped midway (killed, out of time) continues from its last finished epoch when called
+            again with the same folder. Removed once training ends. The resumed run goes on with the
+            same schedule and optimizer state, but its data order differs from an unbroken run.
 
     Raises:
         TrialFailed: the loss became NaN or infinite.
@@ -120,8 +128,11 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     train_ds = pipeline(train_data, classes, recipe.batch_size, training=True, augment=recipe.augment, seed=seed)
     val_ds = pipeline(val_data, classes, 500, training=False) if val_data is not None else None
     history = History()
-    cb = _Recorder(history, on_epoch, on_batch)
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=[cb])
+    callbacks: list = [_Recorder(history, on_epoch, on_batch)]
+    if checkpoint_dir is not None:
+        callbacks.append(_Checkpoint(Path(checkpoint_dir), history, epochs))
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
+    cb = callbacks[0]
     if cb.bad_loss is not None:
         raise TrialFailed(f"loss became {cb.bad_loss} in epoch {history.epochs + 1}")
     return history
@@ -160,6 +171,38 @@ class _Recorder(keras.callbacks.Callback):
             self.h.val_accuracy.append(float(logs["val_accuracy"]))
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, logs)
+
+
+class _Checkpoint(keras.callbacks.BackupAndRestore):
+    """Keras' epoch-level backup (weights + optimizer state + epoch), plus our curves so far.
+
+    The curves are written before the weights, so after a kill between the two writes they are
+    one epoch ahead at most; loading cuts them back to the epoch the weights belong to.
+    """
+
+    def __init__(self, folder: Path, history: History, epochs: int):
+        super().__init__(str(folder), save_freq="epoch", double_checkpoint=True)
+        self.file, self.h, self.epochs = folder / "history.json", history, epochs
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        done = getattr(self.model, "_initial_epoch", 0) or 0
+        if done and self.file.exists():
+            saved = json.loads(self.file.read_text(encoding="utf-8"))
+            if saved.get("planned_epochs") != self.epochs:
+                raise RunError(f"{self.file.parent}: checkpoint of a {saved.get('planned_epochs')}-epoch run; "
+                               f"continue it with {saved.get('planned_epochs')} epochs, not {self.epochs}")
+            for k in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+                getattr(self.h, k).extend(saved[k][:done])
+            self.h.steps = int(self.model.optimizer.iterations.numpy())
+            self.h.resumed_at = done
+
+    def _save_model(self):
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self.h.as_dict(), "planned_epochs": self.epochs}), encoding="utf-8")
+        tmp.replace(self.file)
+        super()._save_model()
 
 
 def evaluate(model, data: Arrays, classes: int) -> tuple[float, np.ndarray]:

@@ -97,3 +97,39 @@ def test_train_a_fixed_baseline(capsys, tmp_path, tiny_budgets):
     fin = json.loads((tmp_path / "base" / "finalists.json").read_text())["finalists"][0]
     assert fin["params"] == 13794 and fin["trial"] is None
     assert (tmp_path / "base" / "report.html").is_file()
+
+
+class Killed(Exception):
+    """Stands in for the process being killed right after an epoch checkpoint."""
+
+
+def test_an_interrupted_retrain_resumes_where_it_stopped(capsys, searched, monkeypatch):
+    from search import trainer
+
+    reports, saves = searched, []
+    real = trainer._Checkpoint._save_model
+
+    def save_then_die(self):  # seed 0: epochs 1 and 2 finish; seed 1 dies after epoch 1
+        real(self)
+        saves.append(1)
+        if len(saves) == 3:
+            raise Killed
+
+    monkeypatch.setattr(trainer._Checkpoint, "_save_model", save_then_die)
+    argv = ["retrain", "r", "--reports-dir", str(reports), "--top", "1", "--seeds", "2", "--epochs", "2"]
+    with pytest.raises(Killed):
+        main(argv)
+    monkeypatch.undo()
+    before = json.loads((reports / "r" / "finalists.json").read_text())["finalists"][0]
+    assert [s["seed"] for s in before["seeds"]] == [0]
+    (checkpoint,) = (reports / "r" / "finalists").glob("*_seed1.resume")
+
+    run(capsys, *argv, "--resume")
+    after = json.loads((reports / "r" / "finalists.json").read_text())["finalists"][0]
+    assert after["seeds"][0] == before["seeds"][0]  # the finished seed is kept, not retrained
+    seed1 = after["seeds"][1]
+    assert seed1["seed"] == 1 and seed1["history"]["resumed_at"] == 1 and len(seed1["history"]["loss"]) == 2
+    assert not checkpoint.exists()
+
+    assert main([*argv[:-1], "3", "--resume"]) == 2  # finished seeds of 2 epochs cannot join a 3-epoch run
+    assert "ran 2 epochs, not 3" in capsys.readouterr().err
