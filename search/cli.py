@@ -284,8 +284,10 @@ def _seed_printer(console):
 
 def _epoch_printer(console):
     def on_epoch(label: str, seed: int, epoch: int, logs: dict) -> None:
-        console.print(f"{label} seed {seed} epoch {epoch}: loss {logs.get('loss', 0):.4f} "
-                      f"val_accuracy {logs.get('val_accuracy', 0):.4f}")
+        of = f"/{logs['epochs']}" if "epochs" in logs else ""
+        took = f" ({logs['seconds']:.0f}s)" if "seconds" in logs else ""
+        console.print(f"{label} seed {seed} epoch {epoch}{of}: loss {logs.get('loss', 0):.4f} "
+                      f"val_accuracy {logs.get('val_accuracy', 0):.4f}{took}")
     return on_epoch
 
 

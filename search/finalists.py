@@ -126,7 +126,8 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
             model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
         t0 = time.perf_counter()
         history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes,
-                      on_epoch=(lambda e, logs: on_epoch(label, seed, e, logs)) if on_epoch else None,
+                      on_epoch=(lambda e, logs: on_epoch(label, seed, e, {**logs, "epochs": epochs}))
+                      if on_epoch else None,
                       checkpoint_dir=checkpoint)
         # A resumed seed also counts the epochs it had finished before it was stopped.
         seconds = time.perf_counter() - t0 + sum(history.epoch_seconds[:history.resumed_at])

@@ -164,6 +164,7 @@ class _Recorder(keras.callbacks.Callback):
             return
         logs = dict(logs or {})
         self.h.epoch_seconds.append(time.perf_counter() - self.t0)
+        logs["seconds"] = self.h.epoch_seconds[-1]
         self.h.loss.append(float(logs.get("loss", math.nan)))
         self.h.accuracy.append(float(logs.get("accuracy", math.nan)))
         if "val_accuracy" in logs:

@@ -29,6 +29,7 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     reports = searched
     out = run(capsys, "retrain", "r", "--reports-dir", reports, "--top", "1", "--seeds", "2", "--epochs", "1")
     assert "Finalists — r" in out and "seed 0: test accuracy" in out and "Winner trial" in out
+    assert re.search(r"seed 1 epoch 1/1: loss [\d.]+ val_accuracy [\d.]+ \(\d+s\)", out)  # progress lines
     run_path = reports / "r"
     data = json.loads((run_path / "finalists.json").read_text())
     fin = data["finalists"][0]
