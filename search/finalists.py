@@ -141,6 +141,30 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
     return fin
 
 
+@dataclass
+class Unfinished:
+    """A seed whose retraining was stopped midway: what its last epoch checkpoint holds."""
+
+    name: str  # the finalist's file-name slug, e.g. "trial_2"
+    seed: int
+    epochs_done: int
+    epochs: int
+    val_accuracy: list[float]
+    train_seconds: float
+
+
+def unfinished(out_dir: Path) -> list[Unfinished]:
+    """Seeds with an epoch checkpoint in ``out_dir`` (see :func:`retrain`), stopped or still running."""
+    out = []
+    for f in sorted(out_dir.glob("*_seed*.resume/history.json")):
+        name, _, seed = f.parent.name.removesuffix(".resume").rpartition("_seed")
+        h = json.loads(f.read_text(encoding="utf-8"))
+        done = len(h["loss"])
+        out.append(Unfinished(name, int(seed), done, h["planned_epochs"], h["val_accuracy"][:done],
+                              sum(h["epoch_seconds"][:done])))
+    return out
+
+
 def save_plain(model, path: Path) -> None:
     """Save weights and architecture only (no optimizer, no custom schedule): loads in plain Keras."""
     import keras

@@ -124,6 +124,9 @@ def test_an_interrupted_retrain_resumes_where_it_stopped(capsys, searched, monke
     before = json.loads((reports / "r" / "finalists.json").read_text())["finalists"][0]
     assert [s["seed"] for s in before["seeds"]] == [0]
     (checkpoint,) = (reports / "r" / "finalists").glob("*_seed1.resume")
+    run(capsys, "report", "r", "--reports-dir", reports)  # the report shows how far the stopped seed got
+    md = (reports / "r" / "report.md").read_text()
+    assert re.search(r"\| trial_\d+ \| 1 \| 1 / 2 \| [\d.]+% \| [\d.]+% \|", md) and "retrain r --resume" in md
 
     run(capsys, *argv, "--resume")
     after = json.loads((reports / "r" / "finalists.json").read_text())["finalists"][0]
@@ -131,6 +134,7 @@ def test_an_interrupted_retrain_resumes_where_it_stopped(capsys, searched, monke
     seed1 = after["seeds"][1]
     assert seed1["seed"] == 1 and seed1["history"]["resumed_at"] == 1 and len(seed1["history"]["loss"]) == 2
     assert not checkpoint.exists()
+    assert "Retraining not finished" not in (reports / "r" / "report.md").read_text()
 
     assert main([*argv[:-1], "3", "--resume"]) == 2  # finished seeds of 2 epochs cannot join a 3-epoch run
     assert "ran 2 epochs, not 3" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from typing import Any
 
 from search import gate
 from search.budget import Budget
-from search.finalists import Finalist
+from search.finalists import Finalist, Unfinished, unfinished as unfinished_seeds
 from search.receptive import LayerTable, fmt_pair
 from search.runs import RunMeta, TrialRecord, ranked
 from search.space import Space
@@ -53,7 +53,8 @@ def winner(finalists: list[Finalist]) -> Finalist | None:
 
 
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
-                    finalists: list[Finalist], protocol: dict[str, Any], figures: list[str]) -> str:
+                    finalists: list[Finalist], protocol: dict[str, Any], figures: list[str],
+                    unfinished: list[Unfinished] = ()) -> str:
     from search.report.leaderboard import summary_line
 
     out = [f"# budgetnas report — {meta.name if meta else protocol.get('name', '')}", ""]
@@ -112,6 +113,19 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                     "Values: `" + json.dumps(f.values) + "`", ""]
             if verdict.table is not None:
                 out += [layer_markdown(verdict.table), ""]
+    if unfinished:
+        out += ["## Retraining not finished yet", "",
+                "Seeds stopped (or still running) at their last epoch checkpoint: no test accuracy yet. "
+                + (f"`budgetnas retrain {meta.name} --resume` continues them." if meta else
+                   f"`budgetnas train SPACE --name {protocol.get('name')} --resume` continues them."), "",
+                "| finalist | seed | epochs done | last val acc | best val acc | train time |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for u in unfinished:
+            last = u.val_accuracy[-1] if u.val_accuracy else None
+            best = max(u.val_accuracy) if u.val_accuracy else None
+            out.append(f"| {u.name} | {u.seed} | {u.epochs_done} / {u.epochs} | {_pct(last)} | {_pct(best)} | "
+                       f"{u.train_seconds / 60:.1f} min |")
+        out.append("")
     for name in figures:
         out += [f"![{FIGURES[name]}]({name})", ""]
     return "\n".join(out)
@@ -207,7 +221,8 @@ def write_report(folder: Path, meta: RunMeta | None, budget: Budget, space: Spac
         fig.savefig(folder / name, dpi=110)
         plt.close(fig)
         paths.append(folder / name)
-    md = render_markdown(meta, budget, space, records, finalists, protocol, [n for n, _ in made])
+    md = render_markdown(meta, budget, space, records, finalists, protocol, [n for n, _ in made],
+                         unfinished_seeds(folder / "finalists"))
     (folder / "report.md").write_text(md, encoding="utf-8")
     title = f"budgetnas — {meta.name if meta else budget.name}"
     (folder / "report.html").write_text(markdown_to_html(md, folder, title), encoding="utf-8")
