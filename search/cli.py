@@ -298,7 +298,7 @@ def _finalists_table(finalists, title: str):
     for col in ("finalist", "params", "MACs", "test mean ± std", "test min", "seeds", "train time"):
         t.add_column(col, justify="left" if col == "finalist" else "right")
     for f in finalists:
-        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", f"{100 * f.mean:.2f}% ± {100 * f.std:.2f}",
+        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", f.spread,
                   f"{100 * f.minimum:.2f}%", str(len(f.seeds)), f"{f.train_seconds / 60:.1f} min")
     return t
 

@@ -130,7 +130,7 @@ def model_card(finalist: Finalist, budget, dataset: str, checks: list[Check], ta
         f"prints for `model.keras`; MACs per image: {finalist.macs:,}.",
         f"- Architecture: `{finalist.architecture}`",
         f"- Test accuracy over {len(finalist.seeds)} seeds (final epoch {finalist.epochs}): "
-        f"{100 * finalist.mean:.2f}% ± {100 * finalist.std:.2f} (min {100 * finalist.minimum:.2f}%).",
+        f"{finalist.spread} (min {100 * finalist.minimum:.2f}%).",
         f"- These weights: seed {seed.seed} (chosen by final validation accuracy "
         f"{100 * (seed.final_val_accuracy or 0):.2f}%), test accuracy {100 * seed.test_accuracy:.2f}%.",
         "- Protocol: architecture chosen on a validation split carved from the training set; test set used "

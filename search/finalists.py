@@ -66,6 +66,13 @@ class Finalist:
         return statistics.stdev(self.accuracies) if len(self.seeds) > 1 else 0.0
 
     @property
+    def spread(self) -> str:
+        """'mean% ± std' over the seeds; a single seed has no spread, so it says so instead of '± 0.00'."""
+        if len(self.seeds) == 1:
+            return f"{100 * self.mean:.2f}% (1 seed)"
+        return f"{100 * self.mean:.2f}% ± {100 * self.std:.2f}"
+
+    @property
     def minimum(self) -> float:
         return min(self.accuracies)
 

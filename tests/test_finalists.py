@@ -138,3 +138,15 @@ def test_an_interrupted_retrain_resumes_where_it_stopped(capsys, searched, monke
 
     assert main([*argv[:-1], "3", "--resume"]) == 2  # finished seeds of 2 epochs cannot join a 3-epoch run
     assert "ran 2 epochs, not 3" in capsys.readouterr().err
+
+
+def test_spread_shows_a_std_only_over_several_seeds():
+    from search.finalists import Finalist, SeedResult
+
+    def seed(n, acc):
+        return SeedResult(n, acc, None, 1.0, {}, f"s{n}.keras")
+
+    f = Finalist("trial 2", 2, "space.toml", {}, "S32", 1000, 1000, 1, [32.0], 50, {}, seeds=[seed(0, 0.8779)])
+    assert f.spread == "87.79% (1 seed)"  # not "± 0.00": one seed has no spread
+    f.seeds.append(seed(1, 0.8821))
+    assert f.spread == "88.00% ± 0.30"  # sample std of 87.79 and 88.21 = 0.297

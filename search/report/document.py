@@ -100,7 +100,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for f in finalists:
             out.append(f"| {f.label} | {f.params:,} | {f.macs / 1e6:.2f}M | {_pct(f.val_accuracy_search)} | "
-                       f"{100 * f.mean:.2f}% ± {100 * f.std:.2f} | {_pct(f.minimum)} | {len(f.seeds)} | "
+                       f"{f.spread} | {_pct(f.minimum)} | {len(f.seeds)} | "
                        f"{f.train_seconds / 60:.1f} min |")
         out.append("")
         for f in finalists:
