@@ -1,10 +1,14 @@
-"""Datasets: find and read the arrays, carve the validation split, feed tf.data pipelines.
+"""Datasets: find and read the arrays, carve the validation split, feed the training loop.
 
 Lookup for a built-in name (``mnist``, ``cifar10``, ``fashion_mnist``): ``<data_dir>/<name>.npz``
 where data_dir is ``--data-dir`` or ``$BUDGETNAS_DATA_DIR``, then ``keras.datasets`` (which
 downloads). Any other name is a path to an ``.npz`` with ``x_train, y_train, x_test, y_test``.
 The test split is only handed out by :func:`load` for final scoring; the search sees
 ``train``/``val`` from :func:`split` only.
+
+Batches come from ``tf.data`` on the TensorFlow backend (what CI and the CPU numbers use) and from
+:class:`search.batches.ArrayBatches`, plain NumPy, on Keras' other backends (e.g. JAX on a GPU machine
+without TensorFlow).
 """
 
 from __future__ import annotations
@@ -154,14 +158,21 @@ def _augmenter(kind: str, shape: tuple[int, int, int], seed: int):
 
 def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, augment: str = "none",
              seed: int = 0):
-    """A ``tf.data`` pipeline of (float32 0..255 images, one-hot labels), batched and prefetched.
+    """Batches of (float32 0..255 images, one-hot labels): shuffled and augmented when ``training``.
 
     Pixels stay raw: every model starts with a Rescaling layer that standardises them.
+    A ``tf.data`` pipeline on the TensorFlow backend, a :class:`search.batches.ArrayBatches` on the others.
     """
-    import tensorflow as tf
+    import keras
 
     if augment not in AUGMENTATIONS:
         raise DataError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
+    if keras.backend.backend() != "tensorflow":
+        from search.batches import ArrayBatches
+
+        return ArrayBatches(arrays, classes, batch_size, training=training, augment=augment, seed=seed)
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices((arrays.x, arrays.y))
     if training:
         ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)

@@ -1,0 +1,97 @@
+"""NumPy batches for Keras' backends other than TensorFlow (JAX on a GPU machine without TensorFlow).
+
+:func:`search.data.pipeline` hands these out on any backend but TensorFlow; the augmentations
+mirror the Keras preprocessing layers of its ``tf.data`` path (see :class:`ArrayBatches`).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from search.data import AUGMENTATIONS, Arrays
+from search.errors import DataError
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """The same batches as :func:`pipeline`'s ``tf.data`` path, in NumPy, for any Keras backend.
+
+    Epoch ``e`` is shuffled and augmented from ``numpy.random.default_rng([seed, e, batch])``,
+    so a seeded run repeats exactly. Augmentation matches the Keras layers of the ``tf.data`` path
+    in kind and range: "shift" moves by up to ±2 px (zero fill, bilinear), "shift-rotate" adds a
+    rotation of up to ±8°, "crop-flip" crops a 4-px reflect-padded image at a random whole-pixel
+    offset and flips half the images left-right.
+    """
+
+    def __init__(self, arrays: Arrays, classes: int, batch_size: int, *, training: bool,
+                 augment: str = "none", seed: int = 0):
+        super().__init__()
+        if augment not in AUGMENTATIONS:
+            raise DataError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
+        self.arrays, self.classes, self.batch_size = arrays, classes, batch_size
+        self.training, self.augment, self.seed = training, augment if training else "none", seed
+        self.epoch = -1
+        self.order = np.arange(len(arrays))
+        self.on_epoch_begin()
+
+    def __len__(self) -> int:
+        return -(-len(self.arrays) // self.batch_size)
+
+    def on_epoch_begin(self) -> None:
+        self.epoch += 1
+        if self.training:
+            self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.arrays))
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        x = self.arrays.x[idx].astype(np.float32)
+        if self.augment != "none":
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            x = augment_batch(x, self.augment, rng)
+        y = np.eye(self.classes, dtype=np.float32)[self.arrays.y[idx]]
+        return x, y
+
+
+def augment_batch(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One augmentation draw per image of an N×H×W×C float batch (see :class:`ArrayBatches`)."""
+    n, h, w, _ = x.shape
+    if kind == "crop-flip":
+        out = crop(np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect"), rng.integers(0, 9, (n, 2)), h, w)
+        flip = rng.random(n) < 0.5
+        out[flip] = out[flip, :, ::-1]
+        return out
+    shift = rng.uniform(-2.0, 2.0, (n, 2))  # ±2 px, as RandomTranslation(2 / size)
+    angle = rng.uniform(-8.0, 8.0, n) if kind == "shift-rotate" else np.zeros(n)
+    return affine(x, np.deg2rad(angle), shift)
+
+
+def crop(padded: np.ndarray, corners: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``padded[k, r:r + h, c:c + w]`` for each image k and its corner (r, c), in one gather."""
+    rows = corners[:, 0, None] + np.arange(h)
+    cols = corners[:, 1, None] + np.arange(w)
+    return padded[np.arange(len(padded))[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def affine(x: np.ndarray, angle: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Rotate each image by ``angle[k]`` radians (counter-clockwise as displayed, about its centre),
+    then move it by ``shift[k] = (down, right)`` pixels; bilinear sampling, zeros outside."""
+    n, h, w, _ = x.shape
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    r, c = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    # Inverse map: the output pixel (r, c) reads the input at the rotated-back, shifted-back spot.
+    dy = r[None] - cy - shift[:, 0, None, None]
+    dx = c[None] - cx - shift[:, 1, None, None]
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    src_r = cy + cos * dy + sin * dx
+    src_c = cx - sin * dy + cos * dx
+    r0, c0 = np.floor(src_r).astype(np.int64), np.floor(src_c).astype(np.int64)
+    fr, fc = (src_r - r0)[..., None], (src_c - c0)[..., None]
+    k = np.arange(n)[:, None, None]
+
+    def at(rr, cc):
+        inside = ((rr >= 0) & (rr < h) & (cc >= 0) & (cc < w))[..., None]
+        return np.where(inside, x[k, np.clip(rr, 0, h - 1), np.clip(cc, 0, w - 1)], 0.0)
+
+    out = (at(r0, c0) * (1 - fr) * (1 - fc) + at(r0, c0 + 1) * (1 - fr) * fc
+           + at(r0 + 1, c0) * fr * (1 - fc) + at(r0 + 1, c0 + 1) * fr * fc)
+    return out.astype(x.dtype)
