@@ -121,6 +121,8 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
 def model_card(finalist: Finalist, budget, dataset: str, checks: list[Check], table_md: str,
                protocol: dict) -> str:
     seed = finalist.chosen_seed()
+    n = len(finalist.seeds)
+    over = f" over {n} seeds (min {100 * finalist.minimum:.2f}%)" if n > 1 else ""
     lines = [
         f"# Model card — {finalist.label} ({budget.name})", "",
         f"- Dataset: `{dataset}`; input: raw pixels 0–255, shape {protocol.get('input_shape')}; output: "
@@ -129,8 +131,7 @@ def model_card(finalist: Finalist, budget, dataset: str, checks: list[Check], ta
         f"- Parameters: {finalist.params:,} total ({finalist.trainable_params:,} trainable) — the count Keras "
         f"prints for `model.keras`; MACs per image: {finalist.macs:,}.",
         f"- Architecture: `{finalist.architecture}`",
-        f"- Test accuracy over {len(finalist.seeds)} seeds (final epoch {finalist.epochs}): "
-        f"{finalist.spread} (min {100 * finalist.minimum:.2f}%).",
+        f"- Test accuracy at the final epoch ({finalist.epochs}): {finalist.spread}{over}.",
         f"- These weights: seed {seed.seed} (chosen by final validation accuracy "
         f"{100 * (seed.final_val_accuracy or 0):.2f}%), test accuracy {100 * seed.test_accuracy:.2f}%.",
         "- Protocol: architecture chosen on a validation split carved from the training set; test set used "

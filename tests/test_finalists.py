@@ -51,6 +51,7 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     exp = run_path / "export"
     card = (exp / "MODEL_CARD.md").read_text()
     assert "keras: test accuracy" in card and "exactly): ok" in card
+    assert re.search(r"Test accuracy at the final epoch \(1\): [\d.]+% ± [\d.]+ over 2 seeds \(min [\d.]+%\)\.", card)
     chosen = max(fin["seeds"], key=lambda s: (s["final_val_accuracy"], -s["seed"]))
 
     # plain Keras: the count it prints is the budgeted count, and raw pixels go straight in
@@ -150,3 +151,26 @@ def test_spread_shows_a_std_only_over_several_seeds():
     assert f.spread == "87.79% (1 seed)"  # not "± 0.00": one seed has no spread
     f.seeds.append(seed(1, 0.8821))
     assert f.spread == "88.00% ± 0.30"  # sample std of 87.79 and 88.21 = 0.297
+
+
+def test_a_moved_run_folder_still_finds_its_own_space(tmp_path):
+    import shutil
+
+    from search.errors import ConfigError
+    from search.finalists import Finalist
+    from search.report.document import space_for
+    from search.space import load_space
+
+    run = tmp_path / "copied-run"
+    run.mkdir()
+    shutil.copyfile("spaces/mnist_tiny.toml", run / "space.toml")
+    default = load_space(run / "space.toml")
+
+    def finalist(space):
+        return Finalist("trial 13", 13, space, {}, "C12", 1000, 1000, 1, [28.0], 15, {}, seeds=[])
+
+    assert space_for(finalist("/root/runs/mnist-8k-gpu/space.toml"), default) is default  # where it ran
+    seed = space_for(finalist("spaces/seed_mnist_13794.toml"), default)  # a baseline's own fixed space
+    assert seed is not default and seed.name == load_space("spaces/seed_mnist_13794.toml").name
+    with pytest.raises(ConfigError, match="no such space file"):
+        space_for(finalist(str(tmp_path / "gone.toml")), default)

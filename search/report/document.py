@@ -132,10 +132,18 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
 
 
 def space_for(f: Finalist, default: Space) -> Space:
-    """The space a finalist's values apply to (a baseline has its own fixed space)."""
+    """The space a finalist's values apply to (a baseline has its own fixed space).
+
+    ``default`` is the run folder's ``space.toml``. A run folder moved elsewhere (from another machine,
+    or a copy under another name) still names its space by the absolute path where it ran; a missing
+    file of the same name is taken as the run's own space.
+    """
     from search.space import load_space
 
-    return default if Path(f.space) == Path(default.path) else load_space(f.space)
+    own, there = Path(f.space), Path(default.path)
+    if own == there or (own.name == there.name and not own.exists()):
+        return default
+    return load_space(f.space)
 
 
 def markdown_to_html(md: str, folder: Path, title: str) -> str:
