@@ -14,10 +14,11 @@ from search.errors import DataError
 
 
 class ArrayBatches(keras.utils.PyDataset):
-    """The same batches as :func:`pipeline`'s ``tf.data`` path, in NumPy, for any Keras backend.
+    """The batches of :func:`search.data.pipeline`'s ``tf.data`` path, in NumPy, for any Keras backend.
 
-    Epoch ``e`` is shuffled and augmented from ``numpy.random.default_rng([seed, e, batch])``,
-    so a seeded run repeats exactly. Augmentation matches the Keras layers of the ``tf.data`` path
+    Epoch ``e`` is shuffled by ``numpy.random.default_rng([seed, e])`` and its batch ``i`` augmented by
+    ``default_rng([seed, e, i])``, so a seeded run repeats exactly (a resumed run counts epochs from
+    its restart, like the ``tf.data`` path). Augmentation matches the Keras layers of the ``tf.data`` path
     in kind and range: "shift" moves by up to ±2 px (zero fill, bilinear), "shift-rotate" adds a
     rotation of up to ±8°, "crop-flip" crops a 4-px reflect-padded image at a random whole-pixel
     offset and flips half the images left-right.
