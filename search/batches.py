@@ -19,8 +19,8 @@ class ArrayBatches(keras.utils.PyDataset):
     Epoch ``e`` is shuffled by ``numpy.random.default_rng([seed, e])`` and its batch ``i`` augmented by
     ``default_rng([seed, e, i])``, so a seeded run repeats exactly (a resumed run counts epochs from
     its restart, like the ``tf.data`` path). Augmentation matches the Keras layers of the ``tf.data`` path
-    in kind and range: "shift" moves by up to ±2 px (zero fill, bilinear), "shift-rotate" adds a
-    rotation of up to ±8°, "crop-flip" crops a 4-px reflect-padded image at a random whole-pixel
+    in kind and range: "shift" moves by up to ±2 px (zero fill, bilinear), "rotate" turns by up to ±8°,
+    "shift-rotate" does both, "crop-flip" crops a 4-px reflect-padded image at a random whole-pixel
     offset and flips half the images left-right.
     """
 
@@ -61,8 +61,8 @@ def augment_batch(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
         flip = rng.random(n) < 0.5
         out[flip] = out[flip, :, ::-1]
         return out
-    shift = rng.uniform(-2.0, 2.0, (n, 2))  # ±2 px, as RandomTranslation(2 / size)
-    angle = rng.uniform(-8.0, 8.0, n) if kind == "shift-rotate" else np.zeros(n)
+    shift = rng.uniform(-2.0, 2.0, (n, 2)) if kind != "rotate" else np.zeros((n, 2))  # ±2 px, as RandomTranslation
+    angle = rng.uniform(-8.0, 8.0, n) if kind in ("rotate", "shift-rotate") else np.zeros(n)
     return affine(x, np.deg2rad(angle), shift)
 
 

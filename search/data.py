@@ -22,7 +22,7 @@ import numpy as np
 from search.errors import DataError
 
 BUILTIN = ("mnist", "cifar10", "fashion_mnist")
-AUGMENTATIONS = ("none", "shift", "shift-rotate", "crop-flip")
+AUGMENTATIONS = ("none", "shift", "rotate", "shift-rotate", "crop-flip")
 ENV_VAR = "BUDGETNAS_DATA_DIR"
 
 
@@ -145,10 +145,10 @@ def _augmenter(kind: str, shape: tuple[int, int, int], seed: int):
     if kind == "none":
         return None
     h = shape[0]
-    if kind in ("shift", "shift-rotate"):
+    if kind in ("shift", "rotate", "shift-rotate"):
         shift = 2 / h  # up to ±2 pixels
-        ops = [keras.layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)]
-        if kind == "shift-rotate":
+        ops = [keras.layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)] if kind != "rotate" else []
+        if kind in ("rotate", "shift-rotate"):  # up to ±8 degrees
             ops.append(keras.layers.RandomRotation(8 / 360, fill_mode="constant", seed=seed + 1))
     else:  # crop-flip: pad-4-and-crop equivalent, horizontal flip
         ops = [keras.layers.RandomTranslation(4 / h, 4 / h, fill_mode="reflect", seed=seed),

@@ -62,7 +62,7 @@ def test_affine_half_pixel_shift_interpolates():
     assert np.allclose(out[0, :, 1:3, 0], 5.0) and np.allclose(out[0, :, [0, 3], 0], 0.0)
 
 
-@pytest.mark.parametrize("kind", ["shift", "shift-rotate", "crop-flip"])
+@pytest.mark.parametrize("kind", ["shift", "rotate", "shift-rotate", "crop-flip"])
 def test_augmentations_keep_shape_range_and_repeat_with_the_seed(kind):
     x = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
     a = augment_batch(x, kind, np.random.default_rng([7, 0, 0]))

@@ -58,3 +58,38 @@ def test_pipeline_yields_raw_float_pixels_and_one_hot(tiny_mnist):
     assert x.shape == (32, 28, 28, 1) and y.shape == (32, 10)
     assert float(x.numpy().max()) > 1.0  # not rescaled: the model's Rescaling layer does that
     assert np.allclose(y.numpy().sum(axis=1), 1)
+
+
+
+def _centroids(x):
+    """(down, right) offset of each image's intensity centroid from the image centre."""
+    h, w = x.shape[1:3]
+    r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    mass = x[..., 0].sum(axis=(1, 2))
+    return np.stack([(x[..., 0] * r).sum(axis=(1, 2)) / mass - (h - 1) / 2,
+                     (x[..., 0] * c).sum(axis=(1, 2)) / mass - (w - 1) / 2], axis=1)
+
+
+@pytest.mark.parametrize("path", ["tf.data", "numpy"])
+@pytest.mark.parametrize("kind, turn, shift", [("rotate", 8, 0), ("shift", 0, 2), ("shift-rotate", 8, 2)])
+def test_mnist_augmentations_turn_about_the_centre_and_shift_by_at_most_2_px(path, kind, turn, shift):
+    # A Gaussian spot 6 px right of the centre: each augmented copy's centroid must lie where a turn of
+    # at most `turn` degrees about the centre and a move of at most `shift` px per axis can put it.
+    r, c = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
+    spot = 255 * np.exp(-((r - 13.5) ** 2 + (c - 19.5) ** 2) / 4.0)
+    x = np.repeat(spot[None, :, :, None], 64, axis=0).astype(np.float32)
+    if path == "numpy":
+        from search.batches import augment_batch
+        out = augment_batch(x, kind, np.random.default_rng(0))
+    else:
+        out = np.asarray(data._augmenter(kind, (28, 28, 1), seed=0)(x, training=True))
+    p0, p = _centroids(x)[0], _centroids(out)
+    assert np.allclose(p0, [0, 6], atol=1e-3)
+    moved = np.linalg.norm(p - p0, axis=1)
+    reach = 2 * 6 * np.sin(np.radians(turn + 0.2) / 2) + np.hypot(shift, shift) + 0.05
+    assert np.all(moved <= reach) and moved.max() > reach / 3  # within range, and it really moves
+    if shift == 0:  # a pure turn: same distance to the centre, at most 8 degrees of angle
+        assert np.allclose(np.linalg.norm(p, axis=1), 6, atol=0.05)
+        assert np.all(np.abs(np.degrees(np.arctan2(p[:, 0], p[:, 1]))) <= turn + 0.2)
+    if turn == 0:  # a pure shift: at most 2 px along each axis
+        assert np.all(np.abs(p - p0) <= shift + 0.05)
