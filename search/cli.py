@@ -305,7 +305,7 @@ def _finalists_table(finalists, title: str):
 
 def _print_outcome(console, path: Path, finalists) -> None:
     from search import gate
-    from search.report.document import space_for, winner
+    from search.report.document import winner
     from search.report.leaderboard import layer_table
     from search.session import open_run
 
@@ -313,7 +313,7 @@ def _print_outcome(console, path: Path, finalists) -> None:
     console.print(_finalists_table(finalists, f"Finalists — {meta.name} (test accuracy, final epoch)"))
     w = winner(finalists)
     if w is not None:
-        verdict, _ = gate.admit(budget, space_for(w, space), w.values, allow_repair=False, build=False)
+        verdict, _ = gate.admit(budget, space, w.values, allow_repair=False, build=False)
         if verdict.table is not None:
             console.print(layer_table(verdict.table, title=f"Winner {w.label}: per-layer table"))
     console.print(f"report: {path / 'report.html'}")
@@ -370,7 +370,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from search import gate
     from search.errors import RunError
     from search.export import export, model_card
-    from search.report.document import layer_markdown, space_for, winner
+    from search.report.document import layer_markdown, winner
     from search.runs import run_dir
     from search.session import load_data_splits, open_run
 
@@ -384,11 +384,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                            f"{', '.join(str(f.trial) for f in fins)})")
     else:
         chosen = winner(fins)
-    fspace = space_for(chosen, space)
-    ds, train, _ = load_data_splits(budget, fspace, args.data_dir or meta.data_dir, meta.seed)
+    ds, train, _ = load_data_splits(budget, space, args.data_dir or meta.data_dir, meta.seed)
     out = Path(args.out) if args.out else path / "export"
-    checks = export(chosen, path, out, formats, train, ds.test, fspace.classes)
-    verdict, _ = gate.admit(budget, fspace, chosen.values, allow_repair=False, build=False)
+    checks = export(chosen, path, out, formats, train, ds.test, space.classes)
+    verdict, _ = gate.admit(budget, space, chosen.values, allow_repair=False, build=False)
     card = model_card(chosen, budget, budget.dataset, checks, layer_markdown(verdict.table), proto)
     (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     console = _console()

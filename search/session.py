@@ -210,6 +210,7 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
                        else f"{path}: no run to resume")
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(space_path, path / "space.toml")
+    space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
     epochs = epochs or budget.epochs
     earlier = _earlier_finalists(path, epochs) if resume else {}
     meta = RunMeta(name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),

@@ -33,7 +33,7 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     run_path = reports / "r"
     data = json.loads((run_path / "finalists.json").read_text())
     fin = data["finalists"][0]
-    assert [s["seed"] for s in fin["seeds"]] == [0, 1]
+    assert [s["seed"] for s in fin["seeds"]] == [0, 1] and fin["space"] == "space.toml"
     assert data["protocol"]["test_images"] == 200 and data["protocol"]["validation"] == 100
     accs = [s["test_accuracy"] for s in fin["seeds"]]
     assert fin["summary"]["mean"] == pytest.approx(np.mean(accs))
@@ -98,7 +98,18 @@ def test_train_a_fixed_baseline(capsys, tmp_path, tiny_budgets):
     assert "seed_mnist_13794 seed 0: test accuracy" in out
     fin = json.loads((tmp_path / "base" / "finalists.json").read_text())["finalists"][0]
     assert fin["params"] == 13794 and fin["trial"] is None
+    assert fin["space"] == "space.toml"  # the run folder's own copy of the fixed space
     assert (tmp_path / "base" / "report.html").is_file()
+
+    # A run folder moved elsewhere (another machine, another name) reports from its own space.toml,
+    # even when its finalists.json is older and names the space by a path that no longer exists.
+    (tmp_path / "base").rename(tmp_path / "moved")
+    saved = json.loads((tmp_path / "moved" / "finalists.json").read_text())
+    saved["finalists"][0]["space"] = "/root/runs/base/seed_mnist_13794.toml"
+    (tmp_path / "moved" / "finalists.json").write_text(json.dumps(saved))
+    (tmp_path / "moved" / "report.md").unlink()
+    run(capsys, "--budgets", tiny_budgets, "report", "moved", "--reports-dir", tmp_path)
+    assert "| **total** | | | **13,794** |" in (tmp_path / "moved" / "report.md").read_text()
 
 
 class Killed(Exception):
@@ -151,26 +162,3 @@ def test_spread_shows_a_std_only_over_several_seeds():
     assert f.spread == "87.79% (1 seed)"  # not "± 0.00": one seed has no spread
     f.seeds.append(seed(1, 0.8821))
     assert f.spread == "88.00% ± 0.30"  # sample std of 87.79 and 88.21 = 0.297
-
-
-def test_a_moved_run_folder_still_finds_its_own_space(tmp_path):
-    import shutil
-
-    from search.errors import ConfigError
-    from search.finalists import Finalist
-    from search.report.document import space_for
-    from search.space import load_space
-
-    run = tmp_path / "copied-run"
-    run.mkdir()
-    shutil.copyfile("spaces/mnist_tiny.toml", run / "space.toml")
-    default = load_space(run / "space.toml")
-
-    def finalist(space):
-        return Finalist("trial 13", 13, space, {}, "C12", 1000, 1000, 1, [28.0], 15, {}, seeds=[])
-
-    assert space_for(finalist("/root/runs/mnist-8k-gpu/space.toml"), default) is default  # where it ran
-    seed = space_for(finalist("spaces/seed_mnist_13794.toml"), default)  # a baseline's own fixed space
-    assert seed is not default and seed.name == load_space("spaces/seed_mnist_13794.toml").name
-    with pytest.raises(ConfigError, match="no such space file"):
-        space_for(finalist(str(tmp_path / "gone.toml")), default)

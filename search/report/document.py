@@ -104,7 +104,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                        f"{f.train_seconds / 60:.1f} min |")
         out.append("")
         for f in finalists:
-            verdict, _ = gate.admit(budget, space_for(f, space), f.values, allow_repair=False, build=False)
+            verdict, _ = gate.admit(budget, space, f.values, allow_repair=False, build=False)
             recipe = ", ".join(f"{k} {v}" for k, v in f.recipe.items())
             out += [f"### {f.label}", "", f"Architecture: `{f.architecture}`", "",
                     f"Training: {f.epochs} epochs; {recipe}.", "",
@@ -129,21 +129,6 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
     for name in figures:
         out += [f"![{FIGURES[name]}]({name})", ""]
     return "\n".join(out)
-
-
-def space_for(f: Finalist, default: Space) -> Space:
-    """The space a finalist's values apply to (a baseline has its own fixed space).
-
-    ``default`` is the run folder's ``space.toml``. A run folder moved elsewhere (from another machine,
-    or a copy under another name) still names its space by the absolute path where it ran; a missing
-    file of the same name is taken as the run's own space.
-    """
-    from search.space import load_space
-
-    own, there = Path(f.space), Path(default.path)
-    if own == there or (own.name == there.name and not own.exists()):
-        return default
-    return load_space(f.space)
 
 
 def markdown_to_html(md: str, folder: Path, title: str) -> str:
