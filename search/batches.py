@@ -61,8 +61,8 @@ def augment_batch(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
         flip = rng.random(n) < 0.5
         out[flip] = out[flip, :, ::-1]
         return out
-    shift = rng.uniform(-2.0, 2.0, (n, 2)) if kind != "rotate" else np.zeros((n, 2))  # ±2 px, as RandomTranslation
-    angle = rng.uniform(-8.0, 8.0, n) if kind in ("rotate", "shift-rotate") else np.zeros(n)
+    shift = rng.uniform(-2.0, 2.0, (n, 2)) if kind != "rotate" else np.zeros((n, 2))  # as RandomTranslation(2 / size)
+    angle = rng.uniform(-8.0, 8.0, n) if kind != "shift" else np.zeros(n)  # as RandomRotation(8 / 360)
     return affine(x, np.deg2rad(angle), shift)
 
 

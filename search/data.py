@@ -146,9 +146,10 @@ def _augmenter(kind: str, shape: tuple[int, int, int], seed: int):
         return None
     h = shape[0]
     if kind in ("shift", "rotate", "shift-rotate"):
-        shift = 2 / h  # up to ±2 pixels
-        ops = [keras.layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)] if kind != "rotate" else []
-        if kind in ("rotate", "shift-rotate"):  # up to ±8 degrees
+        ops = []
+        if kind != "rotate":  # up to ±2 pixels
+            ops.append(keras.layers.RandomTranslation(2 / h, 2 / h, fill_mode="constant", seed=seed))
+        if kind != "shift":  # up to ±8 degrees
             ops.append(keras.layers.RandomRotation(8 / 360, fill_mode="constant", seed=seed + 1))
     else:  # crop-flip: pad-4-and-crop equivalent, horizontal flip
         ops = [keras.layers.RandomTranslation(4 / h, 4 / h, fill_mode="reflect", seed=seed),

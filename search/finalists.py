@@ -112,7 +112,8 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
     from search.trainer import train as fit
 
     verdict, _ = gate.admit(budget, space, values, allow_repair=False, build=False)
-    fin = Finalist(label=label, trial=trial, space=Path(space.path).name, values=dict(values), architecture=verdict.architecture,
+    fin = Finalist(label=label, trial=trial, space=Path(space.path).name, values=dict(values),
+                   architecture=verdict.architecture,
                    params=verdict.total_params, trainable_params=verdict.trainable_params, macs=verdict.macs,
                    final_rf=list(verdict.final_rf), epochs=epochs, recipe=asdict(recipe),
                    val_accuracy_search=val_accuracy_search)
