@@ -60,7 +60,6 @@ def test_pipeline_yields_raw_float_pixels_and_one_hot(tiny_mnist):
     assert np.allclose(y.numpy().sum(axis=1), 1)
 
 
-
 def _centroids(x):
     """(down, right) offset of each image's intensity centroid from the image centre."""
     h, w = x.shape[1:3]

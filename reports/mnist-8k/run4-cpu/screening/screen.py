@@ -24,7 +24,6 @@ if os.environ.get("ONE_THREAD"):
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-from search import data as data_mod  # noqa: E402
 from search import trainer  # noqa: E402
 from search.budget import get_budget  # noqa: E402
 from search.build import build_model  # noqa: E402
@@ -37,9 +36,7 @@ space = load_space(args.get("space", "reports/mnist-8k/run3-gpu/space.toml"))
 recipe = dataclasses.replace(budget.train, **args.get("recipe", {}))
 epochs, seed = args.get("epochs", 15), args.get("seed", 2)
 data_dir = os.environ.get("BUDGETNAS_DATA_DIR", "../shared/datasets")
-ds, train, val = load_data_splits(budget, space, data_dir, 2)
-if args.get("subset"):
-    train = data_mod.subset(train, args["subset"], 2)
+_, train, val = load_data_splits(budget, space, data_dir, 2)
 model = build_model(space, args["values"], seed=seed)
 print("params", model.count_params(), "recipe", recipe, flush=True)
 t0 = time.time()
