@@ -120,8 +120,31 @@ def repair(budget: Budget, space: Space, values: Mapping[str, Any]) -> tuple[dic
         if best is None or score(best) >= here:
             break
         current = best
+    if not _plan_check(budget, space, current)[0]:
+        current = _give_back(budget, space, values, current)
     changes = [f"{k} {values[k]}→{current[k]}" for k in values if current[k] != values[k]]
     return current, changes
+
+
+def _give_back(budget: Budget, space: Space, sampled: Mapping[str, Any], fitted: dict[str, Any]) -> dict[str, Any]:
+    """Undo what the shrinking took but did not need: one option at a time, round-robin over the
+    changed parameters, move each back towards its sampled value while the candidate still has no
+    violation. Shrinking widest-first before a costly non-width choice (e.g. a shrink head) changes
+    the head too, and then the widths it took first are free again."""
+    current = dict(fitted)
+    moved = True
+    while moved:
+        moved = False
+        for p in space.params:
+            now, want, opts = current[p.name], sampled[p.name], list(p.domain.options)
+            if now == want or now not in opts or want not in opts:
+                continue
+            i, j = opts.index(now), opts.index(want)
+            step = opts[i + (1 if j > i else -1)] if p.domain.is_range else want
+            trial = {**current, p.name: step}
+            if not _plan_check(budget, space, trial)[0]:
+                current, moved = trial, True
+    return current
 
 
 def admit(budget: Budget, space: Space, values: Mapping[str, Any], *, allow_repair: bool = True,

@@ -51,6 +51,29 @@ def test_repair_shrinks_widths_and_records_it():
     assert any("channels" in r and "→" in r for r in fixed.repairs)
 
 
+def test_repair_gives_back_the_widths_a_later_change_made_unnecessary():
+    # Trial 0 of a real mnist-8k search: widest-first shrinking took every width to its minimum before
+    # the shrink head went to GAP, leaving 2,588 params (32% of the budget) for 6 changes.
+    budget, space = BUDGETS["mnist-8k"], load_space(ROOT / "spaces" / "mnist_tiny.toml")
+    sampled = {"defaults.batchnorm": "before", "defaults.dropout": 0.05, "blocks[0].channels": 14,
+               "blocks[1].channels": 28, "blocks[2].channels": 12, "blocks[2].repeat": 0,
+               "blocks[4].kind": "separable", "blocks[4].channels": 20, "blocks[4].repeat": 1,
+               "blocks[5].channels": 24, "blocks[5].padding": "same", "blocks[5].dilation": 2,
+               "blocks[5].repeat": 1, "head.kind": "shrink"}
+    fixed, _ = gate.admit(budget, space, sampled, build=False)
+    assert fixed.ok and fixed.total_params <= budget.max_params
+    # nothing was taken that the budget did not need: every changed parameter, moved one option back
+    # towards what was sampled, breaks a rule
+    changed = [p for p in space.params if fixed.values[p.name] != sampled[p.name]]
+    assert changed
+    for p in changed:
+        opts = list(p.domain.options)
+        i, j = opts.index(fixed.values[p.name]), opts.index(sampled[p.name])
+        back = opts[i + (1 if j > i else -1)] if p.domain.is_range else sampled[p.name]
+        verdict, _ = gate.admit(budget, space, {**fixed.values, p.name: back}, allow_repair=False, build=False)
+        assert not verdict.ok, f"{p.name} {fixed.values[p.name]}→{back} still fits"
+
+
 def test_every_reason_is_reported():
     space = parse_space({
         "name": "t", "input": {"shape": [32, 32, 3], "classes": 10},
