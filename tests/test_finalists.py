@@ -80,6 +80,16 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
         assert f"{100 * got:.2f}%" in line
 
 
+def test_a_report_before_any_retrain_says_the_test_set_is_untouched(capsys, tmp_path, tiny_budgets):
+    assert main(["--budgets", str(tiny_budgets), "search", "--budget", "tiny", "--name", "s", "--reports-dir",
+                 str(tmp_path), "--trials", "1", "--max-epochs", "1", "--no-retrain"]) == 0
+    run(capsys, "report", "s", "--reports-dir", tmp_path)
+    md = (tmp_path / "s" / "report.md").read_text()
+    assert "None" not in md  # no retrain: no training-set size, epochs or seeds to print
+    assert "validation split of 100 images" in md and "the test set is untouched" in md
+    assert "## Finalists" not in md
+
+
 def test_same_seed_reproduces_the_same_numbers(capsys, searched):
     reports = searched
     run(capsys, "retrain", "r", "--reports-dir", reports, "--top", "1", "--seeds", "1", "--epochs", "1")

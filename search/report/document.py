@@ -74,19 +74,23 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
     if budget.target is not None:
         out.append(f"Target: test accuracy ≥ {_pct(budget.target)}. Baseline: {budget.baseline_note or '—'}.")
         out.append("")
+    seed = protocol.get("seed", meta.seed if meta else None)
     out += ["## Protocol", "",
-            f"- Space: `{Path(protocol.get('space', space.path)).name}`; seed {protocol.get('seed')}.",
-            f"- Selection: validation split of {protocol.get('validation')} images carved (stratified, seeded) from "
-            "the training set; the search ranks candidates by validation accuracy only.",
-            f"- Scoring: each finalist retrains on the remaining {protocol.get('train_images')} training images for "
-            f"{protocol.get('epochs')} epochs with seeds {protocol.get('seeds')}; the test set "
-            f"({protocol.get('test_images')} images) is evaluated once per seed, after the final epoch.",
-            "- Exported weights: the seed with the best final *validation* accuracy (never chosen on test).", ""]
+            f"- Space: `{Path(protocol.get('space', space.path)).name}`; seed {seed}.",
+            f"- Selection: validation split of {protocol.get('validation', budget.validation)} images carved "
+            "(stratified, seeded) from the training set; the search ranks candidates by validation accuracy only."]
+    if finalists:
+        out += [f"- Scoring: each finalist retrains on the remaining {protocol.get('train_images')} training images "
+                f"for {protocol.get('epochs')} epochs with seeds {protocol.get('seeds')}; the test set "
+                f"({protocol.get('test_images')} images) is evaluated once per seed, after the final epoch.",
+                "- Exported weights: the seed with the best final *validation* accuracy (never chosen on test).", ""]
+    else:
+        out += ["- Scoring: no finalist retrained yet (`budgetnas retrain RUN`); the test set is untouched.", ""]
     if meta is not None:
         out += ["## Search", "", f"- {summary_line(records)}.",
                 f"- Up to {meta.max_epochs} epochs per candidate on "
-                f"{meta.train_subset or 'all'} training images; search wall time "
-                f"{sum(r.wall_seconds for r in records) / 60:.1f} min.", "",
+                f"{meta.train_subset or 'all'} training images; training time of all trials, summed "
+                f"(several workers overlap it): {sum(r.wall_seconds for r in records) / 60:.1f} min.", "",
                 "| # | trial | params | % budget | MACs | val acc | epochs | status | architecture |",
                 "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for i, r in enumerate(ranked(records)[:10], 1):
