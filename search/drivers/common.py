@@ -41,10 +41,13 @@ class Pruned(Exception):
 def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
              on_epoch: Callable[[int, float], None] | None = None,
              on_admit: Callable[[gate.Verdict], None] | None = None,
-             on_batch: Callable[[int, dict], None] | None = None) -> TrialRecord:
+             on_batch: Callable[[int, dict], None] | None = None,
+             seen: Callable[[dict[str, Any]], TrialRecord | None] | None = None) -> TrialRecord:
     """Gate, then train one candidate; never raises for a bad candidate, returns its record.
 
     ``on_epoch(epoch, val_accuracy)`` may raise :class:`Pruned` to stop training early.
+    ``seen(values)`` returns a finished trial that built exactly these (post-repair) values, if any:
+    then nothing is trained and the record has status ``duplicate`` and that trial's score.
     """
     t0 = time.perf_counter()
     verdict, model = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair, seed=ctx.seed + number)
@@ -57,6 +60,12 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
         on_admit(verdict)
     if not verdict.ok:
         rec.status, rec.reason = "rejected", "; ".join(verdict.violations)
+        rec.wall_seconds = time.perf_counter() - t0
+        return rec
+    prior = seen(rec.values) if seen is not None else None
+    if prior is not None:
+        rec.status, rec.val_accuracy = "duplicate", prior.val_accuracy
+        rec.reason = f"the same network and recipe as trial {prior.number} ({prior.status}); not trained again"
         rec.wall_seconds = time.perf_counter() - t0
         return rec
     recipe = ctx.budget.train.resolve(verdict.values)

@@ -5,10 +5,15 @@ what its sample turns into (a deterministic mapping; nothing is hidden from it).
 gate still rejects is told to Optuna as FAIL, which TPE leaves out of its model, so rejections
 neither count as bad scores nor bias the sampler towards shallow nets (as raising TrialPruned
 would). Such trials are recorded with status ``rejected``, their reasons and zero steps.
+
+Duplicates: a candidate that builds exactly the values of a completed or pruned trial (workers asking
+at once, TPE late in a search, several samples repaired to one network) is not trained again; it is
+told to Optuna as that trial ended and recorded with status ``duplicate``, out of the leaderboard.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -46,6 +51,21 @@ def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
     for key, value in rec.as_dict().items():
         if key not in ("number", "worker", "retry_of"):  # those two are set when the trial starts
             trial.set_user_attr(key, value)
+
+
+def finished_with(study: optuna.Study, values: dict[str, Any]) -> TrialRecord | None:
+    """The first completed or pruned trial that built exactly ``values`` (after repair), if any.
+
+    Several workers asking at once, TPE late in a search and the repair (many samples, one network)
+    all propose networks already trained; those are scored from the earlier trial instead.
+    """
+    want = json.loads(json.dumps(values))  # as stored: the comparison must survive the JSON round trip
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for t in study.get_trials(deepcopy=False, states=done):
+        attrs = t.user_attrs
+        if attrs.get("status") in ("complete", "pruned") and attrs.get("values") == want:
+            return TrialRecord(number=t.number, status=attrs["status"], val_accuracy=attrs.get("val_accuracy"))
+    return None
 
 
 def fail_stale(study: optuna.Study) -> int:
@@ -101,7 +121,8 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
 
         try:
             with storage.Heartbeat(trial, heartbeat):
-                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch)
+                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch,
+                               seen=lambda v: finished_with(study, v))
         except KeyboardInterrupt:
             trial.set_user_attr("status", "failed")
             trial.set_user_attr("reason", "interrupted (Ctrl-C)")
@@ -109,7 +130,11 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             raise
         try:
             record_attrs(trial, rec)
-            if rec.status == "complete":
+            if rec.status == "duplicate":  # scored as the trial it repeats: TPE learns nothing false
+                complete = finished_with(study, rec.values).status == "complete"
+                study.tell(trial, rec.val_accuracy if complete else None,
+                           state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.PRUNED)
+            elif rec.status == "complete":
                 study.tell(trial, rec.val_accuracy)
             elif rec.status == "pruned":
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)

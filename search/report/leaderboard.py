@@ -42,7 +42,7 @@ def counts(records: list[TrialRecord]) -> dict[str, Any]:
             for part in r.reason.split("; "):
                 reasons[part.split(":")[0]] += 1
     return {"total": len(records), **{s: by_status.get(s, 0) for s in
-                                      ("complete", "pruned", "rejected", "failed", "running")},
+                                      ("complete", "pruned", "rejected", "failed", "running", "duplicate")},
             "rejected_by_reason": dict(reasons)}
 
 
@@ -54,6 +54,8 @@ def summary_line(records: list[TrialRecord]) -> str:
     if reasons:
         line += f" ({reasons})"
     line += f", {c['failed']} failed"
+    if c["duplicate"]:
+        line += f", {c['duplicate']} duplicates (not trained again)"
     if c["running"]:
         line += f", {c['running']} running"
     return line

@@ -99,3 +99,35 @@ def test_conditional_scopes_follow_block_kinds():
     assert not hp.is_active("blocks[0].channels") and hp.is_active("blocks[0].depth_multiplier")
     assert values_from(hp, space.params)["blocks[0].channels"] == 8  # inactive: first option, builds nothing
     assert isinstance(hp, kt.HyperParameters)
+
+
+def test_a_network_already_trained_is_not_trained_again(capsys, tmp_path, tiny_budgets):
+    # two possible networks, five trials: at least three proposals repeat a finished trial
+    space = tmp_path / "two.toml"
+    space.write_text('name = "two"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
+                     '[[blocks]]\nkind = "conv"\nchannels = [4, 8]\n[[blocks]]\nkind = "maxpool"\n'
+                     '[head]\nkind = "gap"\nlayer = "conv"\n')
+    code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny", "--space", space,
+                         "--name", "d", "--reports-dir", tmp_path, "--trials", "5", "--max-epochs", "1",
+                         "--no-retrain")
+    assert code == 0, err
+    result = board(capsys, tmp_path, "d")
+    trials = {t["number"]: t for t in result["trials"]}
+    trained = [t for t in trials.values() if t["status"] in ("complete", "pruned")]
+    dups = [t for t in trials.values() if t["status"] == "duplicate"]
+    assert len(trials) == 5 and len(trained) <= 2 and len(dups) == 5 - len(trained)
+    assert {t["architecture"] for t in trained} == {t["architecture"] for t in trials.values()}
+    for t in dups:
+        first = trials[int(t["reason"].split("trial ")[1].split(" ")[0])]
+        assert first["status"] in ("complete", "pruned") and first["values"] == t["values"]
+        assert t["val_accuracy"] == first["val_accuracy"] and t["steps"] == 0 and t["epochs"] == 0
+    assert f"{len(dups)} duplicates (not trained again)" in out
+
+    import optuna  # the sampler is told the score of the trial it repeats
+    study = optuna.load_study(study_name="d", storage=f"sqlite:///{tmp_path / 'd' / 'study.db'}")
+    for t in dups:
+        ft = study.trials[t["number"]]
+        if t["reason"].endswith("(complete); not trained again"):
+            assert ft.state == optuna.trial.TrialState.COMPLETE and ft.value == t["val_accuracy"]
+        else:
+            assert ft.state == optuna.trial.TrialState.PRUNED
