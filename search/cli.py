@@ -179,11 +179,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.trials is not None:
         meta.trials = args.trials
     args.resume, args.json, args.no_retrain = False, False, True
-    return _drive(args, path, meta, budget, space, create=False)
+    return _drive(args, path, meta, budget, space, create=False, worker=True)
 
 
-def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool) -> int:
-    """Run the Optuna driver on this run's study with the right display; retrain unless told not to."""
+def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False) -> int:
+    """Run the Optuna driver on this run's study with the right display; retrain unless told not to.
+
+    An extra ``worker`` seeds its sampler apart from the run's seed (the split and trial seeds stay
+    the run's): samplers with one seed propose the same networks in the same order.
+    """
     _quiet_tf()
     import optuna
 
@@ -196,7 +200,8 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = _console()
     ctx = context(meta, budget, space, args.data_dir)
-    study = optuna_driver.make_study(meta.storage, meta.study, meta.seed, budget.search.min_epochs,
+    sampler_seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
+    study = optuna_driver.make_study(meta.storage, meta.study, sampler_seed, budget.search.min_epochs,
                                      meta.max_epochs, load_if_exists=not create)
     if create:
         publish(study, path, meta)

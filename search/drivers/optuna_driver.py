@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import time
+import zlib
 from typing import Any, Callable
 
 import optuna
@@ -78,6 +79,11 @@ def fail_stale(study: optuna.Study) -> int:
 
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_seed(seed: int) -> int:
+    """A sampler seed for one extra worker: the run's seed and this process, hashed."""
+    return zlib.crc32(f"{seed}:{_worker_id()}".encode())
 
 
 def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float | None,

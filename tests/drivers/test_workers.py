@@ -93,17 +93,24 @@ def test_three_workers_one_killed(kind, tmp_path, tiny_budgets):
     assert dead.state.name == "FAIL" and dead.user_attrs["status"] == "failed"
     assert "stopped sending heartbeats" in dead.user_attrs["reason"]
     retries = [t for t in by_number.values() if t.user_attrs.get("retry_of") == killed]
-    assert len(retries) == 1 and retries[0].user_attrs["status"] in ("complete", "pruned", "rejected")
+    # a retry of a network another worker has finished meanwhile is a duplicate: scored, not trained
+    assert len(retries) == 1 and retries[0].user_attrs["status"] in ("complete", "pruned", "rejected", "duplicate")
     assert retries[0].params == dead.params
     originals = [t for t in by_number.values() if "retry_of" not in t.user_attrs]
     assert len(originals) >= trials
+    # each worker's sampler has a seed of its own: with the run's seed, every worker's first proposal
+    # (and the next ones) was the same network
+    firsts = {}
+    for t in sorted(originals, key=lambda t: t.number):
+        firsts.setdefault(t.user_attrs["worker"], json.dumps(t.params, sort_keys=True))
+    assert len(firsts) >= 2 and len(set(firsts.values())) == len(firsts)
 
     lb = subprocess.run([sys.executable, "-m", "search", "leaderboard", name, "--reports-dir", reports,
                          "--storage", url, "--json"], cwd=ROOT, capture_output=True, text=True)
     assert lb.returncode == 0, lb.stderr
     board = json.loads(lb.stdout)
     assert {t["number"] for t in board["trials"]} == set(by_number)
-    finished = [t for t in board["trials"] if t["status"] in ("complete", "pruned")]
+    finished = [t for t in board["trials"] if t["status"] in ("complete", "pruned", "duplicate")]
     workers = {t["worker"].split(":")[-1] for t in finished}
     assert {str(first.pid), str(second.pid)} <= workers | {str(victim.pid)}
     assert len(workers) >= 2
