@@ -127,10 +127,13 @@ def repair(budget: Budget, space: Space, values: Mapping[str, Any]) -> tuple[dic
 
 
 def _give_back(budget: Budget, space: Space, sampled: Mapping[str, Any], fitted: dict[str, Any]) -> dict[str, Any]:
-    """Undo what the shrinking took but did not need: one option at a time, round-robin over the
-    changed parameters, move each back towards its sampled value while the candidate still has no
-    violation. Shrinking widest-first before a costly non-width choice (e.g. a shrink head) changes
-    the head too, and then the widths it took first are free again."""
+    """Undo what the shrinking took but did not need.
+
+    One option at a time, round-robin over the changed parameters, move each back towards its
+    sampled value while the candidate still has no violation. Shrinking widest-first before a costly
+    non-width choice (e.g. a shrink head) changes the head too, and then the widths it took first
+    are free again.
+    """
     current = dict(fitted)
     moved = True
     while moved:
