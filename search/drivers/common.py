@@ -7,7 +7,7 @@ gate admits them, through the trainer, and returns a :class:`~search.runs.TrialR
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from search import gate
@@ -40,29 +40,30 @@ class Pruned(Exception):
 
 def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
              on_epoch: Callable[[int, float], None] | None = None,
-             on_admit: Callable[[gate.Verdict], None] | None = None,
              on_batch: Callable[[int, dict], None] | None = None,
              seen: Callable[[dict[str, Any]], TrialRecord | None] | None = None) -> TrialRecord:
     """Gate, then train one candidate; never raises for a bad candidate, returns its record.
 
     ``on_epoch(epoch, val_accuracy)`` may raise :class:`Pruned` to stop training early.
     ``seen(values)`` returns a finished trial that built exactly these (post-repair) values, if any:
-    then nothing is trained and the record has status ``duplicate`` and that trial's score.
+    then nothing is trained (or built) and the record has status ``duplicate`` and that trial's score.
     """
     t0 = time.perf_counter()
-    verdict, model = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair, seed=ctx.seed + number)
+    verdict, _ = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair, build=False)
+    prior = seen(dict(verdict.values)) if verdict.ok and seen is not None else None
+    model = None
+    if verdict.ok and prior is None:  # build only what will train; the built model gives the exact count
+        built, model = gate.admit(ctx.budget, ctx.space, verdict.values, allow_repair=False, seed=ctx.seed + number)
+        verdict = replace(built, repairs=verdict.repairs)
     rec = TrialRecord(
         number=number, status="running", values=dict(verdict.values), params=verdict.total_params,
         trainable_params=verdict.trainable_params, macs=verdict.macs, final_rf=list(verdict.final_rf),
         architecture=verdict.architecture, repairs=list(verdict.repairs),
     )
-    if on_admit is not None:
-        on_admit(verdict)
     if not verdict.ok:
         rec.status, rec.reason = "rejected", "; ".join(verdict.violations)
         rec.wall_seconds = time.perf_counter() - t0
         return rec
-    prior = seen(rec.values) if seen is not None else None
     if prior is not None:
         rec.status, rec.val_accuracy = "duplicate", prior.val_accuracy
         rec.reason = f"the same network and recipe as trial {prior.number} ({prior.status}); not trained again"

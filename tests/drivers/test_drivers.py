@@ -101,8 +101,13 @@ def test_conditional_scopes_follow_block_kinds():
     assert isinstance(hp, kt.HyperParameters)
 
 
-def test_a_network_already_trained_is_not_trained_again(capsys, tmp_path, tiny_budgets):
+def test_a_network_already_trained_is_not_trained_again(capsys, tmp_path, tiny_budgets, monkeypatch):
     # two possible networks, five trials: at least three proposals repeat a finished trial
+    from search import gate
+
+    builds = []
+    real_build = gate.build_architecture
+    monkeypatch.setattr(gate, "build_architecture", lambda *a, **k: builds.append(1) or real_build(*a, **k))
     space = tmp_path / "two.toml"
     space.write_text('name = "two"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
                      '[[blocks]]\nkind = "conv"\nchannels = [4, 8]\n[[blocks]]\nkind = "maxpool"\n'
@@ -122,6 +127,7 @@ def test_a_network_already_trained_is_not_trained_again(capsys, tmp_path, tiny_b
         assert first["status"] in ("complete", "pruned") and first["values"] == t["values"]
         assert t["val_accuracy"] == first["val_accuracy"] and t["steps"] == 0 and t["epochs"] == 0
     assert f"{len(dups)} duplicates (not trained again)" in out
+    assert len(builds) == len(trained)  # a duplicate is not even built
 
     import optuna  # the sampler is told the score of the trial it repeats
     study = optuna.load_study(study_name="d", storage=f"sqlite:///{tmp_path / 'd' / 'study.db'}")
