@@ -125,10 +125,15 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             if epoch < ctx.epochs and trial.should_prune():
                 raise Pruned()
 
+        prior: list[TrialRecord | None] = []  # what `seen` found, kept for telling Optuna below
+
+        def seen(v: dict[str, Any]) -> TrialRecord | None:
+            prior.append(finished_with(study, v))
+            return prior[-1]
+
         try:
             with storage.Heartbeat(trial, heartbeat):
-                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch,
-                               seen=lambda v: finished_with(study, v))
+                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch, seen=seen)
         except KeyboardInterrupt:
             trial.set_user_attr("status", "failed")
             trial.set_user_attr("reason", "interrupted (Ctrl-C)")
@@ -137,7 +142,7 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
         try:
             record_attrs(trial, rec)
             if rec.status == "duplicate":  # scored as the trial it repeats: TPE learns nothing false
-                complete = finished_with(study, rec.values).status == "complete"
+                complete = prior[-1].status == "complete"
                 study.tell(trial, rec.val_accuracy if complete else None,
                            state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.PRUNED)
             elif rec.status == "complete":
