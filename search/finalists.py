@@ -80,12 +80,30 @@ class Finalist:
     def train_seconds(self) -> float:
         return sum(s.train_seconds for s in self.seeds)
 
+    @property
+    def val_mean(self) -> float | None:
+        """Mean final-epoch validation accuracy over the seeds (None if a seed recorded none)."""
+        vals = [s.final_val_accuracy for s in self.seeds]
+        return statistics.fmean(vals) if vals and None not in vals else None
+
     def chosen_seed(self) -> SeedResult:
         """The seed whose model is exported: best *validation* accuracy (never chosen on test)."""
         return max(self.seeds, key=lambda s: (s.final_val_accuracy or 0.0, -s.seed))
 
     def summary(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std, "min": self.minimum, "train_seconds": self.train_seconds}
+
+
+def winner(finalists: list[Finalist]) -> Finalist | None:
+    """The finalist a run reports and exports: best mean final *validation* accuracy over its seeds.
+
+    Only searched finalists compete (a fixed baseline is never the winner unless it is all there
+    is). The test set is never looked at here: it scores finalists, it does not choose between them.
+    Ties (and finalists without validation curves) fall back to the search's own validation score.
+    """
+    searched = [f for f in finalists if f.trial is not None] or finalists
+    return max(searched, key=lambda f: (f.val_mean if f.val_mean is not None else -1.0,
+                                        f.val_accuracy_search or 0.0), default=None)
 
 
 def confusion_matrix(y_true, y_pred, classes: int) -> list[list[int]]:

@@ -172,3 +172,26 @@ def test_spread_shows_a_std_only_over_several_seeds():
     assert f.spread == "87.79% (1 seed)"  # not "± 0.00": one seed has no spread
     f.seeds.append(seed(1, 0.8821))
     assert f.spread == "88.00% ± 0.30"  # sample std of 87.79 and 88.21 = 0.297
+
+
+def _finalist(label: str, trial, vals: list[float], tests: list[float]):
+    from search.finalists import Finalist, SeedResult
+
+    seeds = [SeedResult(seed=i, test_accuracy=t, final_val_accuracy=v, train_seconds=1.0, history={},
+                        model_file="") for i, (v, t) in enumerate(zip(vals, tests))]
+    return Finalist(label=label, trial=trial, space="space.toml", values={}, architecture="", params=1,
+                    trainable_params=1, macs=1, final_rf=[1, 1], epochs=1, recipe={}, seeds=seeds)
+
+
+def test_winner_is_chosen_on_validation_never_test():
+    from search.finalists import winner
+
+    # A: better on validation, worse on test; B the other way round. The rule must pick A.
+    a = _finalist("trial 1", 1, vals=[0.993, 0.994], tests=[0.990, 0.991])
+    b = _finalist("trial 2", 2, vals=[0.990, 0.991], tests=[0.996, 0.997])
+    assert b.mean > a.mean and a.val_mean > b.val_mean
+    assert winner([b, a]) is a and winner([a, b]) is a
+    # a fixed baseline never wins while a searched finalist exists, whatever its numbers
+    base = _finalist("seed_net", None, vals=[0.999], tests=[0.999])
+    assert winner([base, b]) is b
+    assert winner([base]) is base and winner([]) is None

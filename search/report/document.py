@@ -16,7 +16,7 @@ from typing import Any
 
 from search import gate
 from search.budget import Budget
-from search.finalists import Finalist, Unfinished, unfinished as unfinished_seeds
+from search.finalists import Finalist, Unfinished, unfinished as unfinished_seeds, winner
 from search.receptive import LayerTable, fmt_pair
 from search.runs import RunMeta, TrialRecord, ranked
 from search.space import Space
@@ -44,12 +44,6 @@ def layer_markdown(table: LayerTable) -> str:
     lines.append(f"| **total** | | | **{table.total_params:,}** | **{table.macs:,}** | | | "
                  f"final RF {fmt_pair(table.final_rf)} | |")
     return "\n".join(lines)
-
-
-def winner(finalists: list[Finalist]) -> Finalist | None:
-    """Among searched finalists (not baselines), the best mean test accuracy."""
-    searched = [f for f in finalists if f.trial is not None] or finalists
-    return max(searched, key=lambda f: f.mean, default=None)
 
 
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
@@ -83,7 +77,9 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         out += [f"- Scoring: each finalist retrains on the remaining {protocol.get('train_images')} training images "
                 f"for {protocol.get('epochs')} epochs with seeds {protocol.get('seeds')}; the test set "
                 f"({protocol.get('test_images')} images) is evaluated once per seed, after the final epoch.",
-                "- Exported weights: the seed with the best final *validation* accuracy (never chosen on test).", ""]
+                "- Winner: the searched finalist with the best mean final *validation* accuracy over its seeds; "
+                "exported weights: its seed with the best final validation accuracy (neither is chosen on test).",
+                ""]
     else:
         out += ["- Scoring: no finalist retrained yet (`budgetnas retrain RUN`); the test set is untouched.", ""]
     if meta is not None:
