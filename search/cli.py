@@ -202,7 +202,8 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     ctx = context(meta, budget, space, args.data_dir)
     sampler_seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
     study = optuna_driver.make_study(meta.storage, meta.study, sampler_seed, budget.search.min_epochs,
-                                     meta.max_epochs, load_if_exists=not create)
+                                     meta.max_epochs, load_if_exists=not create,
+                                     algorithm=meta.algorithm if meta.driver == "optuna" else "tpe")
     if create:
         publish(study, path, meta)
     if args.resume:
@@ -310,7 +311,7 @@ def _finalists_table(finalists, title: str):
 
 def _print_outcome(console, path: Path, finalists) -> None:
     from search import gate
-    from search.report.document import winner
+    from search.finalists import winner
     from search.report.leaderboard import layer_table
     from search.session import open_run
 
@@ -375,7 +376,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from search import gate
     from search.errors import RunError
     from search.export import export, model_card
-    from search.report.document import layer_markdown, winner
+    from search.finalists import winner
+    from search.report.document import layer_markdown
     from search.runs import run_dir
     from search.session import load_data_splits, open_run
 
@@ -453,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue the run named by --name")
     s.add_argument("--driver", choices=("optuna", "keras-tuner"), default="optuna")
     s.add_argument("--algorithm", choices=("tpe", "hyperband", "bayesian", "random"),
-                   help="optuna: tpe; keras-tuner: hyperband (default), bayesian or random")
+                   help="optuna: tpe (default) or random; keras-tuner: hyperband (default), bayesian or random")
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
     _heartbeat_args(s)
     s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")

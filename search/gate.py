@@ -157,11 +157,14 @@ def admit(budget: Budget, space: Space, values: Mapping[str, Any], *, allow_repa
     With ``build=True`` the verdict comes from the built Keras model (the exact count); the model
     is returned only when the candidate is within budget; ``seed`` fixes its initial weights.
     """
-    space_values = {k: v for k, v in values.items() if not k.startswith("train.")}
+    # Inactive parameters (fields of an absent block, channels of a depthwise block, ...) are set to
+    # their first option: one network, one spelling, before and after the repair.
+    space_values = space.canonical({k: v for k, v in values.items() if not k.startswith("train.")})
     extra = {k: v for k, v in values.items() if k.startswith("train.")}
     repairs: list[str] = []
     if allow_repair:
         space_values, repairs = repair(budget, space, space_values)
+        space_values = space.canonical(space_values)
     arch = space.resolve(space_values)
     p = plan(arch)
     if p.problems:

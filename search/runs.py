@@ -64,6 +64,7 @@ class TrialRecord:
     repairs: list[str] = field(default_factory=list)
     worker: str = ""  # host:pid of the process that ran it
     retry_of: int | None = None  # the trial whose dead worker this one replaces
+    key: str = ""  # the built network + recipe (see drivers.common.network_key): equal keys, one network
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,7 +122,7 @@ def records_from_study(study) -> list[TrialRecord]:
             epochs=attrs.get("epochs", 0), steps=attrs.get("steps", 0),
             wall_seconds=attrs.get("wall_seconds", 0.0), reason=attrs.get("reason", ""),
             repairs=list(attrs.get("repairs", [])), worker=attrs.get("worker", ""),
-            retry_of=attrs.get("retry_of"),
+            retry_of=attrs.get("retry_of"), key=attrs.get("key", ""),
         )
         if status == "failed" and "status" not in attrs:
             rec.reason = "its process ended while training (no result recorded)"

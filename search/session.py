@@ -58,8 +58,9 @@ def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: i
 def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
     """Create (or, with resume, reopen) the run directory; refuse to overwrite an existing run."""
     budget = get_budget(opts.budget, opts.budgets_file)
-    if opts.driver == "optuna" and opts.algorithm not in (None, "tpe"):
-        raise ConfigError(f"--algorithm {opts.algorithm}: the optuna driver uses TPE (use --driver keras-tuner)")
+    if opts.driver == "optuna" and opts.algorithm not in (None, "tpe", "random"):
+        raise ConfigError(f"--algorithm {opts.algorithm}: the optuna driver runs tpe or random "
+                          "(use --driver keras-tuner for the others)")
     if opts.resume:
         if not opts.name:
             raise ConfigError("--resume needs --name RUN (the run to continue)")

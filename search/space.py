@@ -14,7 +14,7 @@ import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from search.errors import ConfigError
 
@@ -41,6 +41,13 @@ _BLOCK_FIELDS: dict[str, tuple[type, tuple | None]] = {
     "batchnorm": (str, BATCHNORM),
     "dropout": (float, None),
     "bias": (bool, None),
+}
+# Block fields that only some convolution kinds use (other kinds build the same network whatever
+# their value): the rule behind active-only sampling, for both drivers.
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "channels": ("conv", "separable", "pointwise"),
+    "depth_multiplier": ("separable", "depthwise"),
+    "kernel": ("conv", "separable", "depthwise"),  # a pointwise block is always 1x1
 }
 # Fields that only make sense on convolutions; a pooling block may not set them.
 _CONV_ONLY = ("channels", "depth_multiplier", "dilation", "activation", "batchnorm", "bias")
@@ -139,6 +146,17 @@ class Architecture:
     blocks: tuple[ConcreteBlock, ...]
     head: ConcreteHead
 
+    def key(self) -> str:
+        """What the built network is, independent of how it was spelled (which block index, which
+        parameter). Two values with the same key build the same Keras model."""
+        import json
+        from dataclasses import asdict
+
+        d = asdict(self)
+        for b in d["blocks"]:
+            b.pop("source")
+        return json.dumps(d, sort_keys=True)
+
     def describe(self) -> str:
         """A one-line architecture string, e.g. ``C16 C32 P1x1 M ... | gap-conv``."""
         parts = []
@@ -190,8 +208,74 @@ class Space:
         raise ConfigError(f"{self.path}: no free parameter named {name!r}")
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
-        """Uniformly random values for every free parameter."""
-        return {p.name: p.domain.sample(rng) for p in self.params}
+        """Uniformly random values for the active parameters (see :meth:`choose`)."""
+        return self.choose(lambda p: p.domain.sample(rng))
+
+    # ---------------------------------------------------------------- conditional (active-only) choice
+    def ask_order(self) -> tuple[Param, ...]:
+        """Parameters in an order where each one's activity is known when it is asked for.
+
+        Block by block, its ``repeat`` and ``kind`` first; then the head; ``defaults.*`` last
+        (a shared default matters only if some present block uses it).
+        """
+        def key(p: Param) -> tuple[int, int, int]:
+            if p.name.startswith("blocks["):
+                index, field = p.name[7:].split("].", 1)
+                return 0, int(index), {"repeat": 0, "kind": 1}.get(field, 2)
+            return (1, 0, 0) if p.name.startswith("head.") else (2, 0, 0)
+
+        return tuple(sorted(self.params, key=key))
+
+    def is_active(self, name: str, values: Mapping[str, Any]) -> bool:
+        """Whether parameter ``name`` changes the network, given the values chosen before it.
+
+        A block's fields matter only when the block is present (``repeat`` > 0); ``channels`` only
+        for conv/separable/pointwise, ``depth_multiplier`` only for separable/depthwise, ``kernel``
+        not for pointwise (always 1x1); a ``defaults.*`` choice only if a present block uses it.
+        """
+        if name.startswith("blocks["):
+            index, fld = name[7:].split("].", 1)
+            return self._block_uses(self.blocks[int(index)], fld, values)
+        if name.startswith("defaults."):
+            fld = name.split(".", 1)[1]
+            return any(isinstance(b.fields.get(fld), _Shared) and b.fields[fld].name == name
+                       and self._block_uses(b, fld, values) for b in self.blocks)
+        return True
+
+    def _block_uses(self, block: Block, fld: str, values: Mapping[str, Any]) -> bool:
+        def value(key: str) -> Any:
+            raw = block.fields[key]
+            return values.get(f"blocks[{block.index}].{key}") if isinstance(raw, Domain) else raw
+
+        if fld == "repeat":
+            return True
+        if value("repeat") == 0:
+            return False
+        kind = value("kind")
+        return kind in KIND_FIELDS[fld] if fld in KIND_FIELDS and kind not in POOL_KINDS else True
+
+    def choose(self, ask: Callable[[Param], Any]) -> dict[str, Any]:
+        """Values for every parameter, calling ``ask(param)`` only for the active ones.
+
+        Inactive parameters take their first option, so one network has one spelling: a sampler
+        spends no trials (or model capacity) on choices that build nothing. Optuna's define-by-run
+        trials and keras-tuner's conditional scopes both use this.
+        """
+        values: dict[str, Any] = {}
+        for p in self.ask_order():
+            values[p.name] = ask(p) if self.is_active(p.name, values) else p.domain.options[0]
+        return {p.name: values[p.name] for p in self.params}
+
+    def canonical(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` with every inactive parameter at its first option (other keys kept as given)."""
+        known = {p.name for p in self.params}
+        out = dict(values)
+        chosen: dict[str, Any] = {}
+        for p in self.ask_order():
+            if p.name in values:
+                chosen[p.name] = values[p.name] if self.is_active(p.name, chosen) else p.domain.options[0]
+        out.update({k: v for k, v in chosen.items() if k in known})
+        return out
 
     def resolve(self, values: Mapping[str, Any]) -> Architecture:
         """Turn chosen values into one concrete architecture (values must cover every parameter)."""

@@ -64,8 +64,11 @@ def test_repair_gives_back_the_widths_a_later_change_made_unnecessary():
     assert fixed.ok and fixed.total_params <= budget.max_params
     # nothing was taken that the budget did not need: every changed parameter, moved one option back
     # towards what was sampled, breaks a rule
+    # the absent 1x1 block's width builds nothing: set to its first option, not a repair
+    assert fixed.values["blocks[2].channels"] == 8 and not any("blocks[2]" in r for r in fixed.repairs)
+    sampled = space.canonical(sampled)
     changed = [p for p in space.params if fixed.values[p.name] != sampled[p.name]]
-    assert changed
+    assert changed and len(changed) == len(fixed.repairs)
     for p in changed:
         opts = list(p.domain.options)
         i, j = opts.index(fixed.values[p.name]), opts.index(sampled[p.name])

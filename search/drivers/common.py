@@ -6,8 +6,10 @@ gate admits them, through the trainer, and returns a :class:`~search.runs.TrialR
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping
 
 from search import gate
@@ -34,6 +36,26 @@ class SearchContext:
         return self.space.params + self.budget.params()
 
 
+def network_key(ctx: SearchContext, values: Mapping[str, Any]) -> str:
+    """One short key per trained candidate: the network as built plus the resolved recipe.
+
+    Two spellings of one network (a value of an absent block, a block index that builds the same
+    layers) get the same key, so a driver recognises a repeat whatever values were proposed.
+    """
+    arch = ctx.space.resolve({k: v for k, v in values.items() if not k.startswith("train.")})
+    recipe = ctx.budget.train.resolve(values)
+    text = json.dumps([arch.key(), asdict(recipe)], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def propose(ctx: SearchContext, ask: Callable[[Param], Any]) -> dict[str, Any]:
+    """A candidate's values, asking ``ask(param)`` only for parameters that change the network
+    (:meth:`~search.space.Space.choose`), then for the recipe's free choices."""
+    values = ctx.space.choose(ask)
+    values.update({p.name: ask(p) for p in ctx.budget.params()})
+    return values
+
+
 class Pruned(Exception):
     """Raised by an ``on_epoch`` hook to stop a weak candidate early."""
 
@@ -41,16 +63,17 @@ class Pruned(Exception):
 def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
              on_epoch: Callable[[int, float], None] | None = None,
              on_batch: Callable[[int, dict], None] | None = None,
-             seen: Callable[[dict[str, Any]], TrialRecord | None] | None = None) -> TrialRecord:
+             seen: Callable[[str], TrialRecord | None] | None = None) -> TrialRecord:
     """Gate, then train one candidate; never raises for a bad candidate, returns its record.
 
     ``on_epoch(epoch, val_accuracy)`` may raise :class:`Pruned` to stop training early.
-    ``seen(values)`` returns a finished trial that built exactly these (post-repair) values, if any:
+    ``seen(key)`` returns a finished trial with the same :func:`network_key` (after repair), if any:
     then nothing is trained (or built) and the record has status ``duplicate`` and that trial's score.
     """
     t0 = time.perf_counter()
     verdict, _ = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair, build=False)
-    prior = seen(dict(verdict.values)) if verdict.ok and seen is not None else None
+    key = network_key(ctx, verdict.values) if verdict.ok else ""
+    prior = seen(key) if verdict.ok and seen is not None else None
     model = None
     if verdict.ok and prior is None:  # build only what will train; the built model gives the exact count
         built, model = gate.admit(ctx.budget, ctx.space, verdict.values, allow_repair=False, seed=ctx.seed + number)
@@ -58,7 +81,7 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
     rec = TrialRecord(
         number=number, status="running", values=dict(verdict.values), params=verdict.total_params,
         trainable_params=verdict.trainable_params, macs=verdict.macs, final_rf=list(verdict.final_rf),
-        architecture=verdict.architecture, repairs=list(verdict.repairs),
+        architecture=verdict.architecture, repairs=list(verdict.repairs), key=key,
     )
     if not verdict.ok:
         rec.status, rec.reason = "rejected", "; ".join(verdict.violations)

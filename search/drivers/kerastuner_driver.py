@@ -1,8 +1,11 @@
 """The keras-tuner driver: keras-tuner's oracles (Hyperband, Bayesian, random) propose; we do the rest.
 
 * The space is mapped onto ``HyperParameters`` from the same :class:`~search.space.Space` (no second
-  description); a block's ``channels`` / ``depth_multiplier`` sit in a conditional scope of its
-  ``kind`` choice when only some kinds use them.
+  description; types from :mod:`search.drivers.domains`); an optional block's fields sit in a
+  conditional scope of its ``repeat``, and ``channels`` / ``depth_multiplier`` / ``kernel`` in one of
+  its ``kind`` when only some kinds use them, so absent choices are never sampled.
+* Duplicates are recognised by the built network + recipe key, as with Optuna: a repeat of a trial
+  that trained at least as many epochs is scored from it, not trained again.
 * Every candidate goes through the same gate as with Optuna (exact Keras Total params, BatchNorm
   statistics included; nothing unbuilt counts as size 0) with the shared repair step, so the search
   never stalls; a rejected candidate is a FailedTrialError for keras-tuner, and the limit of three
@@ -17,6 +20,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -24,74 +28,57 @@ from typing import Any, Callable
 import keras_tuner as kt
 import optuna
 
-from search.drivers.common import SearchContext, evaluate
+from search.drivers import domains
+from search.drivers.common import SearchContext, evaluate, network_key
+from search.drivers.optuna_driver import finished_with
 from search.runs import TrialRecord
-from search.space import CONV_KINDS, Domain, Param, Space
+from search.space import KIND_FIELDS, Domain, Param, Space
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
-_NEEDS = {"channels": ("conv", "separable", "pointwise"), "depth_multiplier": ("separable", "depthwise")}
 
 
-def _condition(space: Space, p: Param) -> tuple[str, list[str]] | None:
-    """(parent kind parameter, kinds under which ``p`` matters) for kind-dependent block fields."""
+def _conditions(space: Space, p: Param) -> list[tuple[str, list]]:
+    """(parent parameter, values under which ``p`` is active) for each condition on a block field.
+
+    The same rule as :meth:`Space.is_active`: a field of an optional block depends on its repeat
+    being non-zero; ``channels`` / ``depth_multiplier`` / ``kernel`` on the block's kind.
+    ``defaults.*`` stay unconditional (their activity depends on several blocks at once, which one
+    keras-tuner parent cannot say); :func:`values_from` still sets an unused one to its first option.
+    """
     if not p.name.startswith("blocks["):
-        return None
-    block, field = p.name.split(".", 1)
-    kinds = space.blocks[int(block[7:-1])].fields["kind"]
-    if field not in _NEEDS or not isinstance(kinds, Domain):
-        return None
-    active = [k for k in kinds.options if k in _NEEDS[field]]
-    if len(active) == len(kinds.options) or not all(k in CONV_KINDS for k in kinds.options):
-        return None
-    return f"{block}.kind", active
-
-
-def _declare(hp: kt.HyperParameters, p: Param) -> None:
-    d = p.domain
-    if d.is_range and all(isinstance(o, int) for o in d.options):
-        hp.Int(p.name, int(d.low), int(d.high), step=int(d.step))
-    elif d.is_range:
-        hp.Float(p.name, float(d.low), float(d.high), step=float(d.step))
-    else:
-        hp.Choice(p.name, list(d.options))
+        return []
+    index, fld = p.name[7:].split("].", 1)
+    block, out = space.blocks[int(index)], []
+    repeat, kinds = block.fields["repeat"], block.fields["kind"]
+    if fld != "repeat" and isinstance(repeat, Domain) and 0 in repeat.options:
+        out.append((f"blocks[{index}].repeat", [o for o in repeat.options if o != 0]))
+    if fld in KIND_FIELDS and isinstance(kinds, Domain):
+        active = [k for k in kinds.options if k in KIND_FIELDS[fld]]
+        if len(active) < len(kinds.options):
+            out.append((f"blocks[{index}].kind", active))
+    return out
 
 
 def hyperparameters(space: Space, params: tuple[Param, ...]) -> kt.HyperParameters:
-    """keras-tuner's view of the space: kind choices first, dependent fields in conditional scopes."""
+    """keras-tuner's view of the space: parents first, dependent fields in (nested) conditional scopes."""
     hp = kt.HyperParameters()
-    ordered = sorted(params, key=lambda p: not p.name.endswith(".kind"))
+    names = {p.name for p in params}
+    ordered = [p for p in space.ask_order() if p.name in names] + [p for p in params if p.name.startswith("train.")]
     for p in ordered:
-        cond = _condition(space, p)
-        if cond is None:
-            _declare(hp, p)
-        else:
-            with hp.conditional_scope(*cond):
-                _declare(hp, p)
+        with ExitStack() as scopes:
+            for parent, active in _conditions(space, p):
+                scopes.enter_context(hp.conditional_scope(parent, active))
+            domains.declare(hp, p)
     return hp
 
 
-def values_from(hp: kt.HyperParameters, params: tuple[Param, ...]) -> dict[str, Any]:
+def values_from(hp: kt.HyperParameters, space: Space, params: tuple[Param, ...]) -> dict[str, Any]:
     """Our values from keras-tuner's; an inactive field takes its first option (it builds nothing)."""
     out = {}
     for p in params:
         v = hp.values.get(p.name) if hp.is_active(p.name) else None
-        if v is None:
-            v = p.domain.options[0]
-        elif p.domain.is_range and isinstance(v, float):
-            v = min(p.domain.options, key=lambda o: abs(o - v))
-        out[p.name] = v
-    return out
-
-
-def distributions(params: tuple[Param, ...]) -> dict[str, optuna.distributions.BaseDistribution]:
-    out = {}
-    for p in params:
-        d = p.domain
-        if d.is_range and all(isinstance(o, int) for o in d.options):
-            out[p.name] = optuna.distributions.IntDistribution(int(d.low), int(d.high), step=int(d.step))
-        else:
-            out[p.name] = optuna.distributions.CategoricalDistribution(list(d.options))
-    return out
+        out[p.name] = p.domain.options[0] if v is None else domains.snap(p.domain, v)
+    return space.canonical(out)
 
 
 def make_oracle(algorithm: str, space: Space, params, trials: int, max_epochs: int, seed: int):
@@ -118,7 +105,7 @@ class BudgetTuner(kt.Tuner):
         super().__init__(oracle=oracle, directory=str(directory), project_name="keras_tuner", overwrite=overwrite)
         self.ctx, self.study = ctx, study
         self.hooks = (on_start, on_epoch, on_batch, on_done)
-        self.dists = distributions(ctx.params)
+        self.dists = {p.name: domains.distribution(p.domain) for p in ctx.params}
 
     def _mirrored(self, kt_id: str) -> bool:
         return any(t.user_attrs.get("kt_trial_id") == kt_id for t in self.study.get_trials(deepcopy=False))
@@ -127,26 +114,35 @@ class BudgetTuner(kt.Tuner):
         on_start, on_epoch, on_batch, on_done = self.hooks
         hp = trial.hyperparameters
         epochs = int(hp.values.get("tuner/epochs", self.ctx.epochs))
-        values = values_from(hp, self.ctx.params)
+        values = values_from(hp, self.ctx.space, self.ctx.params)
         number = len(self.study.get_trials(deepcopy=False))
         if on_start is not None:
             on_start(number)
+        prior: list[TrialRecord | None] = []
+
+        def seen(key: str) -> TrialRecord | None:
+            # a repeat counts only if the earlier trial trained at least this rung's epochs
+            prior.append(finished_with(self.study, key, lambda v: network_key(self.ctx, v), min_epochs=epochs))
+            return prior[-1]
+
         rec = evaluate(replace(self.ctx, epochs=epochs), number, values,
-                       on_epoch=(lambda e, a: on_epoch(number, e, a)) if on_epoch else None, on_batch=on_batch)
+                       on_epoch=(lambda e, a: on_epoch(number, e, a)) if on_epoch else None, on_batch=on_batch,
+                       seen=seen)
         if rec.status == "complete" and epochs < self.ctx.epochs:
             rec.status, rec.reason = "pruned", f"hyperband rung of {epochs} epoch(s)"
-        self._mirror(trial.trial_id, values, rec)
+        complete = rec.status == "complete" or (rec.status == "duplicate" and prior[-1].status == "complete")
+        self._mirror(trial.trial_id, values, rec, complete)
         if on_done is not None:
             on_done(rec)
         if rec.status in ("rejected", "failed"):
             raise kt.errors.FailedTrialError(rec.reason)
         return {"val_accuracy": rec.val_accuracy}
 
-    def _mirror(self, kt_id: str, values: dict[str, Any], rec: TrialRecord) -> None:
+    def _mirror(self, kt_id: str, values: dict[str, Any], rec: TrialRecord, complete: bool) -> None:
         if self._mirrored(kt_id):
             return
-        state = {"complete": optuna.trial.TrialState.COMPLETE,
-                 "pruned": optuna.trial.TrialState.PRUNED}.get(rec.status, optuna.trial.TrialState.FAIL)
+        state = (optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.PRUNED
+                 if rec.status in ("pruned", "duplicate") else optuna.trial.TrialState.FAIL)
         attrs = {k: v for k, v in rec.as_dict().items() if k != "number"}
         attrs["kt_trial_id"] = kt_id
         self.study.add_trial(optuna.trial.create_trial(

@@ -1,4 +1,20 @@
-"""The default driver: Optuna's seeded TPE proposes, a Hyperband pruner stops weak candidates.
+"""The default driver: Optuna's seeded TPE proposes, a successive-halving pruner stops weak candidates.
+
+Sampling is define-by-run and active-only (:func:`~search.drivers.common.propose`): a block's
+fields are asked for only when the block is present, a kind's fields only for that kind. TPE then
+models only choices that change the network, and one network has one spelling.
+
+Why this sampler and pruner (numbers: ``benchmarks/ranking/``, ``benchmarks/search_vs_random.py``):
+
+* One successive-halving bracket, not Hyperband. Optuna's TPE keeps a separate history per
+  Hyperband bracket, and each bracket needs ``n_startup_trials`` trials of its own before TPE models
+  it: with two brackets and 8 start-up trials, 16 of a 24-trial search were random samples.
+* ``n_startup_trials = STARTUP_TRIALS`` (6): a CPU search affords 20-24 trials; the model-based
+  phase starts with the 7th. ``multivariate`` + ``group`` model the joint, conditional space
+  (group keeps the parameters of present and absent blocks apart); ``constant_liar`` keeps parallel
+  workers from proposing the same point.
+* ``--algorithm random``: the same search with Optuna's ``RandomSampler``, the baseline it is
+  measured against.
 
 Rejections: the gate repairs over-budget samples by shrinking widths, so TPE learns the score of
 what its sample turns into (a deterministic mapping; nothing is hidden from it). A candidate the
@@ -6,46 +22,47 @@ gate still rejects is told to Optuna as FAIL, which TPE leaves out of its model,
 neither count as bad scores nor bias the sampler towards shallow nets (as raising TrialPruned
 would). Such trials are recorded with status ``rejected``, their reasons and zero steps.
 
-Duplicates: a candidate that builds exactly the values of a completed or pruned trial (workers asking
-at once, TPE late in a search, several samples repaired to one network) is not trained again; it is
-told to Optuna as that trial ended and recorded with status ``duplicate``, out of the leaderboard.
+Duplicates: a candidate whose built network and recipe (its key) match a completed or pruned trial
+(workers asking at once, TPE late in a search, several samples repaired to one network) is not
+trained again; it is told to Optuna as that trial ended and recorded with status ``duplicate``, out
+of the leaderboard.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
+import warnings
 import zlib
 from typing import Any, Callable
 
 import optuna
 
 from search import storage
-from search.drivers.common import Pruned, SearchContext, evaluate
+from search.drivers import domains
+from search.drivers.common import Pruned, SearchContext, evaluate, network_key, propose
 from search.runs import TrialRecord
-from search.space import Param
+
+ALGORITHMS = ("tpe", "random")
+STARTUP_TRIALS = 6
+REDUCTION_FACTOR = 3
 
 
-def suggest(trial: optuna.trial.BaseTrial, p: Param) -> Any:
-    """Ask Optuna for one parameter, keeping numeric ranges ordered for TPE."""
-    d = p.domain
-    if d.is_range and all(isinstance(o, int) for o in d.options):
-        return trial.suggest_int(p.name, int(d.low), int(d.high), step=int(d.step))
-    if d.is_range:
-        v = trial.suggest_float(p.name, float(d.low), float(d.high), step=float(d.step))
-        return min(d.options, key=lambda o: abs(o - v))
-    return trial.suggest_categorical(p.name, list(d.options))
+def make_sampler(algorithm: str, seed: int) -> optuna.samplers.BaseSampler:
+    if algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():  # multivariate and group are marked experimental; both are pinned in tests
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
+                                          group=True, constant_liar=True)
 
 
 def make_study(url: str, study_name: str, seed: int, min_epochs: int, max_epochs: int,
-               load_if_exists: bool) -> optuna.Study:
-    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
-    pruner = optuna.pruners.HyperbandPruner(min_resource=min_epochs, max_resource=max_epochs,
-                                            reduction_factor=3)
+               load_if_exists: bool, algorithm: str = "tpe") -> optuna.Study:
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_epochs, reduction_factor=REDUCTION_FACTOR)
     return optuna.create_study(storage=storage.open_storage(url), study_name=study_name, direction="maximize",
-                               sampler=sampler, pruner=pruner, load_if_exists=load_if_exists)
+                               sampler=make_sampler(algorithm, seed), pruner=pruner, load_if_exists=load_if_exists)
 
 
 def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
@@ -54,18 +71,24 @@ def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
             trial.set_user_attr(key, value)
 
 
-def finished_with(study: optuna.Study, values: dict[str, Any]) -> TrialRecord | None:
-    """The first completed or pruned trial that built exactly ``values`` (after repair), if any.
+def finished_with(study: optuna.Study, key: str, key_of: Callable[[dict[str, Any]], str] | None = None,
+                  min_epochs: int = 0) -> TrialRecord | None:
+    """The first completed or pruned trial whose network + recipe key is ``key``, if any.
 
     Several workers asking at once, TPE late in a search and the repair (many samples, one network)
-    all propose networks already trained; those are scored from the earlier trial instead.
+    all propose networks already trained; those are scored from the earlier trial instead. Trials
+    recorded before keys existed are keyed from their values by ``key_of``. ``min_epochs``: only a
+    trial that trained at least that many epochs counts (keras-tuner's Hyperband rungs).
     """
-    want = json.loads(json.dumps(values))  # as stored: the comparison must survive the JSON round trip
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for t in study.get_trials(deepcopy=False, states=done):
         attrs = t.user_attrs
-        if attrs.get("status") in ("complete", "pruned") and attrs.get("values") == want:
-            return TrialRecord(number=t.number, status=attrs["status"], val_accuracy=attrs.get("val_accuracy"))
+        if attrs.get("status") not in ("complete", "pruned") or attrs.get("epochs", 0) < min_epochs:
+            continue
+        theirs = attrs.get("key") or (key_of(attrs["values"]) if key_of and "values" in attrs else "")
+        if theirs == key:
+            return TrialRecord(number=t.number, status=attrs["status"], val_accuracy=attrs.get("val_accuracy"),
+                               epochs=attrs.get("epochs", 0))
     return None
 
 
@@ -113,7 +136,7 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             break
         trial = study.ask()
         trial.set_user_attr("worker", _worker_id())
-        values = {p.name: suggest(trial, p) for p in ctx.params}
+        values = propose(ctx, lambda p: domains.suggest(trial, p))
         if on_start is not None:
             on_start(trial.number)
 
@@ -127,8 +150,8 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
 
         prior: list[TrialRecord | None] = []  # what `seen` found, kept for telling Optuna below
 
-        def seen(v: dict[str, Any]) -> TrialRecord | None:
-            prior.append(finished_with(study, v))
+        def seen(key: str) -> TrialRecord | None:
+            prior.append(finished_with(study, key, lambda v: network_key(ctx, v)))
             return prior[-1]
 
         try:

@@ -97,7 +97,7 @@ def test_conditional_scopes_follow_block_kinds():
     hp = hyperparameters(space, space.params)
     hp.values["blocks[0].kind"] = "depthwise"
     assert not hp.is_active("blocks[0].channels") and hp.is_active("blocks[0].depth_multiplier")
-    assert values_from(hp, space.params)["blocks[0].channels"] == 8  # inactive: first option, builds nothing
+    assert values_from(hp, space, space.params)["blocks[0].channels"] == 8  # inactive: first option
     assert isinstance(hp, kt.HyperParameters)
 
 
@@ -137,3 +137,133 @@ def test_a_network_already_trained_is_not_trained_again(capsys, tmp_path, tiny_b
             assert ft.state == optuna.trial.TrialState.COMPLETE and ft.value == t["val_accuracy"]
         else:
             assert ft.state == optuna.trial.TrialState.PRUNED
+
+
+# ---------------------------------------------------------------- active-only sampling, keys, pruner, timeout
+OPTIONAL = {"name": "opt", "input": {"shape": [28, 28, 1], "classes": 10},
+            "blocks": [{"kind": "conv", "channels": [4, 8]},
+                       {"kind": ["conv", "depthwise"], "channels": [6, 10, 12], "depth_multiplier": [1, 2],
+                        "padding": ["valid", "same"], "repeat": [0, 1]},
+                       {"kind": "maxpool"}],
+            "head": {"kind": "gap"}}
+
+
+def _asked_in_study(sampler, n: int = 40):
+    """Run n define-by-run trials of the OPTIONAL space on an in-memory study; their asked params."""
+    import optuna
+
+    from search.drivers import domains
+    from search.space import parse_space
+
+    space = parse_space(OPTIONAL, "opt.toml")
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    out = []
+    for i in range(n):
+        trial = study.ask()
+        values = space.choose(lambda p: domains.suggest(trial, p))
+        study.tell(trial, float(values["blocks[0].channels"] + i % 3))
+        out.append((dict(trial.params), values))
+    return space, out
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "random"])
+def test_an_absent_blocks_parameters_are_never_sampled(algorithm):
+    from search.drivers.optuna_driver import make_sampler
+
+    space, trials = _asked_in_study(make_sampler(algorithm, seed=0))
+    absent = [(asked, v) for asked, v in trials if v["blocks[1].repeat"] == 0]
+    present = [(asked, v) for asked, v in trials if v["blocks[1].repeat"] == 1]
+    assert absent and present
+    for asked, values in absent:  # only the repeat itself and the stem were asked
+        assert set(asked) == {"blocks[0].channels", "blocks[1].repeat"}
+        assert values["blocks[1].channels"] == 6 and values["blocks[1].kind"] == "conv"  # first options
+    for asked, values in present:
+        assert ("blocks[1].channels" in asked) == (values["blocks[1].kind"] == "conv")
+        assert ("blocks[1].depth_multiplier" in asked) == (values["blocks[1].kind"] == "depthwise")
+
+
+def test_keras_tuner_scopes_an_optional_blocks_fields_under_its_repeat():
+    from search.drivers.kerastuner_driver import hyperparameters, values_from
+    from search.space import parse_space
+
+    space = parse_space(OPTIONAL, "opt.toml")
+    hp = hyperparameters(space, space.params)
+    hp.values["blocks[1].repeat"] = 0
+    assert not any(hp.is_active(n) for n in ("blocks[1].kind", "blocks[1].channels", "blocks[1].padding"))
+    hp.values.update({"blocks[1].repeat": 1, "blocks[1].kind": "depthwise", "blocks[1].padding": "same"})
+    assert hp.is_active("blocks[1].padding") and hp.is_active("blocks[1].depth_multiplier")
+    assert not hp.is_active("blocks[1].channels")
+    hp.values["blocks[1].repeat"] = 0
+    got = values_from(hp, space, space.params)
+    assert got["blocks[1].padding"] == "valid" and got["blocks[1].kind"] == "conv"  # absent: first options
+
+
+def test_two_spellings_of_one_network_are_one_duplicate(tiny_budgets):
+    import optuna
+
+    from search.budget import get_budget
+    from search.drivers.common import SearchContext, network_key
+    from search.drivers.optuna_driver import finished_with
+    from search.space import parse_space
+
+    space = parse_space(OPTIONAL, "opt.toml")
+    budget = get_budget("tiny", tiny_budgets)
+    ctx = SearchContext(budget=budget, space=space, train=None, val=None, classes=10, epochs=1, seed=0)
+    base = {"blocks[0].channels": 8, "blocks[1].repeat": 0, "blocks[1].kind": "conv",
+            "blocks[1].channels": 6, "blocks[1].depth_multiplier": 1, "blocks[1].padding": "valid"}
+    # the same network: the absent block's fields differ
+    other = {**base, "blocks[1].kind": "depthwise", "blocks[1].channels": 12, "blocks[1].padding": "same"}
+    assert network_key(ctx, base) == network_key(ctx, other)
+    # a depthwise block's channels build nothing either
+    dw = {**base, "blocks[1].repeat": 1, "blocks[1].kind": "depthwise"}
+    assert network_key(ctx, dw) == network_key(ctx, {**dw, "blocks[1].channels": 10})
+    # ... but a real difference is a different key
+    assert network_key(ctx, base) != network_key(ctx, {**base, "blocks[0].channels": 4})
+    assert network_key(ctx, dw) != network_key(ctx, {**dw, "blocks[1].depth_multiplier": 2})
+
+    study = optuna.create_study(direction="maximize")
+    t = study.ask()
+    for k, v in {"status": "complete", "key": network_key(ctx, base), "val_accuracy": 0.5, "epochs": 1}.items():
+        t.set_user_attr(k, v)
+    study.tell(t, 0.5)
+    found = finished_with(study, network_key(ctx, other))
+    assert found is not None and found.number == 0 and found.val_accuracy == 0.5
+    assert finished_with(study, network_key(ctx, other), min_epochs=2) is None  # a shorter rung is no repeat
+    # a trial recorded before keys existed is keyed from its values
+    t2 = study.ask()
+    for k, v in {"status": "complete", "values": dw, "val_accuracy": 0.7, "epochs": 1}.items():
+        t2.set_user_attr(k, v)
+    study.tell(t2, 0.7)
+    key = network_key(ctx, {**dw, "blocks[1].channels": 12})
+    assert finished_with(study, key) is None
+    assert finished_with(study, key, lambda v: network_key(ctx, v)).number == 1
+
+
+def test_the_pruner_stops_a_weak_candidate_at_the_first_rung(tmp_path):
+    import optuna
+
+    from search.drivers.optuna_driver import make_study
+
+    study = make_study(f"sqlite:///{tmp_path / 's.db'}", "p", seed=0, min_epochs=1, max_epochs=3,
+                       load_if_exists=False)
+    scores = [0.9, 0.95, 0.97, 0.5]  # the last is far below the others after one epoch
+    verdicts = []
+    for score in scores:
+        t = study.ask()
+        t.report(score, 1)
+        verdicts.append(t.should_prune())
+        if verdicts[-1]:
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+        else:
+            t.report(score, 3)
+            study.tell(t, score)
+    assert verdicts == [False, False, False, True]
+
+
+def test_timeout_stops_proposing(capsys, tmp_path, tiny_budgets):
+    code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "t",
+                         "--reports-dir", tmp_path, "--trials", "50", "--max-epochs", "1", "--timeout", "0.01",
+                         "--no-retrain")
+    assert code == 0, err
+    trials = board(capsys, tmp_path, "t")["trials"]
+    assert len(trials) == 1  # 0.6 s: the first trial starts and outlasts it; no second one is proposed
