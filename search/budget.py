@@ -7,6 +7,7 @@ search defaults. Read with ``tomllib`` into frozen dataclasses; unknown keys are
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -195,3 +196,37 @@ def get_budget(name: str, path: str | Path | None = None) -> Budget:
             f"{path or default_budgets_file()}: no budget named {name!r} (known: {', '.join(budgets)})"
         )
     return budgets[name]
+
+
+# ---------------------------------------------------------------- a run's own copy of its budget
+FROZEN = "budget.json"
+
+
+def freeze(budget: Budget, folder: Path) -> Path:
+    """Write ``budget`` as its run searched it into ``folder/budget.json``; later commands read that copy.
+
+    The copy is the budget's table as written in its file, with the space paths made absolute, so
+    editing or deleting the budget in ``budgets.toml`` afterwards changes nothing about this run.
+    """
+    table = dict(read_toml(Path(budget.file), "budgets")[budget.name])
+    for key, value in (("space", budget.space), ("baseline_space", budget.baseline_space)):
+        if value is not None:
+            table[key] = str(Path(value).resolve())
+    out = folder / FROZEN
+    out.write_text(json.dumps({"name": budget.name, "source": str(Path(budget.file).resolve()), "table": table},
+                              indent=1), encoding="utf-8")
+    return out
+
+
+def frozen_text(folder: Path) -> str:
+    return (folder / FROZEN).read_text(encoding="utf-8")
+
+
+def load_frozen(folder: Path) -> Budget:
+    """The budget a run froze with :func:`freeze`."""
+    f = folder / FROZEN
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{f}: cannot read the run's budget: {exc}") from None
+    return parse_budget(data["name"], data["table"], str(f), folder)

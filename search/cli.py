@@ -271,10 +271,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_board_json(meta, records)))
         return 0
-    from search.budget import get_budget
+    from search.session import run_budget
     from search.report.leaderboard import leaderboard, summary_line
 
-    budget = get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
+    budget = run_budget(path, meta)
     console = _console()
     console.print(leaderboard(records, budget.max_params, top=args.top, title=f"Leaderboard — {meta.name}"))
     console.print(summary_line(records))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from search import data as data_mod
 from search import gate
-from search.budget import Budget, get_budget
+from search.budget import FROZEN, Budget, freeze, frozen_text, get_budget, load_frozen
 from search.drivers.common import SearchContext
 from search.errors import ConfigError, DataError, RunError
 from search.runs import RunMeta, default_storage, load_meta, save_meta
@@ -57,21 +57,21 @@ def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: i
 
 def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
     """Create (or, with resume, reopen) the run directory; refuse to overwrite an existing run."""
-    budget = get_budget(opts.budget, opts.budgets_file)
-    if opts.driver == "optuna" and opts.algorithm not in (None, "tpe", "random"):
-        raise ConfigError(f"--algorithm {opts.algorithm}: the optuna driver runs tpe or random "
-                          "(use --driver keras-tuner for the others)")
     if opts.resume:
         if not opts.name:
             raise ConfigError("--resume needs --name RUN (the run to continue)")
         path = Path(opts.reports_dir) / opts.name
         meta = load_meta(path)
-        if meta.budget != budget.name:
-            raise RunError(f"{path}: run was started with budget {meta.budget!r}, not {budget.name!r}")
+        if meta.budget != opts.budget:
+            raise RunError(f"{path}: run was started with budget {meta.budget!r}, not {opts.budget!r}")
         if opts.trials is not None:
             meta.trials = opts.trials
         save_meta(path, meta)
-        return path, meta, budget, load_space(path / "space.toml")
+        return path, meta, run_budget(path, meta), load_space(path / "space.toml")
+    budget = get_budget(opts.budget, opts.budgets_file)
+    if opts.driver == "optuna" and opts.algorithm not in (None, "tpe", "random"):
+        raise ConfigError(f"--algorithm {opts.algorithm}: the optuna driver runs tpe or random "
+                          "(use --driver keras-tuner for the others)")
     space_path = opts.space or budget.space
     space = load_space(space_path)
     name = opts.name or f"{budget.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -87,6 +87,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         raise ConfigError(f"--max-epochs {epochs}: must be between 1 and the budget's {budget.epochs} epochs")
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(space_path, path / "space.toml")  # the run keeps the exact space it searched
+    freeze(budget, path)  # ... and the budget: retrain, report, export and workers read this copy
     meta = RunMeta(
         name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
         space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=opts.data_dir, seed=opts.seed,
@@ -121,12 +122,20 @@ def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epo
             "input_shape": list(space.input_shape), "classes": space.classes}
 
 
+def run_budget(path: Path, meta: RunMeta) -> Budget:
+    """The budget a run was started with: its frozen copy (runs made before copies existed read
+    the budgets file they name, else the default one)."""
+    if (path / FROZEN).is_file():
+        return load_frozen(path)
+    return get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
+
+
 def open_run(path: Path) -> tuple[RunMeta, Budget, Space, list]:
     """A run's metadata, budget, searched space and trial records (none for a `train` run)."""
     from search.runs import load_records
 
     meta = load_meta(path)
-    budget = get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
+    budget = run_budget(path, meta)
     space = load_space(path / "space.toml")
     records = load_records(path)[1] if meta.driver != "train" else []
     return meta, budget, space, records
@@ -211,6 +220,7 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
                        else f"{path}: no run to resume")
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(space_path, path / "space.toml")
+    freeze(budget, path)
     space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
     epochs = epochs or budget.epochs
     earlier = _earlier_finalists(path, epochs) if resume else {}
@@ -251,10 +261,10 @@ _ATTR = "budgetnas"
 
 
 def publish(study, path: Path, meta: RunMeta) -> None:
-    """Put what a worker needs into the study itself: run metadata, the space and the budget text."""
+    """Put what a worker needs into the study itself: run metadata, the space and the frozen budget."""
     study.set_user_attr(_ATTR, {"meta": json.loads(meta.to_json()),
                                 "space": (path / "space.toml").read_text(encoding="utf-8"),
-                                "budgets": Path(meta.budgets_file).read_text(encoding="utf-8")})
+                                "budget": frozen_text(path)})
 
 
 def join(run: str, storage: str, reports_dir: str) -> tuple[Path, RunMeta, Budget, Space]:
@@ -274,10 +284,13 @@ def join(run: str, storage: str, reports_dir: str) -> tuple[Path, RunMeta, Budge
     path = Path(reports_dir) / run
     path.mkdir(parents=True, exist_ok=True)
     (path / "space.toml").write_text(shared["space"], encoding="utf-8")
-    (path / "budgets.toml").write_text(shared["budgets"], encoding="utf-8")
     meta = RunMeta(**shared["meta"])
-    meta.budgets_file = str((path / "budgets.toml").resolve())
+    if "budget" in shared:
+        (path / FROZEN).write_text(shared["budget"], encoding="utf-8")
+    else:  # a study published before budgets were frozen carries the whole budgets file
+        (path / "budgets.toml").write_text(shared["budgets"], encoding="utf-8")
+        meta.budgets_file = str((path / "budgets.toml").resolve())
     meta.space = str((path / "space.toml").resolve())
     meta.storage = storage
     save_meta(path, meta)
-    return path, meta, get_budget(meta.budget, meta.budgets_file), load_space(path / "space.toml")
+    return path, meta, run_budget(path, meta), load_space(path / "space.toml")

@@ -195,3 +195,29 @@ def test_winner_is_chosen_on_validation_never_test():
     base = _finalist("seed_net", None, vals=[0.999], tests=[0.999])
     assert winner([base, b]) is b
     assert winner([base]) is base and winner([]) is None
+
+
+def test_a_run_keeps_the_budget_it_was_searched_with(capsys, tmp_path, tiny_budgets):
+    """Editing (here: deleting) the budget after a search changes nothing about the run."""
+    budgets = tmp_path / "budgets.toml"
+    text = tiny_budgets.read_text()
+    budgets.write_text(text)
+    reports = tmp_path / "reports"
+    assert main(["--budgets", str(budgets), "search", "--budget", "tiny", "--name", "f", "--reports-dir",
+                 str(reports), "--trials", "1", "--max-epochs", "1", "--no-retrain"]) == 0
+    frozen = json.loads((reports / "f" / "budget.json").read_text())
+    assert frozen["name"] == "tiny" and frozen["table"]["epochs"] == 2 and frozen["table"]["train"]["lr"] == 0.003
+    # the budget's recipe and epochs change, then the budget goes altogether
+    budgets.write_text(text.replace("epochs = 2\nvalidation = 100", "epochs = 5\nvalidation = 100")
+                       .replace("lr = 0.003", "lr = 0.5"))
+    from search.session import open_run
+
+    _, budget, _, _ = open_run(reports / "f")
+    assert budget.epochs == 2 and budget.train.lr == 0.003
+    budgets.write_text("")
+    capsys.readouterr()
+    run(capsys, "retrain", "f", "--reports-dir", reports, "--top", "1", "--seeds", "1", "--epochs", "1")
+    fin = json.loads((reports / "f" / "finalists.json").read_text())["finalists"][0]
+    assert fin["recipe"]["lr"] == 0.003 and fin["recipe"]["batch_size"] == 64
+    out = run(capsys, "leaderboard", "f", "--reports-dir", reports)
+    assert "Leaderboard — f" in out
