@@ -94,3 +94,9 @@ def test_keras_fits_on_array_batches(tiny_mnist):
                      validation_data=ArrayBatches(ds.test, 10, 100, training=False), epochs=3, verbose=0)
     assert len(hist.history["loss"]) == 3 and hist.history["loss"][-1] < hist.history["loss"][0]
     assert hist.history["val_accuracy"][-1] > 0.5  # a linear model learns tiny MNIST well past chance
+
+
+def test_the_numpy_batches_know_every_augmentation_the_budgets_accept():
+    from search import batches, data
+
+    assert set(data.AUGMENTATIONS) == {"none", *batches.KINDS}

@@ -29,16 +29,21 @@ def test_seed_networks_reproduce_published_counts(name, total, trainable):
 def test_plan_matches_keras_on_random_samples(path):
     space = load_space(path)
     rng = random.Random(1)
-    for _ in range(3 if space.params else 1):
+    checked = 0
+    for _ in range(20 if space.params else 1):
         values = space.sample(rng)
         p = plan(space.resolve(values))
-        if p.problems:
+        if p.problems:  # a collapsed feature map: Keras would refuse to build it
             continue
         model = build_model(space, values)
         table = table_from_model(model)
         assert p.total_params == model.count_params()
         assert p.trainable_params == table.trainable_params
         assert [tuple(s) for s in p.shapes] == [r.output_shape for r in table.rows]
+        checked += 1
+        if checked == 3:
+            break
+    assert checked == (3 if space.params else 1), f"only {checked} buildable samples in {path.name}"
 
 
 @pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
