@@ -43,6 +43,7 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
         assert (run_path / name).is_file(), name
     html = (run_path / "report.html").read_text()
     assert html.count("<img") == 4 and "data:image/png;base64," in html
+    assert "<em>validation</em>" in html and "<li>" in html and "<table>" in html  # rendered, not literal *
     md = (run_path / "report.md").read_text()
     assert "| layer | kind | output | params | MACs | k/s/d | jump | RF | start |" in md
     assert len((run_path / "trials.csv").read_text().strip().splitlines()) == 3  # header + 2 trials

@@ -132,52 +132,25 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
 
 
 def markdown_to_html(md: str, folder: Path, title: str) -> str:
-    """A small, dependency-free converter for the markdown this module writes; images are inlined."""
-    body, table = [], []
+    """The report as one self-contained HTML page: Python-Markdown renders it, images are inlined."""
+    import markdown
 
-    def flush():
-        if table:
-            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
-            cells = [[_inline(c.strip().replace("\\|", "|")).replace("**", "")
-                      for c in re.split(r"(?<!\\)\|", r.strip().strip("|"))] for r in rows]
-            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr></thead><tbody>"
-                        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
-                        + "</tbody></table>")
-            table.clear()
+    def inline(m: re.Match) -> str:
+        data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
+        return f"![{m.group(1)}](data:image/png;base64,{data})"
 
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("!["):
-            alt, src = line[2:].split("](")
-            data = base64.b64encode((folder / src.rstrip(")")).read_bytes()).decode()
-            body.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(alt)}</figcaption></figure>")
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.startswith("- "):
-            body.append(f"<li>{_inline(line[2:])}</li>")
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-    flush()
+    md = re.sub(r"^!\[([^\]]*)\]\(([^)]+\.png)\)$", inline, md, flags=re.M)
+    body = markdown.markdown(md, extensions=["tables"], output_format="html")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
              "th{background:#f3f3f3}img{max-width:100%}code{background:#f6f6f6}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+            f"<style>{style}</style></head><body>{body}</body></html>")
 
 
 def _cell(text: str) -> str:
     """Text for a markdown table cell: a literal pipe must be escaped."""
     return text.replace("|", "\\|")
-
-
-def _inline(text: str) -> str:
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def trials_csv(records: list[TrialRecord]) -> str:
