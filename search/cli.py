@@ -227,7 +227,8 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
             else:
                 optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None,
                                   on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch,
-                                  on_done=ui.on_done, heartbeat=args.heartbeat, grace=args.grace)
+                                  on_done=ui.on_done, heartbeat=args.heartbeat, grace=args.grace,
+                                  storage_url=meta.storage)
         except KeyboardInterrupt:
             console.print(f"interrupted: finished trials are saved; continue with "
                           f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")

@@ -72,23 +72,27 @@ class Heartbeat:
         return False
 
 
-def fail_dead_trials(study: optuna.Study, grace: float = GRACE_S) -> list[int]:
+def fail_dead_trials(study: optuna.Study, store, grace: float = GRACE_S) -> list[int]:
     """Fail RUNNING trials whose heartbeat is older than ``grace`` s and enqueue one retry each.
 
-    Returns the numbers of the trials this call failed.
+    ``store`` is an Optuna storage on the study's URL (:func:`open_storage`): a ``Study`` offers no
+    public way to touch another process's trial, the storage API does. Returns the numbers of the
+    trials this call failed.
     """
     now = time.time()
+    study_id = None
     failed = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         beat = t.user_attrs.get("heartbeat")
         started = t.datetime_start.timestamp() if t.datetime_start else now
         if now - (beat if beat is not None else started) <= grace:
             continue
-        # Optuna has no public way to touch another process's trial; its storage API does it.
         reason = f"worker {t.user_attrs.get('worker', '?')} stopped sending heartbeats (none for {grace:.0f}s); retried"
         try:
-            study._storage.set_trial_user_attr(t._trial_id, "status", "failed")
-            study._storage.set_trial_user_attr(t._trial_id, "reason", reason)
+            study_id = study_id if study_id is not None else store.get_study_id_from_name(study.study_name)
+            trial_id = store.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            store.set_trial_user_attr(trial_id, "status", "failed")
+            store.set_trial_user_attr(trial_id, "reason", reason)
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
             continue  # finished meanwhile, or another worker got there first

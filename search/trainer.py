@@ -181,6 +181,10 @@ class _Checkpoint(keras.callbacks.BackupAndRestore):
 
     The curves are written before the weights, so after a kill between the two writes they are
     one epoch ahead at most; loading cuts them back to the epoch the weights belong to.
+
+    Two private Keras names, for want of public ones (Keras 3.15): BackupAndRestore reports the
+    restored epoch only as ``model._initial_epoch``, and ``_save_model`` is its one save hook.
+    ``tests/test_trainer.py::test_resumed_run_matches_an_unbroken_one`` pins both.
     """
 
     def __init__(self, folder: Path, history: History, epochs: int):

@@ -114,16 +114,20 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
         on_epoch: Callable[[int, int, float], None] | None = None,
         on_batch: Callable[[int, dict], None] | None = None,
         on_done: Callable[[TrialRecord], None] | None = None,
-        heartbeat: float = storage.HEARTBEAT_S, grace: float = storage.GRACE_S) -> None:
+        heartbeat: float = storage.HEARTBEAT_S, grace: float = storage.GRACE_S,
+        storage_url: str | None = None) -> None:
     """Run trials until ``trials`` original trials exist (retries of dead ones come on top).
 
     Any number of workers may run this on one study. Each finished trial is committed before the
     next starts, so Ctrl-C or a crash loses at most the running one: Ctrl-C tells it failed; a
-    killed worker stops its heartbeat and a live worker fails and retries its trial.
+    killed worker stops its heartbeat and a live worker fails and retries its trial
+    (``storage_url``: the study's storage, opened once more to reach other workers' trials).
     """
     t0 = time.monotonic()
+    store = storage.open_storage(storage_url) if storage_url else None  # to fail other workers' dead trials
     while True:
-        storage.fail_dead_trials(study, grace)
+        if store is not None:
+            storage.fail_dead_trials(study, store, grace)
         existing = study.get_trials(deepcopy=False)
         waiting = any(t.state == optuna.trial.TrialState.WAITING for t in existing)
         originals = sum(1 for t in existing if "retry_of" not in t.user_attrs)
