@@ -195,7 +195,9 @@ def save_plain(model, path: Path) -> None:
     """Save weights and architecture only (no optimizer, no custom schedule): loads in plain Keras."""
     import keras
 
-    clean = keras.models.clone_model(model)
+    # Rebuilt from its config, not keras.models.clone_model: since Keras 3.14 a clone of a compiled
+    # model is compiled too, and its optimizer's custom schedule would then be needed to load the file.
+    clean = model.__class__.from_config(model.get_config())
     clean.set_weights(model.get_weights())
     clean.save(path)
 

@@ -55,6 +55,9 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     assert re.search(r"Test accuracy at the final epoch \(1\): [\d.]+% ± [\d.]+ over 2 seeds \(min [\d.]+%\)\.", card)
     chosen = max(fin["seeds"], key=lambda s: (s["final_val_accuracy"], -s["seed"]))
 
+    from tests.test_reports import custom_objects
+
+    assert custom_objects(exp / "model.keras") == []  # no optimizer or schedule of ours inside
     # plain Keras: the count it prints is the budgeted count, and raw pixels go straight in
     with np.load(tiny_mnist) as f:
         x, y = f["x_test"], f["y_test"]

@@ -1,0 +1,61 @@
+"""Every committed result: its exported model loads in plain Keras, meets its budget, scores what its card says."""
+
+import re
+
+import numpy as np
+import pytest
+
+from search import data as data_mod
+from search import gate
+from search.budget import load_budgets
+from search.receptive import table_from_model
+from tests.conftest import ROOT, data_dir
+
+BUDGETS = load_budgets(ROOT / "budgets.toml")
+EXPORTS = sorted(p for p in (ROOT / "reports").glob("*/export/model.keras"))
+
+
+def custom_objects(path) -> list[str]:
+    """Registered (non-Keras) classes a ``.keras`` file needs to load, e.g. an optimizer's schedule."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        text = z.read("config.json").decode()
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("registered_name") and ">" in str(node["registered_name"]):
+                found.append(node["registered_name"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads(text))
+    return found
+
+
+def test_every_searched_budget_has_a_canonical_export():
+    assert {p.parent.parent.name for p in EXPORTS} == {"mnist-15k", "mnist-8k", "cifar10-sep-100k"}
+
+
+@pytest.mark.parametrize("path", EXPORTS, ids=[p.parent.parent.name for p in EXPORTS])
+def test_exported_model_meets_its_budget_and_scores_what_its_card_says(path):
+    import keras
+
+    budget = BUDGETS[path.parent.parent.name]
+    assert custom_objects(path) == []  # loads in plain Keras (this test process may have registered ours)
+    model = keras.saving.load_model(path)
+    table = table_from_model(model)
+    assert gate.violations(budget, table) == []
+    card = (path.parent / "MODEL_CARD.md").read_text(encoding="utf-8")
+    params = int(re.search(r"Parameters: ([\d,]+) total", card).group(1).replace(",", ""))
+    assert model.count_params() == params == table.total_params
+    claimed = float(re.search(r"These weights: seed \d+ .*?test accuracy ([\d.]+)%", card).group(1))
+    test = data_mod.load(budget.dataset, data_dir()).test
+    probs = model.predict(test.x.astype(np.float32), batch_size=1000, verbose=0)
+    acc = 100 * float((probs.argmax(axis=1) == test.y).mean())
+    assert acc == pytest.approx(claimed, abs=0.006)  # the card prints two decimals
