@@ -1,0 +1,294 @@
+"""How well does a cheap proxy rank networks? Measured against the ranking benchmark's ground truth.
+
+    python benchmarks/proxies.py measure [--stop-after-s S]   # cheap scores of every benchmark network
+    python benchmarks/proxies.py table                        # τ, ρ, top-3 recall -> proxy_table.md
+
+``measure`` computes, for every network of ``benchmarks/ranking/networks.csv`` (one row each in
+``benchmarks/ranking/proxies.csv``; a restart continues):
+
+* the search's own low-fidelity training: 3 epochs on the seeded 20k-image subset (one-cycle
+  schedule over those 3 epochs, as a search trial runs), validation accuracy and training loss
+  after epochs 1, 2 and 3 (epoch 1 and 2 are what a pruner sees at its rungs);
+* 1 epoch on all 55k training images (430 steps, the closest the tool's settings come to the 471
+  steps of 3 epochs on 20k), validation accuracy;
+* zero-cost scores at initialisation on one 128-image minibatch: gradient norm, synflow, NASWOT.
+
+``table`` joins them with the ground truth (``results.csv``, seed 0: final validation accuracy
+after the budget's full 15 epochs on 55k images) and with what the full runs' own first epochs show,
+and writes Kendall τ, Spearman ρ, top-3 recall and cost relative to one full training. The seed
+noise of the ground truth (networks trained with two seeds) bounds the τ any proxy can reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE / "ranking"))
+
+import ranking  # noqa: E402  (benchmarks/ranking/ranking.py)
+
+PROXIES = HERE / "ranking" / "proxies.csv"
+TABLE = HERE / "ranking" / "proxy_table.md"
+SUBSET = 20000
+PROXY_FIELDS = ["id", "architecture", "params", "macs",
+                "val_20k_e1", "val_20k_e2", "val_20k_e3", "loss_20k_e1", "loss_20k_e2", "loss_20k_e3",
+                "seconds_20k_3ep", "val_55k_e1", "seconds_55k_1ep", "grad_norm", "synflow", "naswot",
+                "seconds_zero_cost"]
+
+
+# ---------------------------------------------------------------- rank statistics
+def ranks(x) -> np.ndarray:
+    """Average ranks (1 = smallest), ties sharing the mean of their positions."""
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    r = np.empty(len(x))
+    r[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tied = x == v
+        r[tied] = r[tied].mean()
+    return r
+
+
+def spearman(a, b) -> float:
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def kendall_tau_b(a, b) -> float:
+    """Kendall's τ-b over all pairs (ties counted as neither concordant nor discordant)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    da = np.sign(a[:, None] - a[None, :])
+    db = np.sign(b[:, None] - b[None, :])
+    iu = np.triu_indices(len(a), 1)
+    s = (da * db)[iu].sum()
+    na, nb = (da[iu] != 0).sum(), (db[iu] != 0).sum()
+    return float(s / math.sqrt(na * nb)) if na and nb else float("nan")
+
+
+def top_k_recall(proxy, truth, k: int = 3) -> bool:
+    """Is the ground truth's best network among the proxy's top k?"""
+    best = int(np.argmax(truth))
+    return best in set(np.argsort(-np.asarray(proxy, float), kind="mergesort")[:k].tolist())
+
+
+# ---------------------------------------------------------------- zero-cost scores
+def zero_cost(model, x: np.ndarray, y: np.ndarray, classes: int) -> dict[str, float]:
+    """Gradient norm, synflow and NASWOT of an untrained model on one minibatch."""
+    import keras
+    import tensorflow as tf
+
+    saved = [v.numpy() for v in model.variables]  # restored at the end: scoring leaves no trace
+    x = tf.constant(x, tf.float32)
+    onehot = tf.one_hot(y, classes)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.categorical_crossentropy(onehot, model(x, training=True))
+        loss = tf.reduce_mean(loss)
+    grads = tape.gradient(loss, model.trainable_variables)
+    grad_norm = float(sum(tf.norm(g) for g in grads if g is not None))
+
+    # NASWOT (Mellor et al. 2021): log|K| of the Hamming-similarity kernel of ReLU on/off codes.
+    relus = [layer.output for layer in model.layers
+             if isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "relu"]
+    acts = keras.Model(model.inputs, relus)(x, training=False)
+    codes = np.concatenate([np.asarray(a).reshape(len(y), -1) > 0 for a in acts], axis=1).astype(np.float64)
+    k = codes @ codes.T + (1 - codes) @ (1 - codes).T
+    naswot = float(np.linalg.slogdet(k)[1])
+
+    # synflow (Tanaka et al. 2020): |θ| weights, an all-ones input after the normalising layer,
+    # R = sum of the logits; score = Σ |θ ⊙ ∂R/∂θ|.
+    for v in model.trainable_variables:
+        v.assign(tf.abs(v))
+    logits = keras.Model(model.inputs, model.layers[-2].output)  # the layer before the softmax
+    rescale = next(layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling))  # Rescaling: pixel * scale + offset = 1  <=>  pixel = (1 - offset) / scale
+    ones = (1.0 - np.asarray(rescale.offset)) / np.asarray(rescale.scale)
+    xin = tf.constant(np.broadcast_to(ones, (1, *x.shape[1:])), tf.float32)
+    with tf.GradientTape() as tape:
+        r = tf.reduce_sum(logits(xin, training=False))
+    g = tape.gradient(r, model.trainable_variables)
+    synflow = float(sum(tf.reduce_sum(tf.abs(v * gv)) for v, gv in zip(model.trainable_variables, g)
+                        if gv is not None))
+    for v, s in zip(model.variables, saved):
+        v.assign(s)
+    return {"grad_norm": grad_norm, "synflow": math.log(synflow) if synflow > 0 else float("-inf"),
+            "naswot": naswot}
+
+
+# ---------------------------------------------------------------- measure
+def measure_one(net: dict, data_dir: str | None) -> dict:
+    from search import data as data_mod
+    from search import gate
+    from search.session import load_data_splits
+    from search.trainer import train
+
+    budget, space = ranking._budget_and_space()
+    values = json.loads(net["values"])
+    _, tr, val = load_data_splits(budget, space, data_dir, 0)
+    recipe = budget.train.resolve(values)
+    row = {"id": net["id"], "architecture": net["architecture"], "params": net["params"], "macs": net["macs"]}
+
+    t0 = time.perf_counter()
+    _, model = gate.admit(budget, space, values, allow_repair=False, seed=0)
+    batch = data_mod.subset(tr, 128, 0)
+    row.update({k: f"{v:.6g}" for k, v in zero_cost(model, batch.x.astype(np.float32), batch.y,
+                                                    space.classes).items()})
+    row["seconds_zero_cost"] = f"{time.perf_counter() - t0:.1f}"
+
+    small = data_mod.subset(tr, SUBSET, 0)  # the subset a search with seed 0 trains on
+    t0 = time.perf_counter()
+    h = train(model, small, val, recipe, 3, seed=0, classes=space.classes)
+    row["seconds_20k_3ep"] = f"{time.perf_counter() - t0:.0f}"
+    for e in range(3):
+        row[f"val_20k_e{e + 1}"] = f"{h.val_accuracy[e]:.4f}"
+        row[f"loss_20k_e{e + 1}"] = f"{h.loss[e]:.5f}"
+
+    _, model = gate.admit(budget, space, values, allow_repair=False, seed=0)
+    t0 = time.perf_counter()
+    h = train(model, tr, val, recipe, 1, seed=0, classes=space.classes)
+    row["seconds_55k_1ep"] = f"{time.perf_counter() - t0:.0f}"
+    row["val_55k_e1"] = f"{h.val_accuracy[0]:.4f}"
+    return row
+
+
+def measure(data_dir: str | None, stop_after_s: float | None) -> None:
+    t0 = time.monotonic()
+    for net in ranking.read_csv(ranking.NETWORKS):
+        if stop_after_s is not None and time.monotonic() - t0 > stop_after_s:
+            break
+        if net["id"] in {r["id"] for r in ranking.read_csv(PROXIES)}:
+            continue
+        row = measure_one(net, data_dir)
+        new = not PROXIES.exists()
+        with PROXIES.open("a", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=PROXY_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        print(f"{time.strftime('%H:%M:%S')} net {net['id']}: 20k e3 {row['val_20k_e3']} 55k e1 {row['val_55k_e1']} "
+              f"naswot {row['naswot']} synflow {row['synflow']} ({row['seconds_20k_3ep']}+{row['seconds_55k_1ep']} s)",
+              flush=True)
+
+
+# ---------------------------------------------------------------- table
+def seed_noise_ceiling(pairs: list[tuple[float, float]], truth: np.ndarray, draws: int = 2000) -> tuple[float, float]:
+    """(σ of one seed's final validation accuracy, expected τ between two independent seeds' rankings).
+
+    σ comes from the networks trained twice (σ = sd of the differences / √2). The τ is simulated:
+    each network's accuracy is its seed-0 value plus N(0, σ²) noise, twice; τ between the two.
+    """
+    diffs = np.array([a - b for a, b in pairs])
+    sigma = float(np.sqrt(np.mean(diffs ** 2) / 2))  # the pair means are zero in expectation
+    rng = np.random.default_rng(0)
+    taus = [kendall_tau_b(truth + rng.normal(0, sigma, len(truth)), truth + rng.normal(0, sigma, len(truth)))
+            for _ in range(draws)]
+    return sigma, float(np.mean(taus))
+
+
+def table() -> str:
+    results = ranking.read_csv(ranking.RESULTS)
+    truth_rows = {r["id"]: r for r in results if r["seed"] == "0"}
+    proxies = {r["id"]: r for r in ranking.read_csv(PROXIES)}
+    ids = sorted((i for i in truth_rows if i in proxies), key=int)
+    if len(ids) < 4:
+        sys.exit(f"{len(ids)} networks have both ground truth and proxies; need at least 4")
+    truth = np.array([float(truth_rows[i]["final_val_accuracy"]) for i in ids])
+    full_images = int(truth_rows[ids[0]]["train_images"]) * int(truth_rows[ids[0]]["epochs"])
+
+    def col(name: str, sign: float = 1.0) -> np.ndarray:
+        return np.array([sign * float(proxies[i][name]) for i in ids])
+
+    def curve(k: int) -> np.ndarray:
+        return np.array([json.loads(truth_rows[i]["val_accuracy_curve"])[k - 1] for i in ids])
+
+    def losses(k: int) -> np.ndarray:
+        return np.array([-sum(json.loads(truth_rows[i]["loss_curve"])[:k]) for i in ids])
+
+    def rank_mean(*cols) -> np.ndarray:
+        return np.mean([ranks(c) for c in cols], axis=0)
+
+    n55 = int(truth_rows[ids[0]]["train_images"])
+    candidates = [  # (name, scores: higher = better, images trained per network)
+        ("val, 20k × 1 epoch (rung 1 of a 3-epoch trial)", col("val_20k_e1"), SUBSET),
+        ("val, 20k × 2 epochs (rung 2 of a 3-epoch trial)", col("val_20k_e2"), 2 * SUBSET),
+        ("val, 20k × 3 epochs (a full search trial)", col("val_20k_e3"), 3 * SUBSET),
+        ("sum of train losses, 20k × 3 epochs (negated)", -(col("loss_20k_e1") + col("loss_20k_e2")
+                                                            + col("loss_20k_e3")), 3 * SUBSET),
+        ("val, 55k × 1 epoch (own 1-epoch schedule)", col("val_55k_e1"), n55),
+        ("val after epoch 1 of the 15-epoch run", curve(1), n55),
+        ("val after epoch 2 of the 15-epoch run", curve(2), 2 * n55),
+        ("val after epoch 3 of the 15-epoch run", curve(3), 3 * n55),
+        ("sum of train losses, epochs 1-3 of the 15-epoch run (negated)", losses(3), 3 * n55),
+        ("zero-cost: NASWOT", col("naswot"), 0),
+        ("zero-cost: synflow (log)", col("synflow"), 0),
+        ("zero-cost: gradient norm", col("grad_norm"), 0),
+        ("params", col("params"), 0),
+        ("MACs", col("macs"), 0),
+        ("rank mean: val 20k × 3 epochs + params", rank_mean(col("val_20k_e3"), col("params")), 3 * SUBSET),
+        ("rank mean: val 20k × 3 epochs + NASWOT", rank_mean(col("val_20k_e3"), col("naswot")), 3 * SUBSET),
+        ("rank mean: val 20k × 3 epochs + 55k × 1 epoch", rank_mean(col("val_20k_e3"), col("val_55k_e1")),
+         3 * SUBSET + n55),
+    ]
+    best = ids[int(np.argmax(truth))]
+    lines = [
+        "# Proxy fidelity on the mnist-8k ranking benchmark",
+        "",
+        f"Ground truth: final validation accuracy (5,000 images) after the budget's {truth_rows[ids[0]]['epochs']} "
+        f"epochs on all {n55:,} training images, seed 0, for the {len(ids)} networks of "
+        f"`benchmarks/ranking/networks.csv` that have both a ground-truth row and proxy scores "
+        f"(best: network {best}, {100 * truth.max():.2f}%; worst {100 * truth.min():.2f}%). "
+        "Higher proxy = predicted better. Cost: images trained per network relative to one full training "
+        f"({full_images:,} images); zero-cost scores take about a second.",
+        "",
+        "| proxy | Kendall τ | Spearman ρ | best in proxy's top 3 | cost (× full training) |",
+        "| --- | ---: | ---: | :---: | ---: |",
+    ]
+    for name, scores, images in candidates:
+        lines.append(f"| {name} | {kendall_tau_b(scores, truth):.2f} | {spearman(scores, truth):.2f} | "
+                     f"{'yes' if top_k_recall(scores, truth) else 'no'} | {images / full_images:.3f} |")
+    pairs = [(float(r["final_val_accuracy"]), float(truth_rows[r["id"]]["final_val_accuracy"]))
+             for r in results if r["seed"] == "1" and r["id"] in truth_rows]
+    lines.append("")
+    if len(pairs) >= 2:
+        sigma, ceiling = seed_noise_ceiling(pairs, truth)
+        lines += [f"Seed noise: {len(pairs)} networks trained with a second seed; final validation accuracy moves "
+                  f"by σ = {100 * sigma:.2f} points per seed (pairs: "
+                  + ", ".join(f"{100 * a:.2f}/{100 * b:.2f}" for a, b in pairs)
+                  + f"). Two seeds of this ground truth would agree on τ ≈ {ceiling:.2f} (simulated): "
+                  "no proxy can be expected to reach more against one seed.", ""]
+    else:
+        lines += ["Seed noise: fewer than 2 networks have a second seed yet; no ceiling estimate.", ""]
+    lines += [f"Command: `python benchmarks/proxies.py measure` (2-core CPU, one TensorFlow thread per process), "
+              "then `python benchmarks/proxies.py table`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--data-dir", default=None)
+    m.add_argument("--stop-after-s", type=float, default=None)
+    sub.add_parser("table")
+    args = ap.parse_args(argv)
+    if args.cmd == "measure":
+        measure(args.data_dir, args.stop_after_s)
+    else:
+        text = table()
+        TABLE.write_text(text, encoding="utf-8")
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

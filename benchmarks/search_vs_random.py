@@ -1,0 +1,178 @@
+"""Does the default search beat random search at equal compute? (mnist-8k, 2-core CPU)
+
+    python benchmarks/search_vs_random.py run [--seeds 0 1 2] [--methods tpe random]   # resumable
+    python benchmarks/search_vs_random.py table                                       # -> table.md
+
+For each method (the default TPE search, Optuna's ``RandomSampler``) and search seed, one
+``budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain``: the budget's
+trial count, fidelity and pruner, identical for both. Each search's pick (its best completed trial
+on validation) is then trained once at full fidelity exactly as the ranking benchmark trains its
+networks (``benchmarks/ranking/ranking.py``: the budget's epochs on all 55k training images of the
+seed-0 split, seed 0), so every pick is scored on one validation split and comparable with the
+benchmark's 28 networks. Test accuracy is recorded, never used to choose.
+
+A search folder under ``runs/`` resumes where it stopped; a pick already in ``picks.csv`` is not
+trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "search_vs_random"
+RUNS = OUT / "runs"  # the searches' run folders (not committed; trials.csv of each is)
+PICKS = OUT / "picks.csv"
+TABLE = OUT / "table.md"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE / "ranking"))
+
+import ranking  # noqa: E402
+
+TRIALS = OUT / "trials.csv"
+TRIAL_FIELDS = ["method", "search_seed", "trial", "status", "architecture", "params", "val_accuracy", "epochs",
+                "wall_seconds", "key"]
+PICK_FIELDS = ["method", "search_seed", "trial", "architecture", "params", "search_val_accuracy",
+               "search_trials", "search_trained", "search_seconds", "final_val_accuracy", "test_accuracy",
+               "retrain_seconds", "values"]
+
+
+def search(method: str, seed: int, data_dir: str | None) -> Path:
+    from search.cli import main as cli
+    from search.runs import load_meta
+
+    name = f"{method}-s{seed}"
+    path = RUNS / name
+    args = ["--budgets", str(ROOT / "budgets.toml"), "search", "--budget", ranking.BUDGET, "--name", name,
+            "--reports-dir", str(RUNS), "--seed", str(seed), "--algorithm", method, "--no-retrain"]
+    if data_dir:
+        args += ["--data-dir", data_dir]
+    if (path / "run.json").exists():
+        args.append("--resume")
+    t0 = time.perf_counter()
+    if cli(args) != 0:
+        sys.exit(f"search {name} failed")
+    meta = load_meta(path)
+    meta_file = path / "search_seconds.json"  # wall time over all (resumed) pieces of this search
+    spent = json.loads(meta_file.read_text())["seconds"] if meta_file.exists() else 0.0
+    meta_file.write_text(json.dumps({"seconds": spent + time.perf_counter() - t0, "trials": meta.trials}))
+    return path
+
+
+def pick(path: Path):
+    from search.runs import load_records, ranked
+
+    _, records = load_records(path)
+    done = [r for r in ranked(records) if r.status == "complete"]
+    return done[0], records
+
+
+def _save_trials(method: str, seed: int, records) -> None:
+    """Every trial of every search in one committed CSV (the run folders are not committed)."""
+    rows = [r for r in ranking.read_csv(TRIALS) if not (r["method"] == method and r["search_seed"] == str(seed))]
+    for r in records:
+        rows.append({"method": method, "search_seed": seed, "trial": r.number, "status": r.status,
+                     "architecture": r.architecture, "params": r.params or "",
+                     "val_accuracy": "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}",
+                     "epochs": r.epochs, "wall_seconds": f"{r.wall_seconds:.0f}", "key": r.key})
+    with TRIALS.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=TRIAL_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def run(methods: list[str], seeds: list[int], data_dir: str | None) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:  # seed-major: a partial run still compares both methods
+        for method in methods:
+            if any(r["method"] == method and r["search_seed"] == str(seed) for r in ranking.read_csv(PICKS)):
+                continue
+            path = search(method, seed, data_dir)
+            best, records = pick(path)
+            _save_trials(method, seed, records)
+            print(f"{time.strftime('%H:%M:%S')} {method} seed {seed}: pick trial {best.number} "
+                  f"{best.architecture} val {best.val_accuracy:.4f}; full-fidelity retrain", flush=True)
+            net = {"id": f"{method}-s{seed}", "architecture": best.architecture,
+                   "values": json.dumps(best.values, sort_keys=True)}
+            row = ranking.train_one(net, 0, data_dir, checkpoint=RUNS / f"{method}-s{seed}.resume")
+            seconds = json.loads((path / "search_seconds.json").read_text())["seconds"]
+            out = {"method": method, "search_seed": seed, "trial": best.number, "architecture": best.architecture,
+                   "params": row["params"], "search_val_accuracy": f"{best.val_accuracy:.4f}",
+                   "search_trials": len(records),
+                   "search_trained": sum(r.status in ("complete", "pruned") for r in records),
+                   "search_seconds": f"{seconds:.0f}", "final_val_accuracy": row["final_val_accuracy"],
+                   "test_accuracy": row["test_accuracy"], "retrain_seconds": row["wall_seconds"],
+                   "values": net["values"]}
+            new = not PICKS.exists()
+            with PICKS.open("a", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=PICK_FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerow(out)
+            print(f"{time.strftime('%H:%M:%S')} {method} seed {seed}: full val {row['final_val_accuracy']} "
+                  f"test {row['test_accuracy']}", flush=True)
+
+
+def table() -> str:
+    picks = ranking.read_csv(PICKS)
+    truth = [r for r in ranking.read_csv(ranking.RESULTS) if r["seed"] == "0"]
+    best_truth = max(truth, key=lambda r: float(r["final_val_accuracy"])) if truth else None
+    truth_hours = sum(float(r["wall_seconds"]) for r in truth) / 3600
+    lines = ["# Search vs random search at equal compute (mnist-8k, 2-core CPU)", "",
+             "Each row: one `budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain` "
+             "(the budget's trials, fidelity and pruner), then its pick trained once at full fidelity "
+             "(15 epochs, 55k images, split and weight seed 0; validation = the 5,000-image split of the "
+             "ranking benchmark). Validation chooses; test is reported only.", "",
+             "| method | search seed | pick (trial) | params | val, search fidelity | val, full | test, full | "
+             "trials (trained) | search wall |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in sorted(picks, key=lambda r: (r["method"] != "tpe", int(r["search_seed"]))):
+        lines.append(f"| {r['method']} | {r['search_seed']} | `{r['architecture']}` ({r['trial']}) | {int(r['params']):,} | "
+                     f"{100 * float(r['search_val_accuracy']):.2f}% | {100 * float(r['final_val_accuracy']):.2f}% | "
+                     f"{100 * float(r['test_accuracy']):.2f}% | {r['search_trials']} ({r['search_trained']}) | "
+                     f"{float(r['search_seconds']) / 60:.1f} min |")
+    lines += ["", "| method | searches | mean val, full | mean test, full | mean search wall |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for method in ("tpe", "random"):
+        rows = [r for r in picks if r["method"] == method]
+        if rows:
+            def mean(k: str) -> float:
+                return statistics.fmean(float(r[k]) for r in rows)
+            lines.append(f"| {method} | {len(rows)} | {100 * mean('final_val_accuracy'):.2f}% | "
+                         f"{100 * mean('test_accuracy'):.2f}% | {mean('search_seconds') / 60:.1f} min |")
+    if best_truth is not None:
+        lines += ["", f"Ranking benchmark (`benchmarks/ranking/results.csv`, {len(truth)} networks trained at full "
+                      f"fidelity, {truth_hours:.1f} CPU-process hours): best validation "
+                      f"{100 * float(best_truth['final_val_accuracy']):.2f}% (network {best_truth['id']}, "
+                      f"`{best_truth['architecture']}`)."]
+    lines += ["", "Command: `python benchmarks/search_vs_random.py run` then `python benchmarks/search_vs_random.py "
+                  "table` (2-core CPU, TensorFlow, `TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1`).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--methods", nargs="+", default=["tpe", "random"], choices=["tpe", "random"])
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--data-dir", default=None)
+    sub.add_parser("table")
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        run(args.methods, args.seeds, args.data_dir)
+    else:
+        text = table()
+        TABLE.write_text(text, encoding="utf-8")
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The benchmarks' own numerics (rank statistics) and the committed ranking sample."""
+
+import csv
+import itertools
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks" / "ranking"))
+
+import proxies  # noqa: E402
+import ranking  # noqa: E402
+
+
+def _tau_by_pairs(a, b) -> float:
+    """Kendall's τ-b counted pair by pair (the textbook definition, written independently)."""
+    conc = disc = ties_a = ties_b = 0
+    for i, j in itertools.combinations(range(len(a)), 2):
+        da, db = a[i] - a[j], b[i] - b[j]
+        if da == 0 and db == 0:
+            continue
+        if da == 0:
+            ties_a += 1
+        elif db == 0:
+            ties_b += 1
+        elif (da > 0) == (db > 0):
+            conc += 1
+        else:
+            disc += 1
+    return (conc - disc) / ((conc + disc + ties_a) * (conc + disc + ties_b)) ** 0.5
+
+
+def test_kendall_tau_matches_the_pair_count_definition():
+    assert proxies.kendall_tau_b([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
+    assert proxies.kendall_tau_b([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # 5 items, one swap of neighbours: 9 concordant, 1 discordant pair -> 0.8
+    assert proxies.kendall_tau_b([1, 2, 3, 4, 5], [1, 3, 2, 4, 5]) == pytest.approx(0.8)
+    rng = random.Random(0)
+    for _ in range(20):
+        n = rng.randint(4, 12)
+        a = [rng.choice([0.98, 0.985, 0.99, 0.991, 0.992]) for _ in range(n)]  # ties on purpose
+        b = [rng.randint(0, 5) for _ in range(n)]
+        if len(set(a)) > 1 and len(set(b)) > 1:
+            assert proxies.kendall_tau_b(a, b) == pytest.approx(_tau_by_pairs(a, b))
+
+
+def test_spearman_matches_the_closed_form_without_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        a, b = rng.permutation(9) + 0.5, rng.normal(size=9)
+        d = proxies.ranks(a) - proxies.ranks(b)
+        n = len(a)
+        assert proxies.spearman(a, b) == pytest.approx(1 - 6 * (d ** 2).sum() / (n * (n * n - 1)))
+    assert list(proxies.ranks([3.0, 1.0, 3.0, 2.0])) == [3.5, 1.0, 3.5, 2.0]  # ties share their mean rank
+
+
+def test_top3_recall():
+    truth = [0.990, 0.995, 0.980, 0.993, 0.991]  # network 1 is best
+    assert proxies.top_k_recall([5, 4, 1, 3, 2], truth)  # proxy's top 3: 0, 1, 3
+    assert not proxies.top_k_recall([5, 1, 2, 4, 3], truth)  # proxy's top 3: 0, 3, 4
+
+
+def test_seed_noise_ceiling_falls_with_noise():
+    truth = np.linspace(0.990, 0.995, 12)
+    low = proxies.seed_noise_ceiling([(0.9930, 0.9931), (0.9910, 0.9909)], truth, draws=200)
+    high = proxies.seed_noise_ceiling([(0.9930, 0.9950), (0.9910, 0.9890)], truth, draws=200)
+    assert low[0] == pytest.approx(1e-4 / 2 ** 0.5) and high[0] == pytest.approx(2e-3 / 2 ** 0.5)  # sd(diff) / √2
+    assert 0.9 < low[1] <= 1.0 and high[1] < 0.6
+
+
+def test_the_committed_ranking_sample_is_what_its_seed_draws():
+    with ranking.NETWORKS.open(newline="", encoding="utf-8") as f:
+        committed = list(csv.DictReader(f))
+    drawn = ranking.sample_networks()
+    assert [(r["architecture"], r["values"]) for r in committed] == \
+        [(r["architecture"], r["values"]) for r in drawn]
+    assert len({r["architecture"] for r in drawn}) == len(drawn) >= 28  # distinct, winners included
+    assert all(int(r["params"]) <= 8000 for r in drawn)
+    jobs = ranking.jobs(committed)
+    assert len(jobs) == len(set(jobs)) == len(committed) + 5 and (0, 1) in jobs
