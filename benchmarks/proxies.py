@@ -35,7 +35,6 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "ranking"))
 
 import ranking  # noqa: E402  (benchmarks/ranking/ranking.py)
@@ -128,10 +127,10 @@ def zero_cost(model, x: np.ndarray, y: np.ndarray, classes: int) -> dict[str, fl
 
 # ---------------------------------------------------------------- measure
 def measure_one(net: dict, data_dir: str | None) -> dict:
-    from search import data as data_mod
-    from search import gate
-    from search.session import load_data_splits
-    from search.trainer import train
+    from budgetnas import data as data_mod
+    from budgetnas import gate
+    from budgetnas.session import load_data_splits
+    from budgetnas.trainer import train
 
     budget, space = ranking._budget_and_space()
     values = json.loads(net["values"])

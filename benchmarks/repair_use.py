@@ -14,9 +14,9 @@ import argparse
 import random
 import statistics
 
-from search import gate
-from search.budget import load_budgets
-from search.space import load_space
+from budgetnas import gate
+from budgetnas.budget import load_budgets
+from budgetnas.space import load_space
 
 
 def main() -> None:

@@ -31,7 +31,6 @@ OUT = HERE / "search_vs_random"
 RUNS = OUT / "runs"  # the searches' run folders (not committed; trials.csv of each is)
 PICKS = OUT / "picks.csv"
 TABLE = OUT / "table.md"
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "ranking"))
 
 import ranking  # noqa: E402
@@ -45,8 +44,8 @@ PICK_FIELDS = ["method", "search_seed", "trial", "architecture", "params", "sear
 
 
 def search(method: str, seed: int, data_dir: str | None) -> Path:
-    from search.cli import main as cli
-    from search.runs import load_meta
+    from budgetnas.cli import main as cli
+    from budgetnas.runs import load_meta
 
     name = f"{method}-s{seed}"
     path = RUNS / name
@@ -67,7 +66,7 @@ def search(method: str, seed: int, data_dir: str | None) -> Path:
 
 
 def pick(path: Path):
-    from search.runs import load_records, ranked
+    from budgetnas.runs import load_records, ranked
 
     _, records = load_records(path)
     done = [r for r in ranked(records) if r.status == "complete"]

@@ -18,11 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from search import data  # noqa: E402
-from search.budget import Recipe  # noqa: E402
-from search.build import build_model  # noqa: E402
-from search.space import load_space  # noqa: E402
-from search.trainer import train  # noqa: E402
+from budgetnas import data  # noqa: E402
+from budgetnas.budget import Recipe  # noqa: E402
+from budgetnas.build import build_model  # noqa: E402
+from budgetnas.space import load_space  # noqa: E402
+from budgetnas.trainer import train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,10 +14,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from search import data, gate  # noqa: E402
-from search.budget import get_budget  # noqa: E402
-from search.space import load_space  # noqa: E402
-from search.trainer import train  # noqa: E402
+from budgetnas import data, gate  # noqa: E402
+from budgetnas.budget import get_budget  # noqa: E402
+from budgetnas.space import load_space  # noqa: E402
+from budgetnas.trainer import train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

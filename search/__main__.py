@@ -1,5 +1,5 @@
 import sys
 
-from search.cli import main
+from budgetnas.cli import main
 
 sys.exit(main())

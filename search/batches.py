@@ -1,6 +1,6 @@
 """NumPy batches for Keras' backends other than TensorFlow (JAX on a GPU machine without TensorFlow).
 
-:func:`search.data.pipeline` hands these out on any backend but TensorFlow; the augmentations
+:func:`budgetnas.data.pipeline` hands these out on any backend but TensorFlow; the augmentations
 mirror the Keras preprocessing layers of its ``tf.data`` path (see :class:`ArrayBatches`).
 """
 
@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from search.errors import DataError
+from budgetnas.errors import DataError
 
 if TYPE_CHECKING:  # data.py imports this module (lazily); no import back at run time
-    from search.data import Arrays
+    from budgetnas.data import Arrays
 
 KINDS = ("shift", "rotate", "shift-rotate", "crop-flip")  # what augment_batch draws; "none" draws nothing
 
 
 class ArrayBatches(keras.utils.PyDataset):
-    """The batches of :func:`search.data.pipeline`'s ``tf.data`` path, in NumPy, for any Keras backend.
+    """The batches of :func:`budgetnas.data.pipeline`'s ``tf.data`` path, in NumPy, for any Keras backend.
 
     Epoch ``e`` is shuffled by ``numpy.random.default_rng([seed, e])`` and its batch ``i`` augmented by
     ``default_rng([seed, e, i])``, so a seeded run repeats exactly (a resumed run counts epochs from

@@ -12,9 +12,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from search.data import AUGMENTATIONS
-from search.errors import ConfigError
-from search.space import Domain, Param, _domain, read_toml
+from budgetnas.data import AUGMENTATIONS
+from budgetnas.errors import ConfigError
+from budgetnas.space import Domain, Param, _domain, read_toml, shipped
 
 LAYER_KINDS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
@@ -176,11 +176,11 @@ def parse_budget(name: str, table: Mapping[str, Any], path: str, root: Path) -> 
 
 
 def default_budgets_file() -> Path:
-    """``./budgets.toml`` if present, else the one shipped beside the package."""
+    """``./budgets.toml`` if present, else the one shipped with the package (``--budgets FILE`` overrides both)."""
     here = Path("budgets.toml")
     if here.is_file():
         return here
-    return Path(__file__).resolve().parent.parent / "budgets.toml"
+    return shipped("budgets.toml")
 
 
 def load_budgets(path: str | Path | None = None) -> dict[str, Budget]:

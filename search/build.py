@@ -1,6 +1,6 @@
 """Turn chosen values into a network: never chooses values, only builds.
 
-``layer_specs`` lowers an :class:`~search.space.Architecture` to a flat list of
+``layer_specs`` lowers an :class:`~budgetnas.space.Architecture` to a flat list of
 Keras layer descriptions. ``plan`` propagates shapes and counts parameters over
 that list in pure Python (microseconds, used by the gate's repair step);
 ``build_model`` creates the Keras model from the same list, so both always
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from search.space import Architecture, ConcreteBlock, Space
+from budgetnas.space import Architecture, ConcreteBlock, Space
 
 
 # Keras's default 0.99 leaves ~20% of the initial statistics in the running averages after the

@@ -1,6 +1,6 @@
 """The ``budgetnas`` command line: a thin layer that parses options and prints.
 
-Every :class:`~search.errors.BudgetNasError` becomes one line on stderr and exit code 2.
+Every :class:`~budgetnas.errors.BudgetNasError` becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from rich.console import Console
 
-from search.errors import BudgetNasError, ConfigError
+from budgetnas.errors import BudgetNasError, ConfigError
 
 DEFAULT_BUDGET = "mnist-15k"
 FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
@@ -38,17 +38,19 @@ def _console() -> Console:
 
 # ------------------------------------------------------------------ listing
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from search.space import load_space
+    from budgetnas.space import load_space, shipped
 
     console = _console()
-    for f in sorted(Path(args.dir).glob("*.toml")):
+    folder = Path(args.dir) if args.dir else shipped("spaces")
+    for f in sorted(folder.glob("*.toml")):
         s = load_space(f)
-        console.print(f"{str(f):45s} {len(s.params):3d} choices  {s.description}")
+        name = str(f) if args.dir else f.stem  # a shipped space is named by its stem anywhere
+        console.print(f"{name:45s} {len(s.params):3d} choices  {s.description}")
     return 0
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
-    from search.budget import load_budgets
+    from budgetnas.budget import load_budgets
 
     console = _console()
     for name, b in load_budgets(args.budgets).items():
@@ -71,10 +73,10 @@ def _values_arg(raw: str | None) -> dict[str, Any] | None:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from search import gate
-    from search.budget import get_budget
-    from search.report.leaderboard import layer_table
-    from search.space import load_space
+    from budgetnas import gate
+    from budgetnas.budget import get_budget
+    from budgetnas.report.leaderboard import layer_table
+    from budgetnas.space import load_space
 
     space = load_space(args.space)
     budget = get_budget(args.budget, args.budgets) if args.budget else None
@@ -87,8 +89,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
         rng = random.Random(args.seed)
         candidates = [space.sample(rng) for _ in range(args.sample)]
     _quiet_tf()
-    from search.build import build_model
-    from search.receptive import table_from_model
+    from budgetnas.build import build_model
+    from budgetnas.receptive import table_from_model
 
     console = _console()
     for i, values in enumerate(candidates):
@@ -136,8 +138,8 @@ def cmd_rf(args: argparse.Namespace) -> int:
     _quiet_tf()
     import keras
 
-    from search.receptive import table_from_model
-    from search.report.leaderboard import layer_table
+    from budgetnas.receptive import table_from_model
+    from budgetnas.report.leaderboard import layer_table
 
     path = Path(args.model)
     if not path.is_file():
@@ -159,7 +161,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ search / leaderboard
 def cmd_search(args: argparse.Namespace) -> int:
-    from search.session import SearchOptions, prepare
+    from budgetnas.session import SearchOptions, prepare
 
     opts = SearchOptions(
         budget=args.budget, budgets_file=args.budgets, space=args.space, trials=args.trials,
@@ -171,7 +173,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from search.session import join
+    from budgetnas.session import join
 
     path, meta, budget, space = join(args.run, args.storage, args.reports_dir)
     if meta.driver != "optuna":
@@ -191,11 +193,11 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     _quiet_tf()
     import optuna
 
-    from search.drivers import optuna_driver
-    from search.report.leaderboard import leaderboard, summary_line
-    from search.report.live import LiveDisplay, PlainDisplay
-    from search.runs import records_from_study
-    from search.session import context, publish, steps_per_epoch
+    from budgetnas.drivers import optuna_driver
+    from budgetnas.report.leaderboard import leaderboard, summary_line
+    from budgetnas.report.live import LiveDisplay, PlainDisplay
+    from budgetnas.runs import records_from_study
+    from budgetnas.session import context, publish, steps_per_epoch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = _console()
@@ -219,7 +221,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records, **kwargs) as ui:
         try:
             if meta.driver == "keras-tuner":
-                from search.drivers import kerastuner_driver
+                from budgetnas.drivers import kerastuner_driver
 
                 kerastuner_driver.run(ctx, study, meta.trials, meta.algorithm, path, resume=not create,
                                       on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch,
@@ -242,7 +244,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     if args.no_retrain:
         console.print(f"finalists: `budgetnas retrain {meta.name}` (skipped: --no-retrain)")
         return 0
-    from search.session import retrain_run
+    from budgetnas.session import retrain_run
 
     t1 = time.monotonic()
     fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console))
@@ -252,8 +254,8 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
 
 
 def _board_json(meta, records) -> dict[str, Any]:
-    from search.report.leaderboard import counts
-    from search.runs import ranked
+    from budgetnas.report.leaderboard import counts
+    from budgetnas.runs import ranked
 
     rank = {r.number: i for i, r in enumerate(ranked(records), 1)}
     trials = []
@@ -265,15 +267,15 @@ def _board_json(meta, records) -> dict[str, Any]:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from search.runs import load_records, run_dir
+    from budgetnas.runs import load_records, run_dir
 
     path = run_dir(args.run, args.reports_dir)
     meta, records = load_records(path, args.storage)
     if args.json:
         print(json.dumps(_board_json(meta, records)))
         return 0
-    from search.session import run_budget
-    from search.report.leaderboard import leaderboard, summary_line
+    from budgetnas.session import run_budget
+    from budgetnas.report.leaderboard import leaderboard, summary_line
 
     budget = run_budget(path, meta)
     console = _console()
@@ -311,10 +313,10 @@ def _finalists_table(finalists, title: str):
 
 
 def _print_outcome(console, path: Path, finalists) -> None:
-    from search import gate
-    from search.finalists import winner
-    from search.report.leaderboard import layer_table
-    from search.session import open_run
+    from budgetnas import gate
+    from budgetnas.finalists import winner
+    from budgetnas.report.leaderboard import layer_table
+    from budgetnas.session import open_run
 
     meta, budget, space, _ = open_run(path)
     console.print(_finalists_table(finalists, f"Finalists — {meta.name} (test accuracy, final epoch)"))
@@ -328,8 +330,8 @@ def _print_outcome(console, path: Path, finalists) -> None:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     _quiet_tf()
-    from search.runs import run_dir
-    from search.session import retrain_run
+    from budgetnas.runs import run_dir
+    from budgetnas.session import retrain_run
 
     console = _console()
     path = run_dir(args.run, args.reports_dir)
@@ -340,15 +342,15 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from search.budget import get_budget
-    from search.space import load_space
+    from budgetnas.budget import get_budget
+    from budgetnas.space import load_space
 
     budget = get_budget(args.budget, args.budgets)
     if args.resume and not args.name:
         raise ConfigError("train --resume: name the run to continue with --name")
     name = args.name or f"train-{load_space(args.space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
     _quiet_tf()
-    from search.session import train_fixed
+    from budgetnas.session import train_fixed
 
     console = _console()
     fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
@@ -360,8 +362,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     _quiet_tf()
-    from search.runs import run_dir
-    from search.session import write_run_report
+    from budgetnas.runs import run_dir
+    from budgetnas.session import write_run_report
 
     for p in write_run_report(run_dir(args.run, args.reports_dir)):
         print(p)
@@ -369,18 +371,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from search.export import parse_formats
+    from budgetnas.export import parse_formats
 
     formats = parse_formats(args.format)
     _quiet_tf()
-    from search import finalists as fin_mod
-    from search import gate
-    from search.errors import RunError
-    from search.export import export, model_card
-    from search.finalists import winner
-    from search.report.document import layer_markdown
-    from search.runs import run_dir
-    from search.session import load_data_splits, open_run
+    from budgetnas import finalists as fin_mod
+    from budgetnas import gate
+    from budgetnas.errors import RunError
+    from budgetnas.export import export, model_card
+    from budgetnas.finalists import winner
+    from budgetnas.report.document import layer_markdown
+    from budgetnas.runs import run_dir
+    from budgetnas.session import load_data_splits, open_run
 
     path = run_dir(args.run, args.reports_dir)
     meta, budget, space, _ = open_run(path)
@@ -407,7 +409,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def _heartbeat_args(s: argparse.ArgumentParser) -> None:
-    from search.storage import GRACE_S, HEARTBEAT_S
+    from budgetnas.storage import GRACE_S, HEARTBEAT_S
 
     s.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between a trial's heartbeats")
     s.add_argument("--grace", type=float, default=GRACE_S,
@@ -420,14 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("spaces", help="list the shipped search spaces")
-    s.add_argument("--dir", default=str(Path(__file__).resolve().parent.parent / "spaces"))
+    s.add_argument("--dir", default=None, help="a folder of space files (default: the shipped spaces)")
     s.set_defaults(func=cmd_spaces)
 
     s = sub.add_parser("budgets", help="list the named budgets")
     s.set_defaults(func=cmd_budgets)
 
     s = sub.add_parser("describe", help="per-layer table and budget verdict of a space's networks")
-    s.add_argument("space", help="a space file, e.g. spaces/mnist_tiny.toml")
+    s.add_argument("space", help="a space file, e.g. spaces/mnist_tiny.toml, or a shipped space's name (mnist_tiny)")
     s.add_argument("--budget", help="judge against this budget (and repair over-budget samples)")
     s.add_argument("--sample", type=int, default=1, help="how many random candidates to describe")
     s.add_argument("--seed", type=int, default=0)

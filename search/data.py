@@ -7,7 +7,7 @@ The test split is only handed out by :func:`load` for final scoring; the search 
 ``train``/``val`` from :func:`split` only.
 
 Batches come from ``tf.data`` on the TensorFlow backend (what CI and the CPU numbers use) and from
-:class:`search.batches.ArrayBatches`, plain NumPy, on Keras' other backends (e.g. JAX on a GPU machine
+:class:`budgetnas.batches.ArrayBatches`, plain NumPy, on Keras' other backends (e.g. JAX on a GPU machine
 without TensorFlow).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.errors import DataError
+from budgetnas.errors import DataError
 
 BUILTIN = ("mnist", "cifar10", "fashion_mnist")
 AUGMENTATIONS = ("none", "shift", "rotate", "shift-rotate", "crop-flip")
@@ -162,14 +162,14 @@ def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, a
     """Batches of (float32 0..255 images, one-hot labels): shuffled and augmented when ``training``.
 
     Pixels stay raw: every model starts with a Rescaling layer that standardises them.
-    A ``tf.data`` pipeline on the TensorFlow backend, a :class:`search.batches.ArrayBatches` on the others.
+    A ``tf.data`` pipeline on the TensorFlow backend, a :class:`budgetnas.batches.ArrayBatches` on the others.
     """
     import keras
 
     if augment not in AUGMENTATIONS:
         raise DataError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
     if keras.backend.backend() != "tensorflow":
-        from search.batches import ArrayBatches
+        from budgetnas.batches import ArrayBatches
 
         return ArrayBatches(arrays, classes, batch_size, training=training, augment=augment, seed=seed)
     import tensorflow as tf

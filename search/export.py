@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from search.data import Arrays
-from search.errors import ConfigError
-from search.finalists import Finalist
+from budgetnas.data import Arrays
+from budgetnas.errors import ConfigError
+from budgetnas.finalists import Finalist
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite-int8")
 
@@ -81,7 +81,7 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
     shutil.copyfile(src, keras_path)
     if "keras" in formats:
         reloaded = keras.saving.load_model(keras_path, compile=False)
-        from search.trainer import evaluate
+        from budgetnas.trainer import evaluate
 
         acc, _ = evaluate(reloaded, test, classes)
         checks.append(Check("keras", str(keras_path), acc, reference, None))

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from search import gate
-from search.budget import Budget, Recipe
-from search.data import Arrays
-from search.space import Space
+from budgetnas import gate
+from budgetnas.budget import Budget, Recipe
+from budgetnas.data import Arrays
+from budgetnas.space import Space
 
 FILE = "finalists.json"
 
@@ -126,8 +126,8 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
     the seeds in ``finished`` (from an earlier, interrupted retrain) are kept as they are and an
     unfinished seed continues from its checkpoint; without it, stale checkpoints are discarded.
     """
-    from search.trainer import evaluate
-    from search.trainer import train as fit
+    from budgetnas.trainer import evaluate
+    from budgetnas.trainer import train as fit
 
     verdict, _ = gate.admit(budget, space, values, allow_repair=False, build=False)
     fin = Finalist(label=label, trial=trial, space=Path(space.path).name, values=dict(values),
@@ -147,7 +147,7 @@ def retrain(label: str, trial: int | None, budget: Budget, space: Space, values:
         _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
         if model is None:
             # Fixed baselines (e.g. the 1.17M-param base network) may break the budget they are compared in.
-            from search.build import build_model
+            from budgetnas.build import build_model
 
             model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
         t0 = time.perf_counter()
@@ -214,7 +214,7 @@ def save(path: Path, finalists: list[Finalist], protocol: dict[str, Any]) -> Non
 
 
 def load(path: Path) -> tuple[dict[str, Any], list[Finalist]]:
-    from search.errors import RunError
+    from budgetnas.errors import RunError
 
     f = path / FILE
     try:

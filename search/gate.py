@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from search.budget import Budget
-from search.build import build_architecture, plan
-from search.errors import OverBudgetError
-from search.receptive import LayerTable, fmt_pair, table_from_model, table_from_plan
-from search.space import Space
+from budgetnas.budget import Budget
+from budgetnas.build import build_architecture, plan
+from budgetnas.errors import OverBudgetError
+from budgetnas.receptive import LayerTable, fmt_pair, table_from_model, table_from_plan
+from budgetnas.space import Space
 
 _MAX_REPAIR_STEPS = 200
 

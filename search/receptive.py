@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from search.errors import UnsupportedLayerError
+from budgetnas.errors import UnsupportedLayerError
 
 Pair = tuple[float, float]
 
@@ -221,7 +221,7 @@ def table_from_model(model) -> LayerTable:
 
 
 def table_from_plan(plan) -> LayerTable:
-    """The same table computed from a :class:`search.build.Plan` (no Keras needed)."""
+    """The same table computed from a :class:`budgetnas.build.Plan` (no Keras needed)."""
     rows: list[Row] = []
     state = _START
     prev: tuple[int, ...] = plan.input_shape

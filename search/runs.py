@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.errors import RunError
+from budgetnas.errors import RunError
 
 META = "run.json"
 
@@ -140,7 +140,7 @@ def load_records(path: Path, storage: str | None = None) -> tuple[RunMeta, list[
 
     meta = load_meta(path)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from search.storage import open_storage
+    from budgetnas.storage import open_storage
 
     try:
         study = optuna.load_study(study_name=meta.study, storage=open_storage(storage or meta.storage))

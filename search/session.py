@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from search import data as data_mod
-from search import gate
-from search.budget import FROZEN, Budget, freeze, frozen_text, get_budget, load_frozen
-from search.drivers.common import SearchContext
-from search.errors import ConfigError, DataError, RunError
-from search.runs import RunMeta, default_storage, load_meta, save_meta
-from search.space import Space, load_space
+from budgetnas import data as data_mod
+from budgetnas import gate
+from budgetnas.budget import FROZEN, Budget, freeze, frozen_text, get_budget, load_frozen
+from budgetnas.drivers.common import SearchContext
+from budgetnas.errors import ConfigError, DataError, RunError
+from budgetnas.runs import RunMeta, default_storage, load_meta, save_meta
+from budgetnas.space import Space, load_space
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -132,7 +132,7 @@ def run_budget(path: Path, meta: RunMeta) -> Budget:
 
 def open_run(path: Path) -> tuple[RunMeta, Budget, Space, list]:
     """A run's metadata, budget, searched space and trial records (none for a `train` run)."""
-    from search.runs import load_records
+    from budgetnas.runs import load_records
 
     meta = load_meta(path)
     budget = run_budget(path, meta)
@@ -148,8 +148,8 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
     continues its unfinished seed from the last epoch checkpoint.
     """
-    from search import finalists as fin_mod
-    from search.runs import ranked
+    from budgetnas import finalists as fin_mod
+    from budgetnas.runs import ranked
 
     meta, budget, space, records = open_run(path)
     top = top if top is not None else budget.search.finalists
@@ -182,7 +182,7 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
 
 def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
     """The seeds an interrupted retrain finished, by finalist label (empty if it saved none)."""
-    from search import finalists as fin_mod
+    from budgetnas import finalists as fin_mod
 
     try:
         proto, fins = fin_mod.load(path)
@@ -201,7 +201,7 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
 
     ``resume`` continues the interrupted run called ``name`` (see :func:`retrain_run`).
     """
-    from search import finalists as fin_mod
+    from budgetnas import finalists as fin_mod
 
     space = load_space(space_path)
     if space.params:
@@ -245,8 +245,8 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
 
 
 def write_run_report(path: Path) -> list[Path]:
-    from search import finalists as fin_mod
-    from search.report.document import write_report
+    from budgetnas import finalists as fin_mod
+    from budgetnas.report.document import write_report
 
     meta, budget, space, records = open_run(path)
     try:
@@ -271,7 +271,7 @@ def join(run: str, storage: str, reports_dir: str) -> tuple[Path, RunMeta, Budge
     """Open another worker's run from its storage alone (any machine); mirror it under reports_dir."""
     import optuna
 
-    from search.storage import open_storage
+    from budgetnas.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from search.errors import ConfigError
+from budgetnas.errors import ConfigError
 
 CONV_KINDS = ("conv", "separable", "depthwise", "pointwise")
 POOL_KINDS = ("maxpool", "avgpool")
@@ -551,7 +551,16 @@ def read_toml(p: Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{p}: malformed TOML: {exc}") from None
 
 
+def shipped(rel: str = "") -> Path:
+    """A file shipped inside the installed package (``budgets.toml``, ``spaces/...``)."""
+    from importlib.resources import files
+
+    return Path(str(files(__package__))) / rel
+
+
 def load_space(path: str | Path) -> Space:
-    """Read and validate a space file."""
+    """Read and validate a space file; a bare name (``mnist_tiny``) names a shipped space."""
     p = Path(path)
+    if not p.exists() and p.parent == Path(".") and (shipped("spaces") / f"{p.stem}.toml").is_file():
+        p = shipped("spaces") / f"{p.stem}.toml"
     return parse_space(read_toml(p, "space"), str(p))

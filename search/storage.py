@@ -18,7 +18,7 @@ import time
 
 import optuna
 
-from search.errors import ConfigError
+from budgetnas.errors import ConfigError
 
 HEARTBEAT_S = 5.0
 GRACE_S = 30.0

@@ -1,6 +1,6 @@
 """The one trainer used by the search, retraining and baseline runs.
 
-It compiles a model with a :class:`~search.budget.Recipe`, fits it on :func:`search.data.pipeline`
+It compiles a model with a :class:`~budgetnas.budget.Recipe`, fits it on :func:`budgetnas.data.pipeline`
 batches and returns the per-epoch curves. A non-finite loss ends training with :class:`TrialFailed`.
 Callers observe each epoch through ``on_epoch`` (the drivers use it to report to a pruner).
 """
@@ -18,9 +18,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from search.budget import Recipe
-from search.data import Arrays, pipeline
-from search.errors import RunError, TrialFailed
+from budgetnas.budget import Recipe
+from budgetnas.data import Arrays, pipeline
+from budgetnas.errors import RunError, TrialFailed
 
 
 @dataclass

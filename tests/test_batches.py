@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from search import data
-from search.batches import ArrayBatches, affine, augment_batch, crop
-from search.errors import DataError
+from budgetnas import data
+from budgetnas.batches import ArrayBatches, affine, augment_batch, crop
+from budgetnas.errors import DataError
 
 
 def test_every_image_once_per_epoch_reshuffled_and_seeded(tiny_mnist):
@@ -97,6 +97,6 @@ def test_keras_fits_on_array_batches(tiny_mnist):
 
 
 def test_the_numpy_batches_know_every_augmentation_the_budgets_accept():
-    from search import batches, data
+    from budgetnas import batches, data
 
     assert set(data.AUGMENTATIONS) == {"none", *batches.KINDS}

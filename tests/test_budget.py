@@ -1,8 +1,10 @@
+from pathlib import Path
+
 import pytest
 
-from search.budget import load_budgets
-from search.errors import ConfigError
-from search.space import Domain
+from budgetnas.budget import load_budgets
+from budgetnas.errors import ConfigError
+from budgetnas.space import Domain
 from tests.conftest import ROOT
 
 
@@ -56,3 +58,18 @@ def test_recipe_choices_become_train_parameters(tmp_path):
     b = load_budgets(p)["x"]
     assert [(q.name, q.domain) for q in b.params()] == [("train.lr", Domain((0.01, 0.1)))]
     assert b.train.resolve({"train.lr": 0.1}).lr == 0.1
+
+
+def test_shipped_budgets_and_spaces_are_found_from_any_folder(tmp_path, monkeypatch):
+    from budgetnas.budget import default_budgets_file, get_budget
+    from budgetnas.space import load_space, shipped
+
+    monkeypatch.chdir(tmp_path)  # no budgets.toml, no spaces/ here
+    assert default_budgets_file() == shipped("budgets.toml")
+    budget = get_budget("mnist-15k")
+    assert load_space(budget.space).name == "mnist_tiny"  # the budget's space path resolves too
+    assert load_space("mnist_tiny").params == load_space(ROOT / "spaces" / "mnist_tiny.toml").params
+    # a local budgets.toml overrides the shipped one
+    (tmp_path / "budgets.toml").write_text((ROOT / "budgets.toml").read_text().replace(
+        "max_params = 15000", "max_params = 14000"))
+    assert default_budgets_file() == Path("budgets.toml") and get_budget("mnist-15k").max_params == 14000

@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from search.build import build_model, plan
-from search.receptive import table_from_model
-from search.space import load_space
+from budgetnas.build import build_model, plan
+from budgetnas.receptive import table_from_model
+from budgetnas.space import load_space
 from tests.conftest import ROOT, SPACES
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from search.cli import main
+from budgetnas.cli import main
 from tests.conftest import ROOT
 
 
@@ -17,8 +17,10 @@ def run(capsys, *argv):
 
 
 def test_lists(capsys):
-    code, out, _ = run(capsys, "spaces")
-    assert code == 0 and "mnist_tiny.toml" in out and "seed_mnist_13794" in out
+    code, out, _ = run(capsys, "spaces")  # shipped spaces, by the name `describe` and `--space` accept
+    assert code == 0 and "mnist_tiny " in out and "seed_mnist_13794 " in out and ".toml" not in out
+    code, out, _ = run(capsys, "spaces", "--dir", ROOT / "spaces")
+    assert code == 0 and "mnist_tiny.toml" in out
     code, out, _ = run(capsys, "budgets")
     assert code == 0 and "mnist-15k" in out and "cifar10-sep-100k" in out
 
@@ -51,8 +53,8 @@ def test_describe_renders_a_table(capsys):
 
 
 def test_rf_of_a_saved_model(capsys, tmp_path):
-    from search.build import build_model
-    from search.space import load_space
+    from budgetnas.build import build_model
+    from budgetnas.space import load_space
 
     path = tmp_path / "m.keras"
     build_model(load_space(ROOT / "spaces" / "seed_cifar10_separable_81973.toml"), {}).save(path)
@@ -85,7 +87,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, fragment):
 
 
 def test_bad_input_exits_2_without_traceback_as_a_process(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "search", "describe", str(tmp_path / "missing.toml")],
+    p = subprocess.run([sys.executable, "-m", "budgetnas", "describe", str(tmp_path / "missing.toml")],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == f"budgetnas: error: {tmp_path / 'missing.toml'}: no such space file"

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from search import data
-from search.errors import DataError
+from budgetnas import data
+from budgetnas.errors import DataError
 
 
 def test_npz_path_loads_as_nhwc(tiny_mnist):
@@ -78,7 +78,7 @@ def test_mnist_augmentations_turn_about_the_centre_and_shift_by_at_most_2_px(pat
     spot = 255 * np.exp(-((r - 13.5) ** 2 + (c - 19.5) ** 2) / 4.0)
     x = np.repeat(spot[None, :, :, None], 64, axis=0).astype(np.float32)
     if path == "numpy":
-        from search.batches import augment_batch
+        from budgetnas.batches import augment_batch
         out = augment_batch(x, kind, np.random.default_rng(0))
     else:
         out = np.asarray(data._augmenter(kind, (28, 28, 1), seed=0)(x, training=True))

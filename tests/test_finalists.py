@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from search.cli import main
+from budgetnas.cli import main
 
 
 def run(capsys, *argv):
@@ -131,7 +131,7 @@ class Killed(Exception):
 
 
 def test_an_interrupted_retrain_resumes_where_it_stopped(capsys, searched, monkeypatch):
-    from search import trainer
+    from budgetnas import trainer
 
     reports, saves = searched, []
     real = trainer._Checkpoint._save_model
@@ -167,7 +167,7 @@ def test_an_interrupted_retrain_resumes_where_it_stopped(capsys, searched, monke
 
 
 def test_spread_shows_a_std_only_over_several_seeds():
-    from search.finalists import Finalist, SeedResult
+    from budgetnas.finalists import Finalist, SeedResult
 
     def seed(n, acc):
         return SeedResult(n, acc, None, 1.0, {}, f"s{n}.keras")
@@ -179,7 +179,7 @@ def test_spread_shows_a_std_only_over_several_seeds():
 
 
 def _finalist(label: str, trial, vals: list[float], tests: list[float]):
-    from search.finalists import Finalist, SeedResult
+    from budgetnas.finalists import Finalist, SeedResult
 
     seeds = [SeedResult(seed=i, test_accuracy=t, final_val_accuracy=v, train_seconds=1.0, history={},
                         model_file="") for i, (v, t) in enumerate(zip(vals, tests))]
@@ -188,7 +188,7 @@ def _finalist(label: str, trial, vals: list[float], tests: list[float]):
 
 
 def test_winner_is_chosen_on_validation_never_test():
-    from search.finalists import winner
+    from budgetnas.finalists import winner
 
     # A: better on validation, worse on test; B the other way round. The rule must pick A.
     a = _finalist("trial 1", 1, vals=[0.993, 0.994], tests=[0.990, 0.991])
@@ -214,7 +214,7 @@ def test_a_run_keeps_the_budget_it_was_searched_with(capsys, tmp_path, tiny_budg
     # the budget's recipe and epochs change, then the budget goes altogether
     budgets.write_text(text.replace("epochs = 2\nvalidation = 100", "epochs = 5\nvalidation = 100")
                        .replace("lr = 0.003", "lr = 0.5"))
-    from search.session import open_run
+    from budgetnas.session import open_run
 
     _, budget, _, _ = open_run(reports / "f")
     assert budget.epochs == 2 and budget.train.lr == 0.003

@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from search import gate
-from search.budget import load_budgets
-from search.errors import OverBudgetError
-from search.space import load_space, parse_space
+from budgetnas import gate
+from budgetnas.budget import load_budgets
+from budgetnas.errors import OverBudgetError
+from budgetnas.space import load_space, parse_space
 from tests.conftest import ROOT
 
 BUDGETS = load_budgets(ROOT / "budgets.toml")

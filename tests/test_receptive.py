@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from search.build import build_model, plan
-from search.errors import UnsupportedLayerError
-from search.receptive import table_from_model, table_from_plan
-from search.space import load_space
+from budgetnas.build import build_model, plan
+from budgetnas.errors import UnsupportedLayerError
+from budgetnas.receptive import table_from_model, table_from_plan
+from budgetnas.space import load_space
 from tests.conftest import ROOT
 
 

@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from search import data as data_mod
-from search import gate
-from search.budget import load_budgets
-from search.receptive import table_from_model
+from budgetnas import data as data_mod
+from budgetnas import gate
+from budgetnas.budget import load_budgets
+from budgetnas.receptive import table_from_model
 from tests.conftest import ROOT, data_dir
 
 BUDGETS = load_budgets(ROOT / "budgets.toml")

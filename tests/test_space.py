@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from search.errors import ConfigError
-from search.space import Domain, load_space, parse_space
+from budgetnas.errors import ConfigError
+from budgetnas.space import Domain, load_space, parse_space
 from tests.conftest import ROOT, SPACES
 
 MINIMAL = {

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from search import trainer
-from search.budget import Recipe
-from search.data import Arrays
-from search.errors import RunError
+from budgetnas import trainer
+from budgetnas.budget import Recipe
+from budgetnas.data import Arrays
+from budgetnas.errors import RunError
 
 
 class Stopped(Exception):

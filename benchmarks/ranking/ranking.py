@@ -73,8 +73,8 @@ RESULT_FIELDS = ["id", "seed", "architecture", "params", "macs", "epochs", "trai
 
 
 def _budget_and_space():
-    from search.budget import get_budget
-    from search.space import load_space
+    from budgetnas.budget import get_budget
+    from budgetnas.space import load_space
 
     budget = get_budget(BUDGET, ROOT / "budgets.toml")
     return budget, load_space(ROOT / budget.space)
@@ -82,7 +82,7 @@ def _budget_and_space():
 
 def sample_networks() -> list[dict]:
     """The fixed sample: committed winners, then seeded random gate-passing networks (distinct)."""
-    from search import gate
+    from budgetnas import gate
 
     budget, space = _budget_and_space()
     rows, seen = [], set()
@@ -153,14 +153,14 @@ def _append(row: dict) -> None:
 
 def train_one(net: dict, seed: int, data_dir: str | None, checkpoint: Path | None = None) -> dict:
     """Train one network at full fidelity; its results row. ``checkpoint``: the epoch checkpoint folder."""
-    from search import gate
-    from search.session import load_data_splits
-    from search.trainer import evaluate, train
+    from budgetnas import gate
+    from budgetnas.session import load_data_splits
+    from budgetnas.trainer import evaluate, train
 
     budget, space = _budget_and_space()
     values = json.loads(net["values"])
     _, tr, val = load_data_splits(budget, space, data_dir, 0)
-    from search import data as data_mod
+    from budgetnas import data as data_mod
 
     test = data_mod.load(budget.dataset, data_dir).test
     verdict, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
@@ -215,7 +215,6 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--stop-after-s", type=float, default=None, help="start no new job after this many seconds")
     sub.add_parser("status", help="jobs done / left")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     if args.cmd == "networks":
         rows = sample_networks()
         with NETWORKS.open("w", newline="", encoding="utf-8") as f:

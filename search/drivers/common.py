@@ -1,7 +1,7 @@
 """What every driver shares: the search context and the evaluation of one candidate.
 
 A driver proposes values; :func:`evaluate` sends them through the budget gate and, only if the
-gate admits them, through the trainer, and returns a :class:`~search.runs.TrialRecord`.
+gate admits them, through the trainer, and returns a :class:`~budgetnas.runs.TrialRecord`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping
 
-from search import gate
-from search.budget import Budget
-from search.data import Arrays
-from search.errors import TrialFailed
-from search.runs import TrialRecord
-from search.space import Param, Space
+from budgetnas import gate
+from budgetnas.budget import Budget
+from budgetnas.data import Arrays
+from budgetnas.errors import TrialFailed
+from budgetnas.runs import TrialRecord
+from budgetnas.space import Param, Space
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def network_key(ctx: SearchContext, values: Mapping[str, Any]) -> str:
 
 def propose(ctx: SearchContext, ask: Callable[[Param], Any]) -> dict[str, Any]:
     """A candidate's values, asking ``ask(param)`` only for parameters that change the network
-    (:meth:`~search.space.Space.choose`), then for the recipe's free choices."""
+    (:meth:`~budgetnas.space.Space.choose`), then for the recipe's free choices."""
     values = ctx.space.choose(ask)
     values.update({p.name: ask(p) for p in ctx.budget.params()})
     return values
@@ -101,7 +101,7 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
         if on_epoch is not None:
             on_epoch(epoch, acc)
 
-    from search.trainer import train  # imports TensorFlow: only when something trains
+    from budgetnas.trainer import train  # imports TensorFlow: only when something trains
 
     try:
         train(model, ctx.train, ctx.val, recipe, ctx.epochs, seed=ctx.seed + number, classes=ctx.classes,

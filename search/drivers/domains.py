@@ -1,6 +1,6 @@
 """The one mapping from a space's domains to each search library's types.
 
-A :class:`~search.space.Domain` is an ordered integer range, an ordered float range (both with a
+A :class:`~budgetnas.space.Domain` is an ordered integer range, an ordered float range (both with a
 step) or a list of choices. Optuna and keras-tuner see the same thing: integer ranges as integer
 ranges, float ranges as stepped float ranges (snapped back to the exact option written in the
 space), choices as categorical. Both drivers, and the keras-tuner mirror into Optuna, use these.
@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 
-from search.space import Domain, Param
+from budgetnas.space import Domain, Param
 
 
 def _int_range(d: Domain) -> bool:

@@ -1,7 +1,7 @@
 """The keras-tuner driver: keras-tuner's oracles (Hyperband, Bayesian, random) propose; we do the rest.
 
-* The space is mapped onto ``HyperParameters`` from the same :class:`~search.space.Space` (no second
-  description; types from :mod:`search.drivers.domains`); an optional block's fields sit in a
+* The space is mapped onto ``HyperParameters`` from the same :class:`~budgetnas.space.Space` (no second
+  description; types from :mod:`budgetnas.drivers.domains`); an optional block's fields sit in a
   conditional scope of its ``repeat``, and ``channels`` / ``depth_multiplier`` / ``kernel`` in one of
   its ``kind`` when only some kinds use them, so absent choices are never sampled.
 * Duplicates are recognised by the built network + recipe key, as with Optuna: a repeat of a trial
@@ -28,11 +28,11 @@ from typing import Any, Callable
 import keras_tuner as kt
 import optuna
 
-from search.drivers import domains
-from search.drivers.common import SearchContext, evaluate, network_key
-from search.drivers.optuna_driver import finished_with
-from search.runs import TrialRecord
-from search.space import KIND_FIELDS, Domain, Param, Space
+from budgetnas.drivers import domains
+from budgetnas.drivers.common import SearchContext, evaluate, network_key
+from budgetnas.drivers.optuna_driver import finished_with
+from budgetnas.runs import TrialRecord
+from budgetnas.space import KIND_FIELDS, Domain, Param, Space
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
 

@@ -1,6 +1,6 @@
 """The default driver: Optuna's seeded TPE proposes, a successive-halving pruner stops weak candidates.
 
-Sampling is define-by-run and active-only (:func:`~search.drivers.common.propose`): a block's
+Sampling is define-by-run and active-only (:func:`~budgetnas.drivers.common.propose`): a block's
 fields are asked for only when the block is present, a kind's fields only for that kind. TPE then
 models only choices that change the network, and one network has one spelling.
 
@@ -39,10 +39,10 @@ from typing import Any, Callable
 
 import optuna
 
-from search import storage
-from search.drivers import domains
-from search.drivers.common import Pruned, SearchContext, evaluate, network_key, propose
-from search.runs import TrialRecord
+from budgetnas import storage
+from budgetnas.drivers import domains
+from budgetnas.drivers.common import Pruned, SearchContext, evaluate, network_key, propose
+from budgetnas.runs import TrialRecord
 
 ALGORITHMS = ("tpe", "random")
 STARTUP_TRIALS = 6

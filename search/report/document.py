@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from search import gate
-from search.budget import Budget
-from search.finalists import Finalist, Unfinished, unfinished as unfinished_seeds, winner
-from search.receptive import LayerTable, fmt_pair
-from search.runs import RunMeta, TrialRecord, ranked
-from search.space import Space
+from budgetnas import gate
+from budgetnas.budget import Budget
+from budgetnas.finalists import Finalist, Unfinished, unfinished as unfinished_seeds, winner
+from budgetnas.receptive import LayerTable, fmt_pair
+from budgetnas.runs import RunMeta, TrialRecord, ranked
+from budgetnas.space import Space
 
 FIGURES = {
     "curves.png": "Learning curves of the finalists",
@@ -49,7 +49,7 @@ def layer_markdown(table: LayerTable) -> str:
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
                     finalists: list[Finalist], protocol: dict[str, Any], figures: list[str],
                     unfinished: list[Unfinished] = ()) -> str:
-    from search.report.leaderboard import summary_line
+    from budgetnas.report.leaderboard import summary_line
 
     out = [f"# budgetnas report — {meta.name if meta else protocol.get('name', '')}", ""]
     rules = [f"dataset `{budget.dataset}`", f"≤ {budget.max_params:,} {budget.count} params",
@@ -171,7 +171,7 @@ def write_report(folder: Path, meta: RunMeta | None, budget: Budget, space: Spac
     """Write every report file into ``folder``; returns their paths."""
     import matplotlib.pyplot as plt
 
-    from search.report import figures as figs
+    from budgetnas.report import figures as figs
 
     made: list[tuple[str, Any]] = []
     if finalists:

@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from search.finalists import Finalist  # noqa: E402
-from search.runs import TrialRecord  # noqa: E402
+from budgetnas.finalists import Finalist  # noqa: E402
+from budgetnas.runs import TrialRecord  # noqa: E402
 
 
 def learning_curves(finalists: list[Finalist]) -> Figure:

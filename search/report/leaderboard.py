@@ -8,8 +8,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from search.receptive import LayerTable, fmt_pair
-from search.runs import TrialRecord, ranked
+from budgetnas.receptive import LayerTable, fmt_pair
+from budgetnas.runs import TrialRecord, ranked
 
 _STYLE = {"complete": "green", "pruned": "yellow", "rejected": "red", "failed": "magenta", "running": "cyan"}
 

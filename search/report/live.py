@@ -11,8 +11,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from search.report.leaderboard import leaderboard, summary_line
-from search.runs import TrialRecord
+from budgetnas.report.leaderboard import leaderboard, summary_line
+from budgetnas.runs import TrialRecord
 
 
 class PlainDisplay:

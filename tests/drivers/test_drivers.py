@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from search.cli import main
+from budgetnas.cli import main
 
 DRIVERS = {
     "optuna": [],
@@ -87,8 +87,8 @@ def test_keras_tuner_hyperband_records_rungs_and_retrains(capsys, tmp_path, tiny
 def test_conditional_scopes_follow_block_kinds():
     import keras_tuner as kt
 
-    from search.drivers.kerastuner_driver import hyperparameters, values_from
-    from search.space import parse_space
+    from budgetnas.drivers.kerastuner_driver import hyperparameters, values_from
+    from budgetnas.space import parse_space
 
     space = parse_space({"name": "t", "input": {"shape": [28, 28, 1], "classes": 10},
                          "blocks": [{"kind": ["conv", "depthwise"], "channels": [8, 16],
@@ -103,7 +103,7 @@ def test_conditional_scopes_follow_block_kinds():
 
 def test_a_network_already_trained_is_not_trained_again(capsys, tmp_path, tiny_budgets, monkeypatch):
     # two possible networks, five trials: at least three proposals repeat a finished trial
-    from search import gate
+    from budgetnas import gate
 
     builds = []
     real_build = gate.build_architecture
@@ -152,8 +152,8 @@ def _asked_in_study(sampler, n: int = 40):
     """Run n define-by-run trials of the OPTIONAL space on an in-memory study; their asked params."""
     import optuna
 
-    from search.drivers import domains
-    from search.space import parse_space
+    from budgetnas.drivers import domains
+    from budgetnas.space import parse_space
 
     space = parse_space(OPTIONAL, "opt.toml")
     study = optuna.create_study(sampler=sampler, direction="maximize")
@@ -168,7 +168,7 @@ def _asked_in_study(sampler, n: int = 40):
 
 @pytest.mark.parametrize("algorithm", ["tpe", "random"])
 def test_an_absent_blocks_parameters_are_never_sampled(algorithm):
-    from search.drivers.optuna_driver import make_sampler
+    from budgetnas.drivers.optuna_driver import make_sampler
 
     space, trials = _asked_in_study(make_sampler(algorithm, seed=0))
     absent = [(asked, v) for asked, v in trials if v["blocks[1].repeat"] == 0]
@@ -183,8 +183,8 @@ def test_an_absent_blocks_parameters_are_never_sampled(algorithm):
 
 
 def test_keras_tuner_scopes_an_optional_blocks_fields_under_its_repeat():
-    from search.drivers.kerastuner_driver import hyperparameters, values_from
-    from search.space import parse_space
+    from budgetnas.drivers.kerastuner_driver import hyperparameters, values_from
+    from budgetnas.space import parse_space
 
     space = parse_space(OPTIONAL, "opt.toml")
     hp = hyperparameters(space, space.params)
@@ -201,10 +201,10 @@ def test_keras_tuner_scopes_an_optional_blocks_fields_under_its_repeat():
 def test_two_spellings_of_one_network_are_one_duplicate(tiny_budgets):
     import optuna
 
-    from search.budget import get_budget
-    from search.drivers.common import SearchContext, network_key
-    from search.drivers.optuna_driver import finished_with
-    from search.space import parse_space
+    from budgetnas.budget import get_budget
+    from budgetnas.drivers.common import SearchContext, network_key
+    from budgetnas.drivers.optuna_driver import finished_with
+    from budgetnas.space import parse_space
 
     space = parse_space(OPTIONAL, "opt.toml")
     budget = get_budget("tiny", tiny_budgets)
@@ -242,7 +242,7 @@ def test_two_spellings_of_one_network_are_one_duplicate(tiny_budgets):
 def test_the_pruner_stops_a_weak_candidate_at_the_first_rung(tmp_path):
     import optuna
 
-    from search.drivers.optuna_driver import make_study
+    from budgetnas.drivers.optuna_driver import make_study
 
     study = make_study(f"sqlite:///{tmp_path / 's.db'}", "p", seed=0, min_epochs=1, max_epochs=3,
                        load_if_exists=False)

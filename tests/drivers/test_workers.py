@@ -14,7 +14,7 @@ import time
 import optuna
 import pytest
 
-from search.storage import open_storage
+from budgetnas.storage import open_storage
 from tests.conftest import ROOT
 
 
@@ -24,7 +24,7 @@ def storages(tmp_path):
 
 def cli(*args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "search", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "budgetnas", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -105,7 +105,7 @@ def test_three_workers_one_killed(kind, tmp_path, tiny_budgets):
         firsts.setdefault(t.user_attrs["worker"], json.dumps(t.params, sort_keys=True))
     assert len(firsts) >= 2 and len(set(firsts.values())) == len(firsts)
 
-    lb = subprocess.run([sys.executable, "-m", "search", "leaderboard", name, "--reports-dir", reports,
+    lb = subprocess.run([sys.executable, "-m", "budgetnas", "leaderboard", name, "--reports-dir", reports,
                          "--storage", url, "--json"], cwd=ROOT, capture_output=True, text=True)
     assert lb.returncode == 0, lb.stderr
     board = json.loads(lb.stdout)

@@ -4,11 +4,11 @@ import io
 
 from rich.console import Console
 
-from search.build import build_model
-from search.receptive import table_from_model
-from search.report.leaderboard import counts, layer_table, leaderboard, summary_line
-from search.runs import TrialRecord
-from search.space import load_space
+from budgetnas.build import build_model
+from budgetnas.receptive import table_from_model
+from budgetnas.report.leaderboard import counts, layer_table, leaderboard, summary_line
+from budgetnas.runs import TrialRecord
+from budgetnas.space import load_space
 from tests.conftest import ROOT
 
 

@@ -2,8 +2,8 @@ import io
 
 from rich.console import Console
 
-from search.report.live import LiveDisplay, PlainDisplay
-from search.runs import TrialRecord
+from budgetnas.report.live import LiveDisplay, PlainDisplay
+from budgetnas.runs import TrialRecord
 
 
 def test_live_display_shows_progress_and_top_trials():
