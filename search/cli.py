@@ -266,6 +266,19 @@ def _board_json(meta, records) -> dict[str, Any]:
     return {"run": meta.name, "budget": meta.budget, "counts": counts(records), "trials": trials}
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from budgetnas.report.dashboard import serve
+    from budgetnas.runs import run_dir
+
+    path = run_dir(args.run, args.reports_dir)
+    print(f"optuna-dashboard for {path}: http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        serve(path, args.storage, args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from budgetnas.runs import load_records, run_dir
 
@@ -480,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=10)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("dashboard", help="open a run's study in optuna-dashboard (pip install 'budgetnas[dashboard]')")
+    s.add_argument("run", help="run name or run directory")
+    s.add_argument("--reports-dir", default="reports")
+    s.add_argument("--storage", help="storage URL (default: the run's)")
+    s.add_argument("--host", default="127.0.0.1", help="address to serve on (default: loopback only)")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(func=cmd_dashboard)
 
     s = sub.add_parser("retrain", help="retrain a run's best trials with several seeds; score them on test once")
     s.add_argument("run")
