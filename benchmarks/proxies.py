@@ -25,8 +25,6 @@ import argparse
 import csv
 import json
 import math
-import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -268,7 +266,7 @@ def table() -> str:
                   "no proxy can be expected to reach more against one seed.", ""]
     else:
         lines += ["Seed noise: fewer than 2 networks have a second seed yet; no ceiling estimate.", ""]
-    lines += [f"Command: `python benchmarks/proxies.py measure` (2-core CPU, one TensorFlow thread per process), "
+    lines += ["Command: `python benchmarks/proxies.py measure` (2-core CPU, one TensorFlow thread per process), "
               "then `python benchmarks/proxies.py table`.", ""]
     return "\n".join(lines)
 

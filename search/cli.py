@@ -173,7 +173,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from budgetnas.session import join
+    from budgetnas.workers import join
 
     path, meta, budget, space = join(args.run, args.storage, args.reports_dir)
     if meta.driver != "optuna":
@@ -185,52 +185,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False) -> int:
-    """Run the Optuna driver on this run's study with the right display; retrain unless told not to.
-
-    An extra ``worker`` seeds its sampler apart from the run's seed (the split and trial seeds stay
-    the run's): samplers with one seed propose the same networks in the same order.
-    """
+    """Search this run with the right display (session.run_search); retrain unless told not to."""
     _quiet_tf()
-    import optuna
-
-    from budgetnas.drivers import optuna_driver
     from budgetnas.report.leaderboard import leaderboard, summary_line
     from budgetnas.report.live import LiveDisplay, PlainDisplay
     from budgetnas.runs import records_from_study
-    from budgetnas.session import context, publish, steps_per_epoch
+    from budgetnas.session import context, open_study, run_search, steps_per_epoch
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = _console()
     ctx = context(meta, budget, space, args.data_dir)
-    sampler_seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
-    study = optuna_driver.make_study(meta.storage, meta.study, sampler_seed, budget.search.min_epochs,
-                                     meta.max_epochs, load_if_exists=not create,
-                                     algorithm=meta.algorithm if meta.driver == "optuna" else "tpe")
-    if create:
-        publish(study, path, meta)
-    if args.resume:
-        n = optuna_driver.fail_stale(study)
-        if n:
-            console.print(f"resume: {n} trial(s) left running by an earlier process marked failed")
+    study, stale = open_study(path, meta, budget, create=create, worker=worker)
+    if args.resume and stale:
+        console.print(f"resume: {stale} trial(s) left running by an earlier process marked failed")
     console.print(f"run {path} · budget {budget.name} ≤{budget.max_params:,} params · space {space.path} · "
                   f"{len(ctx.train)} train / {len(ctx.val)} val images · up to {meta.max_epochs} epochs per trial")
-    records = records_from_study(study)
     display_cls = LiveDisplay if console.is_terminal and not args.json else PlainDisplay
     kwargs = {"steps_per_epoch": steps_per_epoch(ctx)} if display_cls is LiveDisplay else {}
     t0 = time.monotonic()
-    with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records, **kwargs) as ui:
+    with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records_from_study(study),
+                     **kwargs) as ui:
         try:
-            if meta.driver == "keras-tuner":
-                from budgetnas.drivers import kerastuner_driver
-
-                kerastuner_driver.run(ctx, study, meta.trials, meta.algorithm, path, resume=not create,
-                                      on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch,
-                                      on_done=ui.on_done)
-            else:
-                optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None,
-                                  on_start=ui.on_start, on_epoch=ui.on_epoch, on_batch=ui.on_batch,
-                                  on_done=ui.on_done, heartbeat=args.heartbeat, grace=args.grace,
-                                  storage_url=meta.storage)
+            run_search(ctx, study, path, meta, resume=not create, hooks=ui, heartbeat=args.heartbeat,
+                       grace=args.grace)
         except KeyboardInterrupt:
             console.print(f"interrupted: finished trials are saved; continue with "
                           f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")
@@ -244,7 +220,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     if args.no_retrain:
         console.print(f"finalists: `budgetnas retrain {meta.name}` (skipped: --no-retrain)")
         return 0
-    from budgetnas.session import retrain_run
+    from budgetnas.retrain import retrain_run
 
     t1 = time.monotonic()
     fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console))
@@ -344,7 +320,7 @@ def _print_outcome(console, path: Path, finalists) -> None:
 def cmd_retrain(args: argparse.Namespace) -> int:
     _quiet_tf()
     from budgetnas.runs import run_dir
-    from budgetnas.session import retrain_run
+    from budgetnas.retrain import retrain_run
 
     console = _console()
     path = run_dir(args.run, args.reports_dir)
@@ -363,7 +339,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("train --resume: name the run to continue with --name")
     name = args.name or f"train-{load_space(args.space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
     _quiet_tf()
-    from budgetnas.session import train_fixed
+    from budgetnas.retrain import train_fixed
 
     console = _console()
     fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,

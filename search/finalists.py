@@ -193,7 +193,6 @@ def unfinished(out_dir: Path) -> list[Unfinished]:
 
 def save_plain(model, path: Path) -> None:
     """Save weights and architecture only (no optimizer, no custom schedule): loads in plain Keras."""
-    import keras
 
     # Rebuilt from its config, not keras.models.clone_model: since Keras 3.14 a clone of a compiled
     # model is compiled too, and its optimizer's custom schedule would then be needed to load the file.

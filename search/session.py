@@ -1,11 +1,11 @@
-"""A search session: ties budget, space, data and run directory together and hands them to a driver.
+"""A run's lifecycle: create (or reopen) its folder, rebuild its context, and drive a search on it.
 
-Also rebuilds the same context for an existing run (``--resume``, retraining), from ``run.json``.
+Also reopens an existing run (``--resume``, retraining, reports) from ``run.json`` and its frozen
+budget. Retraining lives in :mod:`budgetnas.retrain`, joining workers in :mod:`budgetnas.workers`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from budgetnas import data as data_mod
 from budgetnas import gate
-from budgetnas.budget import FROZEN, Budget, freeze, frozen_text, get_budget, load_frozen
+from budgetnas.budget import FROZEN, Budget, freeze, get_budget, load_frozen
 from budgetnas.drivers.common import SearchContext
 from budgetnas.errors import ConfigError, DataError, RunError
 from budgetnas.runs import RunMeta, default_storage, load_meta, save_meta
@@ -114,14 +114,7 @@ def steps_per_epoch(ctx: SearchContext) -> int:
     return math.ceil(len(ctx.train) / size)
 
 
-# ------------------------------------------------------------------ after the search
-def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epochs: int, seeds: list[int],
-             name: str) -> dict:
-    return {"name": name, "space": space.path, "seed": meta_seed, "validation": len(val),
-            "train_images": len(train), "test_images": len(test), "epochs": epochs, "seeds": seeds,
-            "input_shape": list(space.input_shape), "classes": space.classes}
-
-
+# ------------------------------------------------------------------ an existing run
 def run_budget(path: Path, meta: RunMeta) -> Budget:
     """The budget a run was started with: its frozen copy (runs made before copies existed read
     the budgets file they name, else the default one)."""
@@ -141,109 +134,6 @@ def open_run(path: Path) -> tuple[RunMeta, Budget, Space, list]:
     return meta, budget, space, records
 
 
-def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
-                on_seed=None, on_epoch=None, resume: bool = False) -> list:
-    """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report.
-
-    ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
-    continues its unfinished seed from the last epoch checkpoint.
-    """
-    from budgetnas import finalists as fin_mod
-    from budgetnas.runs import ranked
-
-    meta, budget, space, records = open_run(path)
-    top = top if top is not None else budget.search.finalists
-    n_seeds = seeds if seeds is not None else budget.search.seeds
-    epochs = epochs if epochs is not None else budget.epochs
-    chosen = [r for r in ranked(records) if r.status == "complete"][:top]
-    if not chosen:
-        raise RunError(f"{path}: no completed trial to retrain")
-    ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
-    seed_list = [meta.seed + i for i in range(n_seeds)]
-    proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
-    earlier = _earlier_finalists(path, epochs) if resume else {}
-    done: list = []
-
-    def after_seed(fin, seed: int, acc: float) -> None:
-        # Save after every seed: a retrain stopped midway keeps what it finished.
-        fin_mod.save(path, done + [fin], proto)
-        if on_seed is not None:
-            on_seed(fin.label, seed, acc)
-
-    for r in chosen:
-        recipe = budget.train.resolve(r.values)
-        label = f"trial {r.number}"
-        done.append(fin_mod.retrain(label, r.number, budget, space, r.values, recipe, train, val,
-                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, after_seed,
-                                    on_epoch, resume=resume, finished=earlier.get(label, [])))
-    write_run_report(path)
-    return done
-
-
-def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
-    """The seeds an interrupted retrain finished, by finalist label (empty if it saved none)."""
-    from budgetnas import finalists as fin_mod
-
-    try:
-        proto, fins = fin_mod.load(path)
-    except RunError:
-        proto, fins = {"epochs": epochs}, []
-    if proto.get("epochs") != epochs:
-        raise RunError(f"{path}: the earlier retrain ran {proto.get('epochs')} epochs, not {epochs}; "
-                       "resume with the same --epochs")
-    return {f.label: f.seeds for f in fins}
-
-
-def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, epochs: int | None,
-                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None, on_epoch=None,
-                resume: bool = False):
-    """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting.
-
-    ``resume`` continues the interrupted run called ``name`` (see :func:`retrain_run`).
-    """
-    from budgetnas import finalists as fin_mod
-
-    space = load_space(space_path)
-    if space.params:
-        raise ConfigError(f"{space_path}: has {len(space.params)} free choices; `train` needs a fixed space")
-    if recipe_kind == "baseline":
-        if budget.baseline_train is None:
-            raise ConfigError(f"{budget.file}: budget {budget.name!r} has no baseline_train recipe")
-        recipe = budget.baseline_train
-    else:
-        if budget.train.params():
-            raise ConfigError(f"{budget.file}: {budget.name}.train has choices; `train` needs a fixed recipe")
-        recipe = budget.train
-    path = Path(reports_dir) / name
-    if resume != (path / "run.json").exists():
-        raise RunError(f"{path}: a run with this name exists; pick another --name or --resume it" if not resume
-                       else f"{path}: no run to resume")
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(space_path, path / "space.toml")
-    freeze(budget, path)
-    space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
-    epochs = epochs or budget.epochs
-    earlier = _earlier_finalists(path, epochs) if resume else {}
-    meta = RunMeta(name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
-                   space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=data_dir, seed=seed,
-                   trials=0, timeout=0, max_epochs=epochs, train_subset=0, storage="", study="", driver="train")
-    save_meta(path, meta)
-    ds, train, val = load_data_splits(budget, space, data_dir, seed)
-    seed_list = [seed + i for i in range(seeds)]
-    proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)
-    proto["recipe"] = recipe_kind
-    def after_seed(fin, seed: int, acc: float) -> None:
-        fin_mod.save(path, [fin], proto)
-        if on_seed is not None:
-            on_seed(fin.label, seed, acc)
-
-    fin = fin_mod.retrain(space.name, None, budget, space, {}, recipe.resolve({}), train, val, ds.test, epochs,
-                          seed_list, path / "finalists", None, after_seed, on_epoch,
-                          resume=resume, finished=earlier.get(space.name, []))
-    write_run_report(path)
-    return fin
-
-
 def write_run_report(path: Path) -> list[Path]:
     from budgetnas import finalists as fin_mod
     from budgetnas.report.document import write_report
@@ -256,41 +146,42 @@ def write_run_report(path: Path) -> list[Path]:
     return write_report(path, meta if meta.driver != "train" else None, budget, space, records, fins, proto)
 
 
-# ------------------------------------------------------------------ several workers on one study
-_ATTR = "budgetnas"
 
 
-def publish(study, path: Path, meta: RunMeta) -> None:
-    """Put what a worker needs into the study itself: run metadata, the space and the frozen budget."""
-    study.set_user_attr(_ATTR, {"meta": json.loads(meta.to_json()),
-                                "space": (path / "space.toml").read_text(encoding="utf-8"),
-                                "budget": frozen_text(path)})
+# ------------------------------------------------------------------ driving a search
+def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: bool = False):
+    """The run's Optuna study (created with the run, or reopened); returns (study, stale trials failed).
 
-
-def join(run: str, storage: str, reports_dir: str) -> tuple[Path, RunMeta, Budget, Space]:
-    """Open another worker's run from its storage alone (any machine); mirror it under reports_dir."""
+    An extra ``worker`` seeds its sampler apart from the run's seed (the split and trial seeds stay
+    the run's): samplers with one seed propose the same networks in the same order. On reopening,
+    trials left RUNNING by a dead process of this run are told failed.
+    """
     import optuna
 
-    from budgetnas.storage import open_storage
+    from budgetnas.drivers import optuna_driver
+    from budgetnas.workers import publish
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=run, storage=open_storage(storage))
-    except KeyError:
-        raise RunError(f"no study named {run!r} in {storage.split('@')[-1]}") from None
-    shared = study.user_attrs.get(_ATTR)
-    if shared is None:
-        raise RunError(f"study {run!r} was not started by `budgetnas search` (no run metadata in it)")
-    path = Path(reports_dir) / run
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "space.toml").write_text(shared["space"], encoding="utf-8")
-    meta = RunMeta(**shared["meta"])
-    if "budget" in shared:
-        (path / FROZEN).write_text(shared["budget"], encoding="utf-8")
-    else:  # a study published before budgets were frozen carries the whole budgets file
-        (path / "budgets.toml").write_text(shared["budgets"], encoding="utf-8")
-        meta.budgets_file = str((path / "budgets.toml").resolve())
-    meta.space = str((path / "space.toml").resolve())
-    meta.storage = storage
-    save_meta(path, meta)
-    return path, meta, run_budget(path, meta), load_space(path / "space.toml")
+    seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
+    study = optuna_driver.make_study(meta.storage, meta.study, seed, budget.search.min_epochs, meta.max_epochs,
+                                     load_if_exists=not create,
+                                     algorithm=meta.algorithm if meta.driver == "optuna" else "tpe")
+    if create:
+        publish(study, path, meta)
+    stale = optuna_driver.fail_stale(study) if not create and not worker else 0
+    return study, stale
+
+
+def run_search(ctx: SearchContext, study, path: Path, meta: RunMeta, resume: bool, hooks,
+               heartbeat: float, grace: float) -> None:
+    """Hand the run to its driver; ``hooks`` (a display) gets on_start/on_epoch/on_batch/on_done."""
+    events = dict(on_start=hooks.on_start, on_epoch=hooks.on_epoch, on_batch=hooks.on_batch, on_done=hooks.on_done)
+    if meta.driver == "keras-tuner":
+        from budgetnas.drivers import kerastuner_driver
+
+        kerastuner_driver.run(ctx, study, meta.trials, meta.algorithm, path, resume=resume, **events)
+    else:
+        from budgetnas.drivers import optuna_driver
+
+        optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None, **events,
+                          heartbeat=heartbeat, grace=grace, storage_url=meta.storage)

@@ -1,0 +1,126 @@
+"""After a search: retrain a run's best trials with seeds, or train one fixed network (a baseline).
+
+Both go through :func:`budgetnas.finalists.retrain` and save ``finalists.json`` after every seed, then
+write the run's report; ``resume`` continues an interrupted retrain from its epoch checkpoints.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from budgetnas.budget import Budget, freeze
+from budgetnas.errors import ConfigError, RunError
+from budgetnas.runs import RunMeta, save_meta
+from budgetnas.session import load_data_splits, open_run, write_run_report
+from budgetnas.space import Space, load_space
+
+
+def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epochs: int, seeds: list[int],
+             name: str) -> dict:
+    return {"name": name, "space": space.path, "seed": meta_seed, "validation": len(val),
+            "train_images": len(train), "test_images": len(test), "epochs": epochs, "seeds": seeds,
+            "input_shape": list(space.input_shape), "classes": space.classes}
+
+
+def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
+                on_seed=None, on_epoch=None, resume: bool = False) -> list:
+    """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report.
+
+    ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
+    continues its unfinished seed from the last epoch checkpoint.
+    """
+    from budgetnas import finalists as fin_mod
+    from budgetnas.runs import ranked
+
+    meta, budget, space, records = open_run(path)
+    top = top if top is not None else budget.search.finalists
+    n_seeds = seeds if seeds is not None else budget.search.seeds
+    epochs = epochs if epochs is not None else budget.epochs
+    chosen = [r for r in ranked(records) if r.status == "complete"][:top]
+    if not chosen:
+        raise RunError(f"{path}: no completed trial to retrain")
+    ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
+    seed_list = [meta.seed + i for i in range(n_seeds)]
+    proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
+    earlier = _earlier_finalists(path, epochs) if resume else {}
+    done: list = []
+
+    def after_seed(fin, seed: int, acc: float) -> None:
+        # Save after every seed: a retrain stopped midway keeps what it finished.
+        fin_mod.save(path, done + [fin], proto)
+        if on_seed is not None:
+            on_seed(fin.label, seed, acc)
+
+    for r in chosen:
+        recipe = budget.train.resolve(r.values)
+        label = f"trial {r.number}"
+        done.append(fin_mod.retrain(label, r.number, budget, space, r.values, recipe, train, val,
+                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, after_seed,
+                                    on_epoch, resume=resume, finished=earlier.get(label, [])))
+    write_run_report(path)
+    return done
+
+
+def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
+    """The seeds an interrupted retrain finished, by finalist label (empty if it saved none)."""
+    from budgetnas import finalists as fin_mod
+
+    try:
+        proto, fins = fin_mod.load(path)
+    except RunError:
+        proto, fins = {"epochs": epochs}, []
+    if proto.get("epochs") != epochs:
+        raise RunError(f"{path}: the earlier retrain ran {proto.get('epochs')} epochs, not {epochs}; "
+                       "resume with the same --epochs")
+    return {f.label: f.seeds for f in fins}
+
+
+def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, epochs: int | None,
+                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None, on_epoch=None,
+                resume: bool = False):
+    """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting.
+
+    ``resume`` continues the interrupted run called ``name`` (see :func:`retrain_run`).
+    """
+    from budgetnas import finalists as fin_mod
+
+    space = load_space(space_path)
+    if space.params:
+        raise ConfigError(f"{space_path}: has {len(space.params)} free choices; `train` needs a fixed space")
+    if recipe_kind == "baseline":
+        if budget.baseline_train is None:
+            raise ConfigError(f"{budget.file}: budget {budget.name!r} has no baseline_train recipe")
+        recipe = budget.baseline_train
+    else:
+        if budget.train.params():
+            raise ConfigError(f"{budget.file}: {budget.name}.train has choices; `train` needs a fixed recipe")
+        recipe = budget.train
+    path = Path(reports_dir) / name
+    if resume != (path / "run.json").exists():
+        raise RunError(f"{path}: a run with this name exists; pick another --name or --resume it" if not resume
+                       else f"{path}: no run to resume")
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(space_path, path / "space.toml")
+    freeze(budget, path)
+    space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
+    epochs = epochs or budget.epochs
+    earlier = _earlier_finalists(path, epochs) if resume else {}
+    meta = RunMeta(name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
+                   space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=data_dir, seed=seed,
+                   trials=0, timeout=0, max_epochs=epochs, train_subset=0, storage="", study="", driver="train")
+    save_meta(path, meta)
+    ds, train, val = load_data_splits(budget, space, data_dir, seed)
+    seed_list = [seed + i for i in range(seeds)]
+    proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)
+    proto["recipe"] = recipe_kind
+    def after_seed(fin, seed: int, acc: float) -> None:
+        fin_mod.save(path, [fin], proto)
+        if on_seed is not None:
+            on_seed(fin.label, seed, acc)
+
+    fin = fin_mod.retrain(space.name, None, budget, space, {}, recipe.resolve({}), train, val, ds.test, epochs,
+                          seed_list, path / "finalists", None, after_seed, on_epoch,
+                          resume=resume, finished=earlier.get(space.name, []))
+    write_run_report(path)
+    return fin
