@@ -248,12 +248,16 @@ def table() -> str:
         "Higher proxy = predicted better. Cost: images trained per network relative to one full training "
         f"({full_images:,} images); zero-cost scores take about a second.",
         "",
-        "| proxy | Kendall τ | Spearman ρ | best in proxy's top 3 | cost (× full training) |",
-        "| --- | ---: | ---: | :---: | ---: |",
+        "| proxy | Kendall τ | Spearman ρ | best in proxy's top 3 | proxy's pick: its true rank, val | "
+        "cost (× full training) |",
+        "| --- | ---: | ---: | :---: | --- | ---: |",
     ]
+    true_rank = {i: r for r, i in enumerate(np.argsort(-truth, kind="mergesort"), 1)}
     for name, scores, images in candidates:
+        pick = int(np.argmax(scores))
         lines.append(f"| {name} | {kendall_tau_b(scores, truth):.2f} | {spearman(scores, truth):.2f} | "
-                     f"{'yes' if top_k_recall(scores, truth) else 'no'} | {images / full_images:.3f} |")
+                     f"{'yes' if top_k_recall(scores, truth) else 'no'} | network {ids[pick]}: "
+                     f"{true_rank[pick]}, {100 * truth[pick]:.2f}% | {images / full_images:.3f} |")
     pairs = [(float(r["final_val_accuracy"]), float(truth_rows[r["id"]]["final_val_accuracy"]))
              for r in results if r["seed"] == "1" and r["id"] in truth_rows]
     lines.append("")
