@@ -46,6 +46,7 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     assert "<em>validation</em>" in html and "<li>" in html and "<table>" in html  # rendered, not literal *
     md = (run_path / "report.md").read_text()
     assert "| layer | kind | output | params | MACs | k/s/d | jump | RF | start |" in md
+    assert "## Architecture notation" in md and "`B` BatchNorm before it" in md
     assert len((run_path / "trials.csv").read_text().strip().splitlines()) == 3  # header + 2 trials
 
     out = run(capsys, "export", "r", "--reports-dir", reports)

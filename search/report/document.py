@@ -46,6 +46,15 @@ def layer_markdown(table: LayerTable) -> str:
     return "\n".join(lines)
 
 
+NOTATION = (
+    "One token per block: `C` conv, `S` separable, `D` depthwise (`Dx2`: depth multiplier 2), `P` pointwise "
+    "1×1, then the channel count; suffixes `k5` kernel 5 (3 if absent), `s2` stride 2, `d2` dilation 2, `p` "
+    "same padding (valid if absent), `b` BatchNorm after the activation, `B` BatchNorm before it, `~0.1` "
+    "dropout rate. `M` / `A`: 2×2 max / average pool (`M3`: 3×3). After `|`, the head: `gap-conv` (global "
+    "average pool + 1×1 conv), `gap-separable`, `gap-dense`, `shrink-conv` (a conv over the whole remaining "
+    "map), `flatten-dense-64`; `+bn` adds BatchNorm.")
+
+
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
                     finalists: list[Finalist], protocol: dict[str, Any], figures: list[str],
                     unfinished: list[Unfinished] = ()) -> str:
@@ -128,6 +137,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         out.append("")
     for name in figures:
         out += [f"![{FIGURES[name]}]({name})", ""]
+    out += ["## Architecture notation", "", NOTATION, ""]
     return "\n".join(out)
 
 
