@@ -159,10 +159,8 @@ def train_one(net: dict, seed: int, data_dir: str | None, checkpoint: Path | Non
 
     budget, space = _budget_and_space()
     values = json.loads(net["values"])
-    _, tr, val = load_data_splits(budget, space, data_dir, 0)
-    from budgetnas import data as data_mod
-
-    test = data_mod.load(budget.dataset, data_dir).test
+    ds, tr, val = load_data_splits(budget, space, data_dir, 0)
+    test = ds.test  # the same load: the split and the test set come from one read of the dataset
     verdict, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
     assert verdict.ok and verdict.architecture == net["architecture"], (verdict.violations, net["architecture"])
     recipe = budget.train.resolve(values)
