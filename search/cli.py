@@ -223,7 +223,8 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     from budgetnas.retrain import retrain_run
 
     t1 = time.monotonic()
-    fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console))
+    fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console),
+                       jobs=args.jobs)
     console.print(f"retrained {len(fins)} finalist(s) in {time.monotonic() - t1:.0f}s")
     _print_outcome(console, path, fins)
     return 0
@@ -280,6 +281,19 @@ def _seed_printer(console):
     return on_seed
 
 
+def _jobs_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=_positive_int,
+                        help="seeds trained at once, each in its own process (default: one per CPU core, "
+                             "or 1 when a GPU is visible)")
+
+
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, not {n}")
+    return n
+
+
 def _epoch_printer(console):
     def on_epoch(label: str, seed: int, epoch: int, logs: dict) -> None:
         of = f"/{logs['epochs']}" if "epochs" in logs else ""
@@ -325,7 +339,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     console = _console()
     path = run_dir(args.run, args.reports_dir)
     fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
-                       _epoch_printer(console), resume=args.resume)
+                       _epoch_printer(console), resume=args.resume, jobs=args.jobs)
     _print_outcome(console, path, fins)
     return 0
 
@@ -344,7 +358,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     console = _console()
     fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
                       args.data_dir, args.seed, _seed_printer(console), _epoch_printer(console),
-                      resume=args.resume)
+                      resume=args.resume, jobs=args.jobs)
     _print_outcome(console, Path(args.reports_dir) / name, [fin])
     return 0
 
@@ -449,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--algorithm", choices=("tpe", "hyperband", "bayesian", "random"),
                    help="optuna: tpe (default) or random; keras-tuner: hyperband (default), bayesian or random")
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
+    _jobs_arg(s)
     _heartbeat_args(s)
     s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")
     s.set_defaults(func=cmd_search)
@@ -485,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="epochs (default: the budget's full count)")
     s.add_argument("--resume", action="store_true",
                    help="keep the seeds an interrupted retrain finished; continue the unfinished one")
+    _jobs_arg(s)
     s.add_argument("--reports-dir", default="reports")
     s.add_argument("--data-dir", default=None)
     s.set_defaults(func=cmd_retrain)
@@ -500,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--resume", action="store_true",
                    help="continue the interrupted run named by --name (same options)")
+    _jobs_arg(s)
     s.add_argument("--reports-dir", default="reports")
     s.add_argument("--data-dir", default=None)
     s.set_defaults(func=cmd_train)

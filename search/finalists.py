@@ -114,56 +114,74 @@ def confusion_matrix(y_true, y_pred, classes: int) -> list[list[int]]:
     return m.tolist()
 
 
+def shell(label: str, trial: int | None, budget: Budget, space: Space, values: Mapping[str, Any], recipe: Recipe,
+          epochs: int, val_accuracy_search: float | None = None) -> Finalist:
+    """A finalist with its architecture and counts from the gate, and no seeds trained yet."""
+    verdict, _ = gate.admit(budget, space, values, allow_repair=False, build=False)
+    return Finalist(label=label, trial=trial, space=Path(space.path).name, values=dict(values),
+                    architecture=verdict.architecture,
+                    params=verdict.total_params, trainable_params=verdict.trainable_params, macs=verdict.macs,
+                    final_rf=list(verdict.final_rf), epochs=epochs, recipe=asdict(recipe),
+                    val_accuracy_search=val_accuracy_search)
+
+
+def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, Any], recipe: Recipe,
+               train: Arrays, val: Arrays, test: Arrays, epochs: int, seed: int, out_dir: Path,
+               resume: bool = False, on_epoch: Callable[[str, int, int, dict], None] | None = None) -> SeedResult:
+    """Train ``values`` with one seed for ``epochs``; evaluate on ``test`` once, after the last epoch.
+
+    The seed checkpoints each epoch to ``<out_dir>/<label>_seed<N>.resume/``; with ``resume`` it continues
+    from there, without it a stale checkpoint is discarded. The model is saved beside it as plain Keras.
+    """
+    from budgetnas.trainer import evaluate
+    from budgetnas.trainer import train as fit
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / f"{_slug(label)}_seed{seed}.resume"
+    if not resume:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
+    if model is None:
+        # Fixed baselines (e.g. the 1.17M-param base network) may break the budget they are compared in.
+        from budgetnas.build import build_model
+
+        model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
+    t0 = time.perf_counter()
+    history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes,
+                  on_epoch=(lambda e, logs: on_epoch(label, seed, e, {**logs, "epochs": epochs}))
+                  if on_epoch else None,
+                  checkpoint_dir=checkpoint)
+    # A resumed seed also counts the epochs it had finished before it was stopped.
+    seconds = time.perf_counter() - t0 + sum(history.epoch_seconds[:history.resumed_at])
+    acc, pred = evaluate(model, test, space.classes)
+    name = f"{_slug(label)}_seed{seed}.keras"
+    save_plain(model, out_dir / name)
+    return SeedResult(seed, acc, history.val_accuracy[-1] if history.val_accuracy else None,
+                      seconds, history.as_dict(), name, confusion_matrix(test.y, pred, space.classes))
+
+
 def retrain(label: str, trial: int | None, budget: Budget, space: Space, values: Mapping[str, Any],
             recipe: Recipe, train: Arrays, val: Arrays, test: Arrays, epochs: int, seeds: list[int],
             out_dir: Path, val_accuracy_search: float | None = None,
             on_seed: Callable[[Finalist, int, float], None] | None = None,
             on_epoch: Callable[[str, int, int, dict], None] | None = None,
             resume: bool = False, finished: list[SeedResult] = ()) -> Finalist:
-    """Train ``values`` once per seed; evaluate on ``test`` after the last epoch only.
+    """Train ``values`` once per seed, one seed after another (see :func:`train_seed`).
 
-    Every seed checkpoints each epoch to ``<out_dir>/<label>_seed<N>.resume/``. With ``resume``,
-    the seeds in ``finished`` (from an earlier, interrupted retrain) are kept as they are and an
-    unfinished seed continues from its checkpoint; without it, stale checkpoints are discarded.
+    With ``resume``, the seeds in ``finished`` (from an earlier, interrupted retrain) are kept as they
+    are and an unfinished seed continues from its checkpoint.
     """
-    from budgetnas.trainer import evaluate
-    from budgetnas.trainer import train as fit
-
-    verdict, _ = gate.admit(budget, space, values, allow_repair=False, build=False)
-    fin = Finalist(label=label, trial=trial, space=Path(space.path).name, values=dict(values),
-                   architecture=verdict.architecture,
-                   params=verdict.total_params, trainable_params=verdict.trainable_params, macs=verdict.macs,
-                   final_rf=list(verdict.final_rf), epochs=epochs, recipe=asdict(recipe),
-                   val_accuracy_search=val_accuracy_search)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    fin = shell(label, trial, budget, space, values, recipe, epochs, val_accuracy_search)
     kept = {s.seed: s for s in finished} if resume else {}
     for seed in seeds:
         if seed in kept:
             fin.seeds.append(kept[seed])
             continue
-        checkpoint = out_dir / f"{_slug(label)}_seed{seed}.resume"
-        if not resume:
-            shutil.rmtree(checkpoint, ignore_errors=True)
-        _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
-        if model is None:
-            # Fixed baselines (e.g. the 1.17M-param base network) may break the budget they are compared in.
-            from budgetnas.build import build_model
-
-            model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
-        t0 = time.perf_counter()
-        history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes,
-                      on_epoch=(lambda e, logs: on_epoch(label, seed, e, {**logs, "epochs": epochs}))
-                      if on_epoch else None,
-                      checkpoint_dir=checkpoint)
-        # A resumed seed also counts the epochs it had finished before it was stopped.
-        seconds = time.perf_counter() - t0 + sum(history.epoch_seconds[:history.resumed_at])
-        acc, pred = evaluate(model, test, space.classes)
-        name = f"{_slug(label)}_seed{seed}.keras"
-        save_plain(model, out_dir / name)
-        fin.seeds.append(SeedResult(seed, acc, history.val_accuracy[-1] if history.val_accuracy else None,
-                                    seconds, history.as_dict(), name, confusion_matrix(test.y, pred, space.classes)))
+        result = train_seed(label, budget, space, values, recipe, train, val, test, epochs, seed, out_dir,
+                            resume, on_epoch)
+        fin.seeds.append(result)
         if on_seed is not None:
-            on_seed(fin, seed, acc)
+            on_seed(fin, seed, result.test_accuracy)
     return fin
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from budgetnas.budget import Budget, freeze
+from budgetnas.budget import Budget, Recipe, freeze
 from budgetnas.errors import ConfigError, RunError
 from budgetnas.runs import RunMeta, save_meta
 from budgetnas.session import load_data_splits, open_run, write_run_report
@@ -24,11 +24,12 @@ def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epo
 
 
 def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
-                on_seed=None, on_epoch=None, resume: bool = False) -> list:
+                on_seed=None, on_epoch=None, resume: bool = False, jobs: int | None = None) -> list:
     """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report.
 
     ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
-    continues its unfinished seed from the last epoch checkpoint.
+    continues its unfinished seed from the last epoch checkpoint. ``jobs`` seeds train at once in
+    separate processes (default: one per core on a CPU-only machine, see :func:`budgetnas.seedpool.plan`).
     """
     from budgetnas import finalists as fin_mod
     from budgetnas.runs import ranked
@@ -44,22 +45,50 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     seed_list = [meta.seed + i for i in range(n_seeds)]
     proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
     earlier = _earlier_finalists(path, epochs) if resume else {}
-    done: list = []
-
-    def after_seed(fin, seed: int, acc: float) -> None:
-        # Save after every seed: a retrain stopped midway keeps what it finished.
-        fin_mod.save(path, done + [fin], proto)
-        if on_seed is not None:
-            on_seed(fin.label, seed, acc)
-
-    for r in chosen:
-        recipe = budget.train.resolve(r.values)
-        label = f"trial {r.number}"
-        done.append(fin_mod.retrain(label, r.number, budget, space, r.values, recipe, train, val,
-                                    ds.test, epochs, seed_list, path / "finalists", r.val_accuracy, after_seed,
-                                    on_epoch, resume=resume, finished=earlier.get(label, [])))
+    shells = [fin_mod.shell(f"trial {r.number}", r.number, budget, space, r.values, budget.train.resolve(r.values),
+                            epochs, r.val_accuracy) for r in chosen]
+    done = _train_seeds(path, shells, earlier, seed_list, (budget, space, train, val, ds.test),
+                        data_dir or meta.data_dir, meta.seed, proto, resume, jobs, on_seed, on_epoch)
     write_run_report(path)
     return done
+
+
+def _train_seeds(path: Path, shells: list, earlier: dict[str, list], seeds: list[int], loaded: tuple,
+                 data_dir: str | None, split_seed: int, proto: dict, resume: bool, jobs: int | None,
+                 on_seed, on_epoch) -> list:
+    """Train every seed of every finalist shell; save ``finalists.json`` after each seed.
+
+    One seed after another in this process when one job runs at a time, else in parallel processes
+    (:mod:`budgetnas.seedpool`). Seeds an interrupted retrain finished (``earlier``) are kept.
+    """
+    from budgetnas import finalists as fin_mod
+    from budgetnas import seedpool
+
+    budget, space, train, val, test = loaded
+    for fin in shells:
+        fin.seeds = list(earlier.get(fin.label, [])) if resume else []
+    todo = [seedpool.Job(fin.label, seed, fin.values, fin.recipe) for fin in shells
+            for seed in seeds if seed not in {s.seed for s in fin.seeds}]
+    by_label = {fin.label: fin for fin in shells}
+    processes, threads = seedpool.plan(len(todo), jobs)
+
+    def finished(job, result) -> None:
+        fin = by_label[job.label]
+        fin.seeds = sorted([*fin.seeds, result], key=lambda s: s.seed)
+        # Save after every seed: a retrain stopped midway keeps what it finished.
+        fin_mod.save(path, [f for f in shells if f.seeds], proto)
+        if on_seed is not None:
+            on_seed(job.label, job.seed, result.test_accuracy)
+
+    if processes == 1:
+        for job in todo:
+            finished(job, fin_mod.train_seed(job.label, budget, space, job.values, Recipe(**job.recipe), train, val,
+                                             test, proto["epochs"], job.seed, path / "finalists", resume, on_epoch))
+    else:
+        for job, result in seedpool.train_all(path, Path(space.path).name, data_dir, split_seed, todo, proto["epochs"],
+                                              processes, threads, resume, on_epoch):
+            finished(job, result)
+    return shells
 
 
 def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
@@ -78,7 +107,7 @@ def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
 
 def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, epochs: int | None,
                 seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None, on_epoch=None,
-                resume: bool = False):
+                resume: bool = False, jobs: int | None = None):
     """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting.
 
     ``resume`` continues the interrupted run called ``name`` (see :func:`retrain_run`).
@@ -114,13 +143,8 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
     seed_list = [seed + i for i in range(seeds)]
     proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)
     proto["recipe"] = recipe_kind
-    def after_seed(fin, seed: int, acc: float) -> None:
-        fin_mod.save(path, [fin], proto)
-        if on_seed is not None:
-            on_seed(fin.label, seed, acc)
-
-    fin = fin_mod.retrain(space.name, None, budget, space, {}, recipe.resolve({}), train, val, ds.test, epochs,
-                          seed_list, path / "finalists", None, after_seed, on_epoch,
-                          resume=resume, finished=earlier.get(space.name, []))
+    shell = fin_mod.shell(space.name, None, budget, space, {}, recipe.resolve({}), epochs)
+    [fin] = _train_seeds(path, [shell], earlier, seed_list, (budget, space, train, val, ds.test), data_dir, seed,
+                         proto, resume, jobs, on_seed, on_epoch)
     write_run_report(path)
     return fin

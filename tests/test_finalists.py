@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import keras
 import numpy as np
@@ -127,6 +128,37 @@ def test_train_a_fixed_baseline(capsys, tmp_path, tiny_budgets):
     assert "| **total** | | | **13,794** |" in (tmp_path / "moved" / "report.md").read_text()
 
 
+def test_seeds_train_side_by_side_in_their_own_processes(capsys, searched, tiny_mnist, tmp_path):
+    shutil.copytree(searched / "r", tmp_path / "r")
+    out = run(capsys, "retrain", "r", "--reports-dir", tmp_path, "--top", "1", "--seeds", "2", "--epochs", "2",
+              "--jobs", "2")
+    for seed in (0, 1):  # every epoch of every process is relayed, and every result
+        assert re.search(rf"seed {seed} epoch 2/2: loss [\d.]+ val_accuracy [\d.]+ \(\d+s\)", out)
+        assert re.search(rf"seed {seed}: test accuracy [\d.]+%", out)
+    fin = json.loads((tmp_path / "r" / "finalists.json").read_text())["finalists"][0]
+    assert [s["seed"] for s in fin["seeds"]] == [0, 1]
+    assert all(len(s["history"]["loss"]) == 2 and s["final_val_accuracy"] is not None for s in fin["seeds"])
+    with np.load(tiny_mnist) as f:
+        x, y = f["x_test"][..., None].astype("float32"), f["y_test"]
+    for s in fin["seeds"]:  # what a process reports is what it saved
+        model = keras.saving.load_model(tmp_path / "r" / "finalists" / s["model_file"])
+        assert float((model.predict(x, verbose=0).argmax(1) == y).mean()) == s["test_accuracy"]
+
+
+def test_seed_processes_one_per_core_and_one_beside_a_gpu(monkeypatch):
+    from budgetnas import seedpool
+
+    monkeypatch.setattr(seedpool.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(seedpool, "_accelerator", lambda: False)
+    assert seedpool.plan(6) == (4, 1)  # (processes, threads each)
+    assert seedpool.plan(2) == (2, 2)
+    assert seedpool.plan(1) == (1, 0)  # one process: threads left to TensorFlow
+    assert seedpool.plan(6, requested=1) == (1, 0)
+    monkeypatch.setattr(seedpool, "_accelerator", lambda: True)
+    assert seedpool.plan(6) == (1, 0)
+    assert seedpool.plan(6, requested=3) == (3, 1)
+
+
 class Killed(Exception):
     """Stands in for the process being killed right after an epoch checkpoint."""
 
@@ -144,7 +176,8 @@ def test_an_interrupted_retrain_resumes_where_it_stopped(capsys, searched, monke
             raise Killed
 
     monkeypatch.setattr(trainer._Checkpoint, "_save_model", save_then_die)
-    argv = ["retrain", "r", "--reports-dir", str(reports), "--top", "1", "--seeds", "2", "--epochs", "2"]
+    argv = ["retrain", "r", "--reports-dir", str(reports), "--top", "1", "--seeds", "2",
+            "--jobs", "1", "--epochs", "2"]  # one job: in this process, where the patch applies
     with pytest.raises(Killed):
         main(argv)
     monkeypatch.undo()
