@@ -23,10 +23,16 @@ BN_MOMENTUM = 0.9
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One Keras layer: its class name and constructor arguments."""
+    """One Keras layer: its class name, constructor arguments and where its inputs come from.
+
+    ``src`` holds the indices (in the layer list) of the layers feeding this one; empty means the
+    layer just before it, so a plain network is a list in order and a residual block adds a skip
+    branch (``src`` = the layer before the block) and an ``Add`` of two indices.
+    """
 
     kind: str
     args: tuple[tuple[str, Any], ...]
+    src: tuple[int, ...] = ()
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.args).get(key, default)
@@ -64,13 +70,64 @@ def _block_specs(b: ConcreteBlock) -> list[LayerSpec]:
     return out
 
 
+def _residual_specs(group: list[ConcreteBlock], entry: int, channels_in: int, specs: list[LayerSpec]) -> None:
+    """Append a residual block: its repeats, then ``Add`` of their output and the block's input.
+
+    The input is added back as it is when the block keeps its channel count and stride 1;
+    otherwise through a 1x1 projection of the block's own layer family (so a separable-only
+    budget stays separable-only), with BatchNorm when the block uses it. A block that shrinks
+    its map (``padding = "valid"`` with a kernel > 1) cannot be added back: :func:`plan` says so.
+    """
+    for b in group:
+        specs.extend(_block_specs(b))
+    out = len(specs) - 1
+    channels_out = _channels_after(group, channels_in)
+    stride = math.prod(b.stride for b in group)
+    skip = entry
+    if channels_out != channels_in or stride != 1:
+        b = group[0]
+        common = dict(kernel_size=1, strides=stride, padding="valid", use_bias=b.bias, dilation_rate=1)
+        if b.kind == "separable":
+            proj = LayerSpec("SeparableConv2D", tuple(dict(filters=channels_out, depth_multiplier=1,
+                                                           **common).items()), (entry,))
+        elif b.kind == "depthwise":
+            proj = LayerSpec("DepthwiseConv2D", tuple(dict(depth_multiplier=channels_out // channels_in,
+                                                           **common).items()), (entry,))
+        else:
+            proj = LayerSpec("Conv2D", tuple(dict(filters=channels_out, **common).items()), (entry,))
+        specs.append(proj)
+        if b.batchnorm != "none":
+            specs.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+        skip = len(specs) - 1
+    specs.append(LayerSpec("Add", (), (out, skip)))
+
+
+def _channels_after(blocks, channels: int) -> int:
+    for b in blocks:
+        if b.kind == "depthwise":
+            channels *= b.depth_multiplier
+        elif b.kind not in ("maxpool", "avgpool"):
+            channels = b.channels
+    return channels
+
+
 def layer_specs(arch: Architecture) -> list[LayerSpec]:
-    """The flat layer list of ``arch``, input rescaling first and softmax last."""
+    """The layer list of ``arch``, input rescaling first and softmax last."""
     scale = [1.0 / (255.0 * s) for s in arch.std]
     offset = [-m / s for m, s in zip(arch.mean, arch.std)]
     specs = [_spec("Rescaling", scale=scale, offset=offset)]
-    for b in arch.blocks:
-        specs.extend(_block_specs(b))
+    channels, i = arch.input_shape[2], 0
+    while i < len(arch.blocks):
+        b = arch.blocks[i]
+        group = [b]
+        if b.residual:  # the repeats of one space block form one residual block
+            while i + len(group) < len(arch.blocks) and arch.blocks[i + len(group)].source == b.source:
+                group.append(arch.blocks[i + len(group)])
+            _residual_specs(group, len(specs) - 1, channels, specs)
+        else:
+            specs.extend(_block_specs(b))
+        channels = _channels_after(group, channels)
+        i += len(group)
     h, n = arch.head, arch.classes
     if h.kind == "gap":
         as_map = h.layer in ("conv", "separable")
@@ -144,6 +201,8 @@ def plan(arch: Architecture) -> Plan:
     total = trainable = 0
     for i, s in enumerate(specs):
         kind = s.kind
+        if s.src:
+            shape = shapes[s.src[0]]
         if len(shape) == 3 and (shape[0] < 1 or shape[1] < 1):
             break
         before = total
@@ -187,6 +246,13 @@ def plan(arch: Architecture) -> Plan:
             total += n
             trainable += n
             shape = shape[:-1] + (u,)
+        elif kind == "Add":
+            merged = [shapes[j] for j in s.src]
+            if any(m != merged[0] for m in merged):
+                problems.append(f"layer {i} (Add): a residual block turns {'x'.join(map(str, merged[1]))} into "
+                                f"{'x'.join(map(str, merged[0]))}; only padding = \"same\" blocks can add "
+                                "their input back")
+                break
         shapes.append(shape)
         layer_params.append(total - before)
         if len(shape) == 3 and (shape[0] < 1 or shape[1] < 1):
@@ -220,8 +286,14 @@ def build_architecture(arch: Architecture, name: str = "budgetnas", seed: int | 
     inputs = keras.Input(shape=arch.input_shape, name="image")
     x = inputs
     specs = layer_specs(arch)
+    outs = []
     for spec, layer_name in zip(specs, layer_names(specs)):
-        x = keras_layer(spec, tuple(x.shape[1:]), name=layer_name)(x)
+        if spec.kind == "Add":
+            x = keras_layer(spec, (), name=layer_name)([outs[j] for j in spec.src])
+        else:
+            x = outs[spec.src[0]] if spec.src else x
+            x = keras_layer(spec, tuple(x.shape[1:]), name=layer_name)(x)
+        outs.append(x)
     return keras.Model(inputs, x, name=_safe(name))
 
 

@@ -8,7 +8,9 @@ Geometry per axis, with pixel centres at 0, 1, 2, ... of the input image:
 
 For a layer with kernel k, stride s, dilation d and ``pad`` pixels of padding before the first
 input: ``k' = d(k-1)+1``, ``rf += (k'-1)·jump``, ``start += ((k'-1)/2 - pad)·jump``, ``jump *= s``.
-MACs count multiply-accumulates of convolutions and dense layers for one image.
+A merge (``Add`` of a residual block) sees what any of its branches sees: the union of their fields,
+which must lie on one grid (equal jumps). MACs count multiply-accumulates of convolutions and dense
+layers for one image.
 An unsupported layer raises :class:`UnsupportedLayerError`; it is never treated as 1×1.
 """
 
@@ -177,14 +179,19 @@ def _layer_step(name: str, kind: str, cfg: dict[str, Any], ins: Sequence[_State]
             return new, macs, g, None, None, False
         return st, macs, None, None, None, False
     if kind in _MERGE:
+        # An output unit sees what any branch sees: the union of the branches' fields. Branches
+        # must step over the input alike (one jump); their centres may differ, e.g. a strided 3x3
+        # conv with TensorFlow's "same" padding and the strided 1x1 projection beside it.
         first = ins[0]
         for other in ins[1:]:
-            if other.jump != first.jump or other.start != first.start:
+            if other.jump != first.jump:
                 raise UnsupportedLayerError(
-                    f"layer {name!r} ({kind}) merges branches that are not aligned "
-                    f"(jump {first.jump} vs {other.jump}, start {first.start} vs {other.start})")
-        rf = tuple(max(s.rf[a] for s in ins) for a in range(2))
-        return _State(first.jump, rf, first.start, first.grid), 0, None, None, None, False  # type: ignore
+                    f"layer {name!r} ({kind}) merges branches on different grids (jump {first.jump} vs {other.jump})")
+        lo = [min(s.start[a] - (s.rf[a] - 1) / 2 for s in ins) for a in range(2)]
+        hi = [max(s.start[a] + (s.rf[a] - 1) / 2 for s in ins) for a in range(2)]
+        rf = tuple(hi[a] - lo[a] + 1 for a in range(2))
+        start = tuple((lo[a] + hi[a]) / 2 for a in range(2))
+        return _State(first.jump, rf, start, first.grid), 0, None, None, None, False  # type: ignore
     if kind in _POINTWISE:
         return st, 0, None, None, None, False
     raise UnsupportedLayerError(f"layer {name!r}: unsupported layer type {kind} (no receptive-field rule for it)")
@@ -223,18 +230,21 @@ def table_from_model(model) -> LayerTable:
 def table_from_plan(plan) -> LayerTable:
     """The same table computed from a :class:`budgetnas.build.Plan` (no Keras needed)."""
     rows: list[Row] = []
-    state = _START
-    prev: tuple[int, ...] = plan.input_shape
+    states: list[tuple[_State, tuple[int, ...]]] = []
+    state, prev = _START, plan.input_shape
     for spec, name, out_shape, params in zip(plan.specs, plan.names, plan.shapes, plan.layer_params):
+        ins = [states[j] for j in spec.src] if spec.src else [(state, prev)]
         cfg = dict(spec.args)
         if cfg.get("kernel_size") == "map":
-            cfg["kernel_size"] = (prev[0], prev[1])
+            cfg["kernel_size"] = (ins[0][1][0], ins[0][1][1])
         if len(out_shape) == 3 and min(out_shape[:2]) < 1:
             break
-        state, macs, k, s, d, collapses = _layer_step(name, spec.kind, cfg, [state], [prev], out_shape)
+        state, macs, k, s, d, collapses = _layer_step(name, spec.kind, cfg, [i[0] for i in ins], [i[1] for i in ins],
+                                                      out_shape)
         rows.append(Row(name, spec.kind, out_shape, params, int(macs), k, s, d, state.jump, state.rf,
                         state.start, collapses))
         prev = out_shape
+        states.append((state, out_shape))
     return LayerTable(tuple(rows), plan.total_params, plan.trainable_params)
 
 

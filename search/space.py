@@ -41,6 +41,7 @@ _BLOCK_FIELDS: dict[str, tuple[type, tuple | None]] = {
     "batchnorm": (str, BATCHNORM),
     "dropout": (float, None),
     "bias": (bool, None),
+    "residual": (bool, None),
 }
 # Block fields that only some convolution kinds use (other kinds build the same network whatever
 # their value): the rule behind active-only sampling, for both drivers.
@@ -50,7 +51,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "kernel": ("conv", "separable", "depthwise"),  # a pointwise block is always 1x1
 }
 # Fields that only make sense on convolutions; a pooling block may not set them.
-_CONV_ONLY = ("channels", "depth_multiplier", "dilation", "activation", "batchnorm", "bias")
+_CONV_ONLY = ("channels", "depth_multiplier", "dilation", "activation", "batchnorm", "bias", "residual")
 _BLOCK_DEFAULTS: dict[str, Any] = {
     "kernel": 3,
     "stride": 1,
@@ -62,6 +63,7 @@ _BLOCK_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "bias": True,
     "depth_multiplier": 1,
+    "residual": False,
 }
 _HEAD_FIELDS: dict[str, tuple[type, tuple | None]] = {
     "kind": (str, HEAD_KINDS),
@@ -124,6 +126,7 @@ class ConcreteBlock:
     dropout: float
     bias: bool
     source: int  # index of the block in the space file
+    residual: bool = False  # this block's repeats, together, add their input back (see build.layer_specs)
 
 
 @dataclass(frozen=True)
@@ -155,12 +158,17 @@ class Architecture:
         d = asdict(self)
         for b in d["blocks"]:
             b.pop("source")
+            if not b["residual"]:
+                b.pop("residual")  # plain blocks keep the keys they had before residual blocks existed
         return json.dumps(d, sort_keys=True)
 
     def describe(self) -> str:
-        """A one-line architecture string, e.g. ``C16 C32 P1x1 M ... | gap-conv``."""
+        """A one-line architecture string, e.g. ``C16 C32 P1x1 M ... | gap-conv``.
+
+        A residual block's repeats are drawn in parentheses followed by ``+``: ``(S64pB S64pB)+``.
+        """
         parts = []
-        for b in self.blocks:
+        for i, b in enumerate(self.blocks):
             if b.kind in POOL_KINDS:
                 tag = ("M" if b.kind == "maxpool" else "A") + (str(b.kernel) if b.kernel != 2 else "")
             else:
@@ -179,6 +187,11 @@ class Architecture:
                     tag += "b" if b.batchnorm == "after" else "B"
             if b.dropout:
                 tag += f"~{b.dropout:g}"
+            if b.residual:
+                if i == 0 or self.blocks[i - 1].source != b.source:
+                    tag = "(" + tag
+                if i == len(self.blocks) - 1 or self.blocks[i + 1].source != b.source:
+                    tag += ")+"
             parts.append(tag)
         h = self.head
         head = f"{h.kind}-{h.layer}" + ("".join(f"-{u}" for u in h.hidden)) + ("+bn" if h.batchnorm else "")
@@ -317,6 +330,7 @@ class Space:
                         dropout=float(got["dropout"]),
                         bias=got["bias"],
                         source=block.index,
+                        residual=False if pooling else got["residual"],
                     )
                 )
         h = {k: pick(v, f"head.{k}") for k, v in self.head.items()}

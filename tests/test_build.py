@@ -39,7 +39,8 @@ def test_plan_matches_keras_on_random_samples(path):
         table = table_from_model(model)
         assert p.total_params == model.count_params()
         assert p.trainable_params == table.trainable_params
-        assert [tuple(s) for s in p.shapes] == [r.output_shape for r in table.rows]
+        # by name: Keras lists a residual block's skip branch in its own order
+        assert dict(zip(p.names, map(tuple, p.shapes))) == {r.name: r.output_shape for r in table.rows}
         checked += 1
         if checked == 3:
             break
@@ -57,3 +58,73 @@ def test_every_shipped_space_runs_a_forward_pass(path):
     y = model(x, training=False).numpy()
     assert y.shape == (2, space.classes)
     assert np.allclose(y.sum(axis=1), 1.0, atol=1e-5)
+
+
+RESIDUAL = """
+name = "res"
+[input]
+shape = [16, 16, 3]
+classes = 10
+[defaults]
+padding = "same"
+batchnorm = "before"
+[[blocks]]
+kind = "separable"
+channels = 8
+[[blocks]]
+kind = "{kind}"
+{channels}
+depth_multiplier = {dm}
+stride = {stride}
+padding = "{padding}"
+repeat = 2
+residual = true
+[head]
+kind = "gap"
+layer = "separable"
+"""
+
+
+def residual_space(kind="separable", channels=8, dm=1, stride=1, padding="same"):
+    import tomllib
+
+    from budgetnas.space import parse_space
+
+    width = "" if kind == "depthwise" else f"channels = {channels}"  # a depthwise block has no width
+    text = RESIDUAL.format(kind=kind, channels=width, dm=dm, stride=stride, padding=padding)
+    return parse_space(tomllib.loads(text), "res.toml")
+
+
+@pytest.mark.parametrize("kind, channels, dm, stride, skip", [
+    ("separable", 8, 1, 1, None),                 # same shape: the input is added back as it is
+    ("separable", 16, 1, 1, "SeparableConv2D"),   # wider: a 1x1 separable projection, never a Conv2D
+    ("separable", 8, 1, 2, "SeparableConv2D"),    # strided: the projection strides as far (4)
+    ("conv", 12, 1, 1, "Conv2D"),
+    ("depthwise", 8, 2, 1, "DepthwiseConv2D"),    # x2 twice: 8 -> 32 channels
+])
+def test_a_residual_block_adds_its_input_back(kind, channels, dm, stride, skip):
+    space = residual_space(kind, channels, dm, stride)
+    arch = space.resolve({})
+    assert "(" in arch.describe() and ")+" in arch.describe()
+    model = build_model(space, {})
+    p = plan(arch)
+    assert not p.problems and p.total_params == model.count_params()
+    (add,) = [layer for layer in model.layers if type(layer).__name__ == "Add"]
+    branch, other = add.input
+    block_input = model.get_layer("activation_1").output  # the stem's output enters the block
+    readers = [layer for layer in model.layers if not isinstance(layer.input, list) and layer.input is block_input]
+    if skip is None:
+        assert other is block_input and len(readers) == 1
+    else:
+        (proj,) = [layer for layer in readers if layer.get_config()["kernel_size"] == (1, 1)]
+        assert type(proj).__name__ == skip and proj.get_config()["strides"] == (stride ** 2,) * 2  # 2 repeats
+        after = other._keras_history[0]  # the projection, then its BatchNorm (the block uses BN)
+        assert type(after).__name__ == "BatchNormalization" and after.input is proj.output
+    assert tuple(add.output.shape[1:]) == tuple(branch.shape[1:]) == tuple(other.shape[1:])
+    x = __import__("numpy").zeros((1, 16, 16, 3), "float32")
+    assert model(x).shape == (1, 10)
+
+
+def test_a_residual_block_that_shrinks_its_map_is_refused_with_a_reason():
+    p = plan(residual_space(padding="valid").resolve({}))
+    assert any("only padding = \"same\" blocks can add their input back" in m for m in p.problems)

@@ -1,9 +1,11 @@
 """The command line, in-process, on real (tiny) data: listing, describe, rf, errors, search, resume."""
 
 import json
+import re
 import subprocess
 import sys
 
+import keras
 import pytest
 
 from budgetnas.cli import main
@@ -138,3 +140,46 @@ def test_search_then_retrain_in_one_command(capsys, tmp_path, tiny_budgets):
     assert code == 0, err
     assert "retrained 1 finalist(s)" in out and "Winner trial 0: per-layer table" in out
     assert (tmp_path / "r5" / "report.html").is_file()
+
+
+RESIDUAL_MNIST = """
+name = "mnist_residual"
+[input]
+shape = [28, 28, 1]
+classes = 10
+[defaults]
+padding = "same"
+batchnorm = "before"
+[[blocks]]
+kind = "separable"
+channels = 8
+depth_multiplier = 2
+[[blocks]]
+kind = "separable"
+channels = [8, 12]
+repeat = 2
+residual = true
+[[blocks]]
+kind = "maxpool"
+[head]
+kind = "gap"
+layer = "separable"
+"""
+
+
+def test_a_residual_space_is_described_searched_reported_and_exported(capsys, tmp_path, tiny_budgets):
+    space = tmp_path / "mnist_residual.toml"
+    space.write_text(RESIDUAL_MNIST)
+    code, out, err = run(capsys, "describe", space)
+    assert code == 0, err
+    assert re.search(r"\(S(8|12)pB S(8|12)pB\)\+", out) and "add_1" in out
+    code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny", "--space", space,
+                         "--name", "res", "--reports-dir", tmp_path, "--trials", "1", "--max-epochs", "1",
+                         "--jobs", "1")
+    assert code == 0, err
+    md = (tmp_path / "res" / "report.md").read_text()
+    assert re.search(r"\| add_1 \| Add \| 28×28×(8|12) \| 0 \|", md)  # the RF table lists the merge
+    assert ")+" in md and "`(S64pB S64pB)+`: a residual block" in md
+    assert run(capsys, "export", "res", "--reports-dir", tmp_path)[0] == 0
+    model = keras.saving.load_model(tmp_path / "res" / "export" / "model.keras")
+    assert [type(layer).__name__ for layer in model.layers].count("Add") == 1

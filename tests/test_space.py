@@ -41,6 +41,17 @@ def test_lists_and_ranges_become_named_parameters():
     assert [(b.kind, b.channels, b.dropout) for b in arch.blocks] == [("separable", 12, 0.05)] * 2
 
 
+def test_a_residual_block_is_one_group_drawn_in_parentheses_and_keyed_apart():
+    blocks = [{"kind": "conv", "channels": 8}, {"kind": "separable", "channels": 8, "repeat": 2, "padding": "same",
+                                                 "residual": [False, True]}, {"kind": "maxpool"}]
+    s = parse_space(with_(blocks=blocks), "t.toml")
+    assert [p.name for p in s.params] == ["blocks[1].residual"]
+    plain, res = (s.resolve({"blocks[1].residual": r}) for r in (False, True))
+    assert plain.describe() == "C8 S8p S8p M | gap-conv"
+    assert res.describe() == "C8 (S8p S8p)+ M | gap-conv"
+    assert plain.key() != res.key() and '"residual"' not in plain.key()  # plain keys as before residuals
+
+
 def test_shared_default_choice_is_one_parameter_for_all_blocks():
     s = parse_space(with_(defaults={"batchnorm": ["before", "after"]},
                           blocks=[{"kind": "conv", "channels": 8}, {"kind": "conv", "channels": 8}]), "t.toml")
@@ -62,6 +73,8 @@ def test_shared_default_choice_is_one_parameter_for_all_blocks():
     (with_(head={"kind": "flatten", "layer": "conv"}), "head.layer = 'conv' does not go with head.kind"),
     (with_(input={"shape": [28, 28], "classes": 10}), "t.toml: input.shape"),
     (with_(blocks=[{"kind": "conv", "channels": 8, "dropout": 1.5}]), "blocks[0].dropout = 1.5, must be in [0, 1)"),
+    (with_(blocks=[{"kind": "maxpool", "residual": True}]), "t.toml: blocks[0].residual: not allowed on a pooling"),
+    (with_(blocks=[{"kind": "conv", "channels": 8, "residual": "yes"}]), "blocks[0].residual = 'yes' must be bool"),
 ])
 def test_bad_input_names_file_and_field(data, message):
     with pytest.raises(ConfigError) as err:

@@ -52,7 +52,8 @@ NOTATION = (
     "same padding (valid if absent), `b` BatchNorm after the activation, `B` BatchNorm before it, `~0.1` "
     "dropout rate. `M` / `A`: 2×2 max / average pool (`M3`: 3×3). After `|`, the head: `gap-conv` (global "
     "average pool + 1×1 conv), `gap-separable`, `gap-dense`, `shrink-conv` (a conv over the whole remaining "
-    "map), `flatten-dense-64`; `+bn` adds BatchNorm.")
+    "map), `flatten-dense-64`; `+bn` adds BatchNorm. `(S64pB S64pB)+`: a residual block, whose output is "
+    "added to its input (through a 1×1 projection of the same layer kind when width or stride changes).")
 
 
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
