@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
 import statistics
 import sys
@@ -75,6 +76,12 @@ def pick(path: Path):
 
 def _save_trials(method: str, seed: int, records) -> None:
     """Every trial of every search in one committed CSV (the run folders are not committed)."""
+    with (OUT / ".trials.lock").open("w") as lock:  # one `run` per method may share the CSV
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _rewrite_trials(method, seed, records)
+
+
+def _rewrite_trials(method: str, seed: int, records) -> None:
     rows = [r for r in ranking.read_csv(TRIALS) if not (r["method"] == method and r["search_seed"] == str(seed))]
     for r in records:
         rows.append({"method": method, "search_seed": seed, "trial": r.number, "status": r.status,

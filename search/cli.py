@@ -283,8 +283,8 @@ def _seed_printer(console):
 
 def _jobs_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=_positive_int,
-                        help="seeds trained at once, each in its own process (default: one per CPU core, "
-                             "or 1 when a GPU is visible)")
+                        help="seeds trained at once, each in its own process (default: all of them, up to 2 per "
+                             "CPU core; 1 when a GPU is visible)")
 
 
 def _positive_int(text: str) -> int:

@@ -29,7 +29,8 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
 
     ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
     continues its unfinished seed from the last epoch checkpoint. ``jobs`` seeds train at once in
-    separate processes (default: one per core on a CPU-only machine, see :func:`budgetnas.seedpool.plan`).
+    separate processes (default on a CPU-only machine: all, up to 2 per core; see
+    :func:`budgetnas.seedpool.plan`).
     """
     from budgetnas import finalists as fin_mod
     from budgetnas.runs import ranked

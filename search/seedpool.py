@@ -33,13 +33,15 @@ class Job:
 def plan(n_jobs: int, requested: int | None = None) -> tuple[int, int]:
     """(processes, TensorFlow threads per process) for ``n_jobs`` seed trainings.
 
-    ``requested`` processes if given; otherwise one process per core (at most one per job) on a
-    CPU-only machine, and a single process (threads left to TensorFlow: 0) next to an accelerator,
-    where parallel processes would only compete for the one device.
+    ``requested`` processes if given. Otherwise, on a CPU-only machine, every job starts at once
+    when there are at most twice as many jobs as cores (single-threaded processes sharing the cores,
+    so that 3 seeds on 2 cores do not leave a core idle for the last third), else one process per
+    core; next to an accelerator a single process (threads left to TensorFlow: 0), since parallel
+    processes would only compete for the one device.
     """
     cores = os.cpu_count() or 1
     if requested is None:
-        requested = 1 if _accelerator() else cores
+        requested = 1 if _accelerator() else (n_jobs if n_jobs <= 2 * cores else cores)
     procs = max(1, min(requested, n_jobs))
     return procs, (0 if procs == 1 else max(1, cores // procs))
 

@@ -145,12 +145,13 @@ def test_seeds_train_side_by_side_in_their_own_processes(capsys, searched, tiny_
         assert float((model.predict(x, verbose=0).argmax(1) == y).mean()) == s["test_accuracy"]
 
 
-def test_seed_processes_one_per_core_and_one_beside_a_gpu(monkeypatch):
+def test_seed_processes_share_the_cores_and_one_runs_beside_a_gpu(monkeypatch):
     from budgetnas import seedpool
 
     monkeypatch.setattr(seedpool.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(seedpool, "_accelerator", lambda: False)
-    assert seedpool.plan(6) == (4, 1)  # (processes, threads each)
+    assert seedpool.plan(6) == (6, 1)  # (processes, threads each): up to 2 jobs per core start at once
+    assert seedpool.plan(9) == (4, 1)  # more: one process per core
     assert seedpool.plan(2) == (2, 2)
     assert seedpool.plan(1) == (1, 0)  # one process: threads left to TensorFlow
     assert seedpool.plan(6, requested=1) == (1, 0)
