@@ -16,7 +16,7 @@ from budgetnas.errors import DataError
 if TYPE_CHECKING:  # data.py imports this module (lazily); no import back at run time
     from budgetnas.data import Arrays
 
-KINDS = ("shift", "rotate", "shift-rotate", "crop-flip")  # what augment_batch draws; "none" draws nothing
+KINDS = ("shift", "rotate", "shift-rotate", "crop-flip", "crop-flip-cutout")  # what augment_batch draws; "none" draws nothing
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -27,7 +27,8 @@ class ArrayBatches(keras.utils.PyDataset):
     its restart, like the ``tf.data`` path). Augmentation matches the Keras layers of the ``tf.data`` path
     in kind and range: "shift" moves by up to ±2 px (zero fill, bilinear), "rotate" turns by up to ±8°,
     "shift-rotate" does both, "crop-flip" crops a 4-px reflect-padded image at a random whole-pixel
-    offset and flips half the images left-right.
+    offset and flips half the images left-right, "crop-flip-cutout" then erases one square of half the
+    image's side per image (:func:`cutout`).
     """
 
     def __init__(self, arrays: Arrays, classes: int, batch_size: int, *, training: bool,
@@ -62,14 +63,27 @@ class ArrayBatches(keras.utils.PyDataset):
 def augment_batch(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """One augmentation draw per image of an N×H×W×C float batch (see :class:`ArrayBatches`)."""
     n, h, w, _ = x.shape
-    if kind == "crop-flip":
+    if kind in ("crop-flip", "crop-flip-cutout"):
         out = crop(np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect"), rng.integers(0, 9, (n, 2)), h, w)
         flip = rng.random(n) < 0.5
         out[flip] = out[flip, :, ::-1]
+        if kind == "crop-flip-cutout":
+            out = cutout(out, rng.integers(0, (h, w), (n, 2)), h // 2)
         return out
     shift = rng.uniform(-2.0, 2.0, (n, 2)) if kind != "rotate" else np.zeros((n, 2))  # as RandomTranslation(2 / size)
     angle = rng.uniform(-8.0, 8.0, n) if kind != "shift" else np.zeros(n)  # as RandomRotation(8 / 360)
     return affine(x, np.deg2rad(angle), shift)
+
+
+def cutout(x: np.ndarray, centres: np.ndarray, size: int) -> np.ndarray:
+    """Each image with the ``size``×``size`` square centred at ``centres[k]`` (clipped at the border)
+    set to the batch's mean colour, as :func:`budgetnas.data.cutout` does."""
+    _, h, w, _ = x.shape
+    top, left = centres[:, 0] - size // 2, centres[:, 1] - size // 2
+    rows = np.arange(h)[None, :, None] - top[:, None, None]
+    cols = np.arange(w)[None, None, :] - left[:, None, None]
+    inside = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
+    return np.where(inside[..., None], x.mean(axis=(0, 1, 2), keepdims=True), x).astype(x.dtype)
 
 
 def crop(padded: np.ndarray, corners: np.ndarray, h: int, w: int) -> np.ndarray:

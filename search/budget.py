@@ -34,6 +34,7 @@ class Recipe:
     weight_decay: Any = 0.0
     momentum: Any = 0.9
     augment: Any = "none"
+    ema: Any = 0.0  # momentum of an exponential moving average of the weights (0: off); it scores and ships
 
     def params(self) -> tuple[Param, ...]:
         return tuple(Param(f"train.{f.name}", getattr(self, f.name)) for f in fields(self)
@@ -99,7 +100,8 @@ _TOP = {
 _REQUIRED = ("dataset", "space", "max_params", "epochs")
 _RECIPE_TYPES = {"optimizer": (str, OPTIMIZERS), "lr": (float, None), "schedule": (str, SCHEDULES),
                  "decay": (float, None), "batch_size": (int, None), "label_smoothing": (float, None),
-                 "weight_decay": (float, None), "momentum": (float, None), "augment": (str, AUGMENTATIONS)}
+                 "weight_decay": (float, None), "momentum": (float, None), "augment": (str, AUGMENTATIONS),
+                 "ema": (float, None)}
 
 
 def _typed(path: str, where: str, value: Any, typ: type) -> Any:
@@ -117,6 +119,9 @@ def _recipe(path: str, where: str, raw: Mapping[str, Any]) -> Recipe:
             raise ConfigError(f"{path}: {where}.{key}: unknown key (known: {', '.join(_RECIPE_TYPES)})")
         typ, allowed = _RECIPE_TYPES[key]
         out[key] = _domain(path, f"{where}.{key}", value, typ, allowed)
+    ema = out.get("ema", 0.0)
+    if any(not 0.0 <= v < 1.0 for v in (ema.options if isinstance(ema, Domain) else (ema,))):
+        raise ConfigError(f"{path}: {where}.ema = {ema!r} must be in [0, 1) (0: no weight averaging)")
     return Recipe(**out)
 
 

@@ -84,13 +84,15 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 def make_optimizer(recipe: Recipe, steps_per_epoch: int, epochs: int):
     lr = lr_schedule(recipe, steps_per_epoch, epochs)
     wd = recipe.weight_decay or None
+    # Keras keeps the weight average in the optimizer; fit() swaps it in after the last epoch.
+    ema = {"use_ema": True, "ema_momentum": recipe.ema} if recipe.ema else {}
     if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=True, weight_decay=wd)
+        return keras.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=True, weight_decay=wd, **ema)
     if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay)
+        return keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay, **ema)
     if recipe.optimizer == "nadam":
-        return keras.optimizers.Nadam(lr, weight_decay=wd)
-    return keras.optimizers.Adam(lr, weight_decay=wd)
+        return keras.optimizers.Nadam(lr, weight_decay=wd, **ema)
+    return keras.optimizers.Adam(lr, weight_decay=wd, **ema)
 
 
 def seed_everything(seed: int) -> None:
@@ -130,13 +132,15 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     train_ds = pipeline(train_data, classes, recipe.batch_size, training=True, augment=recipe.augment, seed=seed)
     val_ds = pipeline(val_data, classes, 500, training=False) if val_data is not None else None
     history = History()
-    callbacks: list = [_Recorder(history, on_epoch, on_batch)]
+    recorder = _Recorder(history, on_epoch, on_batch)
+    callbacks: list = [recorder]
+    if recipe.ema:  # every validation scores the averaged weights, the ones training ends with
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if checkpoint_dir is not None:
         callbacks.append(_Checkpoint(Path(checkpoint_dir), history, epochs))
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
-    cb = callbacks[0]
-    if cb.bad_loss is not None:
-        raise TrialFailed(f"loss became {cb.bad_loss} in epoch {history.epochs + 1}")
+    if recorder.bad_loss is not None:
+        raise TrialFailed(f"loss became {recorder.bad_loss} in epoch {history.epochs + 1}")
     return history
 
 

@@ -92,3 +92,36 @@ def test_mnist_augmentations_turn_about_the_centre_and_shift_by_at_most_2_px(pat
         assert np.all(np.abs(np.degrees(np.arctan2(p[:, 0], p[:, 1]))) <= turn + 0.2)
     if turn == 0:  # a pure shift: at most 2 px along each axis
         assert np.all(np.abs(p - p0) <= shift + 0.05)
+
+
+def _erased(before, after):
+    """Per image: the (rows, cols) span of changed pixels and whether they fill that rectangle."""
+    spans = []
+    for b, a in zip(before, after):
+        rows, cols = np.nonzero(np.any(b != a, axis=-1))
+        if rows.size == 0:
+            spans.append(None)
+            continue
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        spans.append((rows.min(), cols.min(), h, w, rows.size == h * w))
+    return spans
+
+
+@pytest.mark.parametrize("path", ["keras", "numpy"])
+def test_cutout_erases_one_half_side_square_per_image_to_the_batch_mean(path):
+    # Distinct pixel values (never the fill value), so every erased pixel shows.
+    x = (np.arange(64 * 32 * 32 * 3, dtype=np.float32).reshape(64, 32, 32, 3) % 251) + 300.0
+    fill = x.mean(axis=(0, 1, 2))
+    if path == "numpy":
+        from budgetnas.batches import cutout
+        out = cutout(x, np.random.default_rng(0).integers(0, 32, (64, 2)), 16)
+    else:
+        out = np.asarray(data.cutout(data.cutout_size(32), seed=0)(x))
+    spans = _erased(x, out)
+    assert all(s is not None and s[4] for s in spans)  # one solid rectangle in every image
+    assert all(s[2] <= 16 and s[3] <= 16 for s in spans)
+    full = [s for s in spans if 0 < s[0] <= 16 and 0 < s[1] <= 16]  # centred away from the border
+    assert full and all((s[2], s[3]) == (16, 16) for s in full)
+    assert any(s[2] < 16 or s[3] < 16 for s in spans)  # and clipped where it crosses the border
+    changed = np.any(x != out, axis=-1)
+    assert np.allclose(out[changed], np.broadcast_to(fill, out.shape)[changed], rtol=1e-6)

@@ -83,3 +83,33 @@ def test_a_checkpoint_continues_only_with_its_own_epoch_count(tmp_path, monkeypa
     monkeypatch.undo()
     with pytest.raises(RunError, match="3-epoch run"):
         trainer.train(_model(), train, None, RECIPE, 5, seed=0, classes=2, checkpoint_dir=ckpt)
+
+
+def test_weight_averaging_ends_on_the_average_and_validates_with_it():
+    """ema = m: the model ends with a_1 = w_1, a_t = m·a_{t-1} + (1 - m)·w_t over the weights w_t after
+    each step (recomputed here from the weights seen after every step), and every validation scores
+    the average, so the last validation accuracy is the finished model's."""
+    model, train, val = _model(), _data(256), _data(128, seed=1)
+    seen = []
+    recipe = Recipe(optimizer="sgd", lr=0.1, schedule="constant", batch_size=64, ema=0.8)
+    history = trainer.train(model, train, val, recipe, 3, seed=0, classes=2,
+                            on_batch=lambda batch, logs: seen.append([w.copy() for w in model.get_weights()]))
+    assert len(seen) == 12
+    average = seen[0]
+    for weights in seen[1:]:
+        average = [0.8 * a + 0.2 * w for a, w in zip(average, weights)]
+    for got, want, last in zip(model.get_weights(), average, seen[-1]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, last)  # it is not simply the last step's weights
+    acc, _ = trainer.evaluate(model, val, 2)
+    assert history.val_accuracy[-1] == pytest.approx(acc)
+
+
+def test_an_ema_outside_0_1_names_the_field(tmp_path):
+    from budgetnas.budget import load_budgets
+    from budgetnas.errors import ConfigError
+
+    f = tmp_path / "b.toml"
+    f.write_text('[b]\ndataset = "mnist"\nspace = "s.toml"\nmax_params = 10\nepochs = 1\n[b.train]\nema = 1.5\n')
+    with pytest.raises(ConfigError, match=r"b.toml: b.train.ema = 1.5 must be in \[0, 1\)"):
+        load_budgets(f)
