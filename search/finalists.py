@@ -160,31 +160,6 @@ def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, An
                       seconds, history.as_dict(), name, confusion_matrix(test.y, pred, space.classes))
 
 
-def retrain(label: str, trial: int | None, budget: Budget, space: Space, values: Mapping[str, Any],
-            recipe: Recipe, train: Arrays, val: Arrays, test: Arrays, epochs: int, seeds: list[int],
-            out_dir: Path, val_accuracy_search: float | None = None,
-            on_seed: Callable[[Finalist, int, float], None] | None = None,
-            on_epoch: Callable[[str, int, int, dict], None] | None = None,
-            resume: bool = False, finished: list[SeedResult] = ()) -> Finalist:
-    """Train ``values`` once per seed, one seed after another (see :func:`train_seed`).
-
-    With ``resume``, the seeds in ``finished`` (from an earlier, interrupted retrain) are kept as they
-    are and an unfinished seed continues from its checkpoint.
-    """
-    fin = shell(label, trial, budget, space, values, recipe, epochs, val_accuracy_search)
-    kept = {s.seed: s for s in finished} if resume else {}
-    for seed in seeds:
-        if seed in kept:
-            fin.seeds.append(kept[seed])
-            continue
-        result = train_seed(label, budget, space, values, recipe, train, val, test, epochs, seed, out_dir,
-                            resume, on_epoch)
-        fin.seeds.append(result)
-        if on_seed is not None:
-            on_seed(fin, seed, result.test_accuracy)
-    return fin
-
-
 @dataclass
 class Unfinished:
     """A seed whose retraining was stopped midway: what its last epoch checkpoint holds."""

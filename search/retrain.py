@@ -1,7 +1,8 @@
 """After a search: retrain a run's best trials with seeds, or train one fixed network (a baseline).
 
-Both go through :func:`budgetnas.finalists.retrain` and save ``finalists.json`` after every seed, then
-write the run's report; ``resume`` continues an interrupted retrain from its epoch checkpoints.
+Both train each seed with :func:`budgetnas.finalists.train_seed` (here, or side by side in the processes
+of :mod:`budgetnas.seedpool`), save ``finalists.json`` after every seed, then write the run's report;
+``resume`` continues an interrupted retrain from its epoch checkpoints.
 """
 
 from __future__ import annotations
