@@ -13,21 +13,21 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import queue
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 _events = None  # the queue a pool process reports epochs to (set by _init)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Job:
     """One seed of one finalist; ``values`` and ``recipe`` are plain data, so a job pickles."""
 
     label: str
     seed: int
-    values: dict[str, Any] = field(hash=False)
-    recipe: dict[str, Any] = field(hash=False)  # Recipe fields, resolved
+    values: dict[str, Any]
+    recipe: dict[str, Any]  # Recipe fields, resolved
 
 
 def plan(n_jobs: int, requested: int | None = None) -> tuple[int, int]:
