@@ -83,3 +83,35 @@ def test_the_committed_ranking_sample_is_what_its_seed_draws():
     assert all(int(r["params"]) <= 8000 for r in drawn)
     jobs = ranking.jobs(committed)
     assert len(jobs) == len(set(jobs)) == len(committed) + 5 and (0, 1) in jobs
+
+
+def test_the_speed_benchmark_splits_a_separable_conv_into_parts_that_compose_to_it():
+    """benchmarks/separable_speed.py times a SeparableConv2D as its depthwise and pointwise halves;
+    with the separable layer's own weights, the two halves give its output."""
+    import keras
+
+    import separable_speed
+
+    x = np.random.default_rng(0).normal(size=(2, 12, 12, 5)).astype("float32")
+    sep = keras.layers.SeparableConv2D(7, 3, padding="same", depth_multiplier=2, dilation_rate=2)
+    want = np.asarray(sep(x))
+    dw, pw = separable_speed.split_separable(sep)
+    dw.build(x.shape)
+    pw.build((2, 12, 12, 10))
+    depthwise_kernel, pointwise_kernel, bias = sep.get_weights()
+    dw.set_weights([depthwise_kernel])
+    pw.set_weights([pointwise_kernel, bias])
+    np.testing.assert_allclose(np.asarray(pw(dw(x))), want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_fused_batch_norm_it_compares_against_computes_keras_training_batch_norm():
+    """The speed benchmark times TensorFlow's fused batch-norm kernel beside Keras' BatchNormalization;
+    in training mode both normalise with the batch's own statistics, so the outputs agree."""
+    import keras
+
+    import separable_speed
+
+    x = np.random.default_rng(1).normal(2.0, 3.0, size=(8, 6, 6, 4)).astype("float32")
+    want = np.asarray(keras.layers.BatchNormalization()(x, training=True))
+    got = np.asarray(separable_speed._FusedBN(4)(x, training=True))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

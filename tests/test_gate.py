@@ -129,6 +129,8 @@ def test_space_whose_smallest_network_breaks_the_budget_is_refused():
 def test_shipped_fixed_baselines_against_their_budgets():
     seed = load_space(ROOT / "spaces" / "seed_cifar10_separable_81973.toml")
     gate.check_space_fits(BUDGETS["cifar10-sep-100k"], seed)  # the hand-made net meets task 3's rules
+    picked = load_space(ROOT / "spaces" / "cifar10_residual_99120.toml")
+    gate.check_space_fits(BUDGETS["cifar10-sep-100k"], picked)  # residual, and still separable-only
     base = load_space(ROOT / "spaces" / "cifar10_base_network.toml")
     with pytest.raises(OverBudgetError):
         gate.check_space_fits(BUDGETS["cifar10-sep-100k"], base)
