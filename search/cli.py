@@ -338,6 +338,14 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     console = _console()
     path = run_dir(args.run, args.reports_dir)
+    if args.recipe or args.as_name:
+        from budgetnas.retrain import branch
+
+        if not (args.recipe and args.as_name) or args.resume:
+            raise ConfigError("retrain: --recipe FIELD=VALUE and --as NAME go together and start a new run folder "
+                              "(continue an interrupted one with `retrain NAME --resume`)")
+        path = branch(path, args.as_name, args.recipe)
+        console.print(f"{path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
     fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
                        _epoch_printer(console), resume=args.resume, jobs=args.jobs)
     _print_outcome(console, path, fins)
@@ -500,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="epochs (default: the budget's full count)")
     s.add_argument("--resume", action="store_true",
                    help="keep the seeds an interrupted retrain finished; continue the unfinished one")
+    s.add_argument("--recipe", action="append", metavar="FIELD=VALUE",
+                   help="retrain under a changed recipe (repeatable, e.g. ema=0.999); needs --as")
+    s.add_argument("--as", dest="as_name", metavar="NAME",
+                   help="with --recipe: the new run folder (same study and split); the original is untouched")
     _jobs_arg(s)
     s.add_argument("--reports-dir", default="reports")
     s.add_argument("--data-dir", default=None)

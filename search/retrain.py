@@ -7,12 +7,15 @@ of :mod:`budgetnas.seedpool`), save ``finalists.json`` after every seed, then wr
 
 from __future__ import annotations
 
+import json
 import shutil
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 
-from budgetnas.budget import Budget, Recipe, freeze
+from budgetnas.budget import FROZEN, Budget, Recipe, freeze, parse_budget
 from budgetnas.errors import ConfigError, RunError
-from budgetnas.runs import RunMeta, save_meta
+from budgetnas.runs import RunMeta, load_meta, save_meta
 from budgetnas.session import load_data_splits, open_run, write_run_report
 from budgetnas.space import Space, load_space
 
@@ -53,6 +56,38 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
                         data_dir or meta.data_dir, meta.seed, proto, resume, jobs, on_seed, on_epoch)
     write_run_report(path)
     return done
+
+
+def branch(path: Path, name: str, changes: list[str]) -> Path:
+    """A new run folder ``name`` beside ``path``: the same study, space and split, its recipe changed.
+
+    ``changes`` are ``FIELD=VALUE`` strings for the budget's ``[train]`` table (``ema=0.999``,
+    ``augment=crop-flip-cutout``); values are read as TOML, else taken as text. The frozen budget of the
+    new folder holds them, so ``retrain`` of it trains the same finalists under the changed recipe and
+    its validation accuracy can be compared with the original's; the original run is left as it is.
+    """
+    target = path.parent / name
+    if target.exists():
+        raise RunError(f"{target}: exists; pick another --as name")
+    meta = load_meta(path)
+    frozen = json.loads((path / FROZEN).read_text(encoding="utf-8"))
+    train = dict(frozen["table"].get("train", {}))
+    for change in changes:
+        field, sep, raw = change.partition("=")
+        if not sep or not field.strip():
+            raise ConfigError(f"--recipe {change!r}: write FIELD=VALUE, e.g. ema=0.999")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        train[field.strip()] = value
+    frozen["table"]["train"] = train
+    parse_budget(frozen["name"], frozen["table"], "--recipe", path)  # one line naming the field if a value is bad
+    target.mkdir(parents=True)
+    shutil.copyfile(path / "space.toml", target / "space.toml")
+    (target / FROZEN).write_text(json.dumps(frozen, indent=1), encoding="utf-8")
+    save_meta(target, replace(meta, name=name))  # the storage and study stay the original run's
+    return target
 
 
 def _train_seeds(path: Path, shells: list, earlier: dict[str, list], seeds: list[int], loaded: tuple,
@@ -117,6 +152,7 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
     from budgetnas import finalists as fin_mod
 
     space = load_space(space_path)
+    space_path = space.path  # a bare name resolves to the shipped file
     if space.params:
         raise ConfigError(f"{space_path}: has {len(space.params)} free choices; `train` needs a fixed space")
     if recipe_kind == "baseline":

@@ -72,8 +72,8 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
     if opts.driver == "optuna" and opts.algorithm not in (None, "tpe", "random"):
         raise ConfigError(f"--algorithm {opts.algorithm}: the optuna driver runs tpe or random "
                           "(use --driver keras-tuner for the others)")
-    space_path = opts.space or budget.space
-    space = load_space(space_path)
+    space = load_space(opts.space or budget.space)
+    space_path = space.path  # a bare name (`--space mnist_tiny`) resolves to the shipped file
     name = opts.name or f"{budget.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not _RUN_NAME.match(name):
         raise ConfigError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")

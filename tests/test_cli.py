@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import pytest
@@ -141,6 +142,17 @@ def test_search_then_retrain_in_one_command(capsys, tmp_path, tiny_budgets):
     assert "retrained 1 finalist(s)" in out and "Winner trial 0: per-layer table" in out
     assert (tmp_path / "r5" / "report.html").is_file()
 
+
+
+def test_search_takes_a_shipped_space_by_its_bare_name(capsys, tmp_path, tiny_budgets):
+    """`--space mnist_tiny` names the shipped file, as `describe` and `rf` accept (once a traceback)."""
+    code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny", "--space", "mnist_tiny",
+                         "--name", "r6", "--reports-dir", tmp_path, "--trials", "1", "--max-epochs", "1",
+                         "--no-retrain")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "r6" / "run.json").read_text())
+    assert meta["space"].endswith("mnist_tiny.toml") and Path(meta["space"]).is_file()
+    assert (tmp_path / "r6" / "space.toml").read_text() == Path(meta["space"]).read_text()
 
 RESIDUAL_MNIST = """
 name = "mnist_residual"

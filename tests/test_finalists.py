@@ -260,3 +260,31 @@ def test_a_run_keeps_the_budget_it_was_searched_with(capsys, tmp_path, tiny_budg
     assert fin["recipe"]["lr"] == 0.003 and fin["recipe"]["batch_size"] == 64
     out = run(capsys, "leaderboard", "f", "--reports-dir", reports)
     assert "Leaderboard — f" in out
+
+
+def test_retrain_under_a_changed_recipe_branches_a_new_run(capsys, searched):
+    reports = searched
+    before = (reports / "r" / "budget.json").read_text()
+    out = run(capsys, "retrain", "r", "--reports-dir", reports, "--top", "1", "--seeds", "1", "--epochs", "1",
+              "--recipe", "ema=0.9", "--recipe", "label_smoothing=0.1", "--as", "r-ema")
+    assert "recipe changed: ema=0.9, label_smoothing=0.1" in out and "Finalists — r-ema" in out
+    assert (reports / "r" / "budget.json").read_text() == before  # the original run is untouched
+    [fin] = json.loads((reports / "r-ema" / "finalists.json").read_text())["finalists"]
+    assert fin["recipe"]["ema"] == 0.9 and fin["recipe"]["label_smoothing"] == 0.1
+    # the same finalist the original run retrains: its best completed trial, read from the shared study
+    from budgetnas.runs import load_records, ranked
+    best = [r for r in ranked(load_records(reports / "r")[1]) if r.status == "complete"][0]
+    assert fin["trial"] == best.number
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--recipe", "ema=2", "--as", "bad1"], "--recipe: tiny.train.ema"),
+    (["--recipe", "warmup=3", "--as", "bad2"], "--recipe: tiny.train.warmup: unknown"),
+    (["--recipe", "ema=0.9"], "--recipe FIELD=VALUE and --as NAME go together"),
+    (["--recipe", "ema", "--as", "bad3"], "--recipe 'ema': write FIELD=VALUE"),
+])
+def test_a_bad_recipe_change_is_one_line_and_exit_2(capsys, searched, argv, message):
+    code = main(["retrain", "r", "--reports-dir", str(searched), "--epochs", "1", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not any((searched / n).exists() for n in ("bad1", "bad2", "bad3"))
