@@ -115,3 +115,14 @@ def test_the_fused_batch_norm_it_compares_against_computes_keras_training_batch_
     want = np.asarray(keras.layers.BatchNormalization()(x, training=True))
     got = np.asarray(separable_speed._FusedBN(4)(x, training=True))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_rescoring_simulation_on_scores_that_know_or_contradict_the_truth():
+    truth = np.linspace(0.95, 0.99, 20)
+    exact = proxies.rescoring(truth, truth, truth, pool=8, draws=200)
+    assert exact["shortfall_plain"] == exact["shortfall_rescored"] == 0.0
+    assert exact["hit_plain"] == exact["hit_rescored"] == 1.0 and exact["better"] == exact["worse"] == 0.0
+    # a second score that contradicts the truth can only move the pick away from the best of the top 3
+    hurt = proxies.rescoring(truth, -10 * truth, truth, pool=8, draws=200)
+    assert hurt["hit_plain"] == 1.0 and hurt["better"] == 0.0 and hurt["worse"] == 1.0
+    assert hurt["shortfall_rescored"] > 0.0
