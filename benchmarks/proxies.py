@@ -16,7 +16,8 @@
 
 ``measure-seed`` repeats the search's own 3-epoch training with another training seed (weights, data
 order, augmentation; the same 20k subset, as every trial of one search shares it) into
-``benchmarks/ranking/proxies_seed<N>.csv``: the cost and worth of re-scoring a search's top candidates.
+``benchmarks/ranking/proxies_seed<N>.csv``; with ``--images 55k`` the same 3 epochs on all training images
+(``proxies_seed<N>_55k.csv``): the worth of re-scoring a search's top candidates (``search.rescore``).
 
 ``table`` joins them with the ground truth (``results.csv``, seed 0: final validation accuracy
 after the budget's full 15 epochs on 55k images) and with what the full runs' own first epochs show,
@@ -46,7 +47,6 @@ import ranking  # noqa: E402  (benchmarks/ranking/ranking.py)
 PROXIES = HERE / "ranking" / "proxies.csv"
 TABLE = HERE / "ranking" / "proxy_table.md"
 SUBSET = 20000
-SEED_FIELDS = ["id", "seed", "val_20k_e1", "val_20k_e2", "val_20k_e3", "seconds_20k_3ep"]
 PROXY_FIELDS = ["id", "architecture", "params", "macs",
                 "val_20k_e1", "val_20k_e2", "val_20k_e3", "loss_20k_e1", "loss_20k_e2", "loss_20k_e3",
                 "seconds_20k_3ep", "val_55k_e1", "seconds_55k_1ep", "grad_norm", "synflow", "naswot",
@@ -185,12 +185,17 @@ def measure(data_dir: str | None, stop_after_s: float | None) -> None:
               flush=True)
 
 
-def seed_file(seed: int) -> Path:
-    return HERE / "ranking" / f"proxies_seed{seed}.csv"
+def seed_file(seed: int, images: str = "20k") -> Path:
+    return HERE / "ranking" / (f"proxies_seed{seed}.csv" if images == "20k" else f"proxies_seed{seed}_{images}.csv")
 
 
-def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int]) -> None:
+def seed_fields(images: str) -> list[str]:
+    return ["id", "seed", *(f"val_{images}_e{e}" for e in (1, 2, 3)), f"seconds_{images}_3ep"]
+
+
+def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int], images: str = "20k") -> None:
     """The search score (3 epochs on the 20k subset) of every network again, with training seed ``seed``;
+    ``images="55k"``: the same 3 epochs on all training images (a higher fidelity to re-score with).
     ``part`` (k, n) takes every n-th network from the k-th, so n processes can share the list."""
     from budgetnas import data as data_mod
     from budgetnas import gate
@@ -199,8 +204,8 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int]) -> None
 
     budget, space = ranking._budget_and_space()
     _, tr, val = load_data_splits(budget, space, data_dir, 0)
-    small = data_mod.subset(tr, SUBSET, 0)
-    out = seed_file(seed)
+    train_on = data_mod.subset(tr, SUBSET, 0) if images == "20k" else tr
+    out = seed_file(seed, images)
     k, n = part
     for net in ranking.read_csv(ranking.NETWORKS)[k::n]:
         if out.exists() and net["id"] in {r["id"] for r in ranking.read_csv(out)}:
@@ -208,34 +213,35 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int]) -> None
         values = json.loads(net["values"])
         _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
         t0 = time.perf_counter()
-        h = train(model, small, val, budget.train.resolve(values), 3, seed=seed, classes=space.classes)
-        row = {"id": net["id"], "seed": seed, "seconds_20k_3ep": f"{time.perf_counter() - t0:.0f}",
-               **{f"val_20k_e{e + 1}": f"{h.val_accuracy[e]:.4f}" for e in range(3)}}
+        h = train(model, train_on, val, budget.train.resolve(values), 3, seed=seed, classes=space.classes)
+        row = {"id": net["id"], "seed": seed, f"seconds_{images}_3ep": f"{time.perf_counter() - t0:.0f}",
+               **{f"val_{images}_e{e + 1}": f"{h.val_accuracy[e]:.4f}" for e in range(3)}}
         with out.open("a", newline="", encoding="utf-8") as f:  # n processes append: one at a time
             fcntl.flock(f, fcntl.LOCK_EX)
-            w = csv.DictWriter(f, fieldnames=SEED_FIELDS)
+            w = csv.DictWriter(f, fieldnames=seed_fields(images))
             if f.tell() == 0:
                 w.writeheader()
             w.writerow(row)
             f.flush()
             fcntl.flock(f, fcntl.LOCK_UN)
-        print(f"{time.strftime('%H:%M:%S')} net {net['id']} seed {seed}: 20k e3 {row['val_20k_e3']} "
-              f"({row['seconds_20k_3ep']} s)", flush=True)
+        print(f"{time.strftime('%H:%M:%S')} net {net['id']} seed {seed} {images}: e3 {row[f'val_{images}_e3']} "
+              f"({row[f'seconds_{images}_3ep']} s)", flush=True)
 
 
 def rescoring(score0: np.ndarray, score1: np.ndarray, truth: np.ndarray, pool: int, top: int = 3,
-              draws: int = 4000, seed: int = 0) -> dict[str, float]:
+              draws: int = 4000, seed: int = 0, replace: bool = False) -> dict[str, float]:
     """A search's pick with and without re-scoring its top candidates, on random pools of networks.
 
     Each draw takes ``pool`` of the networks (the completed trials of one search). The plain pick is the
     best by one score (``score0``); the re-scored pick is, among the ``top`` best by that score, the best
     by the mean of both seeds' scores (``top`` more trainings at search fidelity). Returns the mean
     shortfall of each pick's ground truth below the pool's best, how often each finds the pool's best,
-    and how often the re-scored pick is truly better / worse than the plain one.
+    and how often the re-scored pick is truly better / worse than the plain one. ``replace``: the
+    re-scored pick goes by ``score1`` alone (a score of another fidelity, not averaged with ``score0``).
     """
     rng = np.random.default_rng(seed)
     miss_plain, miss_re, hit_plain, hit_re, better, worse = [], [], 0, 0, 0, 0
-    mean = (score0 + score1) / 2
+    mean = score1 if replace else (score0 + score1) / 2
     for _ in range(draws):
         idx = rng.choice(len(truth), size=pool, replace=False)
         plain = idx[np.argmax(score0[idx])]
@@ -348,8 +354,9 @@ def table() -> str:
     else:
         lines += ["Seed noise: fewer than 2 networks have a second seed yet; no ceiling estimate.", ""]
     lines += _rescoring_lines(ids, col("val_20k_e3"), truth)
-    lines += ["Command: `python benchmarks/proxies.py measure`, `measure-seed --seed 1` and `measure-seed --seed 2` "
-              "(2-core CPU, one TensorFlow thread per process), then `python benchmarks/proxies.py table`.", ""]
+    lines += ["Command: `python benchmarks/proxies.py measure`, `measure-seed --seed 1`, `measure-seed --seed 2` and "
+              "`measure-seed --seed 2 --images 55k` (2-core CPU, two processes of one TensorFlow thread each), then "
+              "`python benchmarks/proxies.py table`.", ""]
     return "\n".join(lines)
 
 
@@ -400,12 +407,32 @@ def _rescoring_lines(ids: list[str], score0: np.ndarray, truth: np.ndarray) -> l
               "| pool | shortfall below the pool's best, plain → re-scored (points) | finds the pool's best, "
               "plain → re-scored | re-scored truly better / worse than plain |",
               "| ---: | --- | --- | --- |"]
+    lines += _rescoring_rows(score[1], score[2], truth)
+    high = {r["id"]: r for r in ranking.read_csv(seed_file(2, "55k"))}
+    if not all(i in high for i in ids):
+        return lines + ["", f"Re-scoring at a higher fidelity (3 epochs on all 55k images, seed 2): {len(high)} of "
+                            f"{len(ids)} networks measured so far (`measure-seed --seed 2 --images 55k`).", ""]
+    s55 = np.array([float(high[i]["val_55k_e3"]) for i in ids])
+    sec = np.mean([float(high[i]["seconds_55k_3ep"]) for i in ids])
+    lines += ["", f"Re-scoring at a higher fidelity instead: the same 3 epochs on all 55k images, seed 2 "
+              f"(`proxies_seed2_55k.csv`, {sec:.0f} s per network on one thread, 0.2 of a full training). Alone it "
+              f"ranks with τ {kendall_tau_b(s55, truth):.2f} (ρ {spearman(s55, truth):.2f}; its top 3 "
+              f"{'holds' if top_k_recall(s55, truth) else 'misses'} the best). The re-scored pick: among the 3 "
+              "best by the seed-1 search score, the best by this score alone:", "",
+              "| pool | shortfall below the pool's best, plain → re-scored (points) | finds the pool's best, "
+              "plain → re-scored | re-scored truly better / worse than plain |",
+              "| ---: | --- | --- | --- |"]
+    return lines + _rescoring_rows(score[1], s55, truth, replace=True) + [""]
+
+
+def _rescoring_rows(first: np.ndarray, second: np.ndarray, truth: np.ndarray, replace: bool = False) -> list[str]:
+    out = []
     for pool in (8, 12, 16):
-        r = rescoring(score[1], score[2], truth, pool)
-        lines.append(f"| {pool} | {100 * r['shortfall_plain']:.3f} → {100 * r['shortfall_rescored']:.3f} | "
-                     f"{100 * r['hit_plain']:.0f}% → {100 * r['hit_rescored']:.0f}% | "
-                     f"{100 * r['better']:.0f}% / {100 * r['worse']:.0f}% |")
-    return lines + [""]
+        r = rescoring(first, second, truth, pool, replace=replace)
+        out.append(f"| {pool} | {100 * r['shortfall_plain']:.3f} → {100 * r['shortfall_rescored']:.3f} | "
+                   f"{100 * r['hit_plain']:.0f}% → {100 * r['hit_rescored']:.0f}% | "
+                   f"{100 * r['better']:.0f}% / {100 * r['worse']:.0f}% |")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -417,6 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     ms = sub.add_parser("measure-seed")
     ms.add_argument("--seed", type=int, default=1)
     ms.add_argument("--part", default="0/1", help="k/n: every n-th network from the k-th (n processes)")
+    ms.add_argument("--images", choices=("20k", "55k"), default="20k", help="the search's subset, or all images")
     ms.add_argument("--data-dir", default=None)
     sub.add_parser("table")
     args = ap.parse_args(argv)
@@ -424,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         measure(args.data_dir, args.stop_after_s)
     elif args.cmd == "measure-seed":
         k, n = (int(v) for v in args.part.split("/"))
-        measure_seed(args.data_dir, args.seed, (k, n))
+        measure_seed(args.data_dir, args.seed, (k, n), args.images)
     else:
         text = table()
         TABLE.write_text(text, encoding="utf-8")

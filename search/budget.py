@@ -59,6 +59,7 @@ class SearchDefaults:
     finalists: int = 3
     seeds: int = 3
     repair: bool = True
+    rescore: int = 0  # the best completed trials trained again on all training images before finalists are chosen
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     from budgetnas.report.leaderboard import leaderboard, summary_line
     from budgetnas.report.live import LiveDisplay, PlainDisplay
     from budgetnas.runs import records_from_study
-    from budgetnas.session import context, open_study, run_search, steps_per_epoch
+    from budgetnas.session import context, load_data_splits, open_study, rescore_top, run_search, steps_per_epoch
 
     console = _console()
     ctx = context(meta, budget, space, args.data_dir)
@@ -208,9 +208,18 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
             run_search(ctx, study, path, meta, resume=not create, hooks=ui, heartbeat=args.heartbeat,
                        grace=args.grace)
         except KeyboardInterrupt:
-            console.print(f"interrupted: finished trials are saved; continue with "
-                          f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")
-            return 130
+            return _interrupted(console, budget, meta)
+    if budget.search.rescore and not worker:
+        def rescored(number: int, first: float, second: float) -> None:
+            console.print(f"re-scored trial {number} on all {len(full_train)} training images: "
+                          f"{100 * first:.2f}% → {100 * second:.2f}%")
+
+        full_train = load_data_splits(budget, space, args.data_dir or meta.data_dir, meta.seed)[1]
+        console.print(f"re-scoring the {budget.search.rescore} best completed trials on all training images")
+        try:
+            rescore_top(ctx, study, budget.search.rescore, full_train, rescored)
+        except KeyboardInterrupt:
+            return _interrupted(console, budget, meta)
     records = records_from_study(study)
     if args.json:
         print(json.dumps(_board_json(meta, records)))
@@ -228,6 +237,12 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     console.print(f"retrained {len(fins)} finalist(s) in {time.monotonic() - t1:.0f}s")
     _print_outcome(console, path, fins)
     return 0
+
+
+def _interrupted(console, budget, meta) -> int:
+    console.print(f"interrupted: finished trials are saved; continue with "
+                  f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")
+    return 130
 
 
 def _board_json(meta, records) -> dict[str, Any]:

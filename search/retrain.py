@@ -51,7 +51,7 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
     earlier = _earlier_finalists(path, epochs) if resume else {}
     shells = [fin_mod.shell(f"trial {r.number}", r.number, budget, space, r.values, budget.train.resolve(r.values),
-                            epochs, r.val_accuracy) for r in chosen]
+                            epochs, r.score) for r in chosen]
     done = _train_seeds(path, shells, earlier, seed_list, (budget, space, train, val, ds.test),
                         data_dir or meta.data_dir, meta.seed, proto, resume, jobs, on_seed, on_epoch)
     write_run_report(path)

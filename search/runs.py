@@ -65,9 +65,18 @@ class TrialRecord:
     worker: str = ""  # host:pid of the process that ran it
     retry_of: int | None = None  # the trial whose dead worker this one replaces
     key: str = ""  # the built network + recipe (see drivers.common.network_key): equal keys, one network
+    rescore: float | None = None  # val accuracy when trained again on all training images (see session.rescore_top)
+
+    @property
+    def score(self) -> float | None:
+        """What the search ranks by: the re-scored validation accuracy if there is one, else the trial's own."""
+        return self.rescore if self.rescore is not None else self.val_accuracy
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+RESCORES = "rescores"  # study user attribute: {trial number: val accuracy after training on all images}
 
 
 def run_dir(run: str, reports_dir: str | Path = "reports") -> Path:
@@ -108,6 +117,7 @@ def records_from_study(study) -> list[TrialRecord]:
     import optuna
 
     out = []
+    rescores = study.user_attrs.get(RESCORES, {})
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
         status = attrs.get("status")
@@ -122,7 +132,7 @@ def records_from_study(study) -> list[TrialRecord]:
             epochs=attrs.get("epochs", 0), steps=attrs.get("steps", 0),
             wall_seconds=attrs.get("wall_seconds", 0.0), reason=attrs.get("reason", ""),
             repairs=list(attrs.get("repairs", [])), worker=attrs.get("worker", ""),
-            retry_of=attrs.get("retry_of"), key=attrs.get("key", ""),
+            retry_of=attrs.get("retry_of"), key=attrs.get("key", ""), rescore=rescores.get(str(t.number)),
         )
         if status == "failed" and "status" not in attrs:
             rec.reason = "its process ended while training (no result recorded)"
@@ -150,6 +160,8 @@ def load_records(path: Path, storage: str | None = None) -> tuple[RunMeta, list[
 
 
 def ranked(records: list[TrialRecord]) -> list[TrialRecord]:
-    """Trials with a validation score: completed ones first, then best accuracy, then fewer params."""
+    """Trials with a validation score: completed ones first, re-scored ones first among them (finalists are
+    chosen among the trials trained again at the higher fidelity), then best score, then fewer params."""
     scored = [r for r in records if r.val_accuracy is not None and r.status in ("complete", "pruned", "running")]
-    return sorted(scored, key=lambda r: (r.status != "complete", -(r.val_accuracy or 0.0), r.params or 0))
+    return sorted(scored, key=lambda r: (r.status != "complete", r.rescore is None, -(r.score or 0.0),
+                                         r.params or 0))

@@ -59,7 +59,7 @@ NOTATION = (
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
                     finalists: list[Finalist], protocol: dict[str, Any], figures: list[str],
                     unfinished: list[Unfinished] = ()) -> str:
-    from budgetnas.report.leaderboard import summary_line
+    from budgetnas.report.leaderboard import score_text, summary_line
 
     out = [f"# budgetnas report — {meta.name if meta else protocol.get('name', '')}", ""]
     rules = [f"dataset `{budget.dataset}`", f"≤ {budget.max_params:,} {budget.count} params",
@@ -101,7 +101,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                 "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for i, r in enumerate(ranked(records)[:10], 1):
             out.append(f"| {i} | {r.number} | {r.params:,} | {100 * (r.params or 0) / budget.max_params:.1f} | "
-                       f"{(r.macs or 0) / 1e6:.2f}M | {_pct(r.val_accuracy)} | {r.epochs} | {r.status} | "
+                       f"{(r.macs or 0) / 1e6:.2f}M | {score_text(r)} | {r.epochs} | {r.status} | "
                        f"`{_cell(r.architecture)}` |")
         out.append("")
     if finalists:
@@ -168,12 +168,12 @@ def trials_csv(records: list[TrialRecord]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["number", "status", "params", "trainable_params", "macs", "final_rf", "val_accuracy", "epochs",
-                "steps", "wall_seconds", "architecture", "reason", "repairs", "values", "curve"])
+                "steps", "wall_seconds", "architecture", "reason", "repairs", "values", "curve", "rescore"])
     for r in records:
         w.writerow([r.number, r.status, r.params, r.trainable_params, r.macs,
                     fmt_pair(r.final_rf) if r.final_rf else "", r.val_accuracy, r.epochs, r.steps,
                     round(r.wall_seconds, 2), r.architecture, r.reason, "; ".join(r.repairs),
-                    json.dumps(r.values), json.dumps(r.curve)])
+                    json.dumps(r.values), json.dumps(r.curve), "" if r.rescore is None else r.rescore])
     return buf.getvalue()
 
 

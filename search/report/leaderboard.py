@@ -18,8 +18,14 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.2f}%"
 
 
+def score_text(r: TrialRecord) -> str:
+    """A trial's validation score; ``search → re-scored`` when it was trained again on all images."""
+    return _pct(r.val_accuracy) + (f" → {_pct(r.rescore)}" if r.rescore is not None else "")
+
+
 def leaderboard(records: list[TrialRecord], max_params: int, top: int = 10, title: str = "Leaderboard") -> Table:
-    """Top trials by validation accuracy: rank, trial, params and % of budget, MACs, val acc, epochs, status."""
+    """Top trials by validation score (:func:`budgetnas.runs.ranked`): rank, trial, params, % of budget, MACs,
+    val acc (→ its re-score), epochs, status."""
     t = Table(title=title, title_justify="left")
     for col, just in (("#", "right"), ("trial", "right"), ("params", "right"), ("% budget", "right"),
                       ("MACs", "right"), ("val acc", "right"), ("epochs", "right"), ("status", "left"),
@@ -28,7 +34,7 @@ def leaderboard(records: list[TrialRecord], max_params: int, top: int = 10, titl
     for i, r in enumerate(ranked(records)[:top], 1):
         t.add_row(str(i), str(r.number), f"{r.params:,}" if r.params else "—",
                   f"{100 * r.params / max_params:.1f}" if r.params else "—",
-                  f"{r.macs / 1e6:.2f}M" if r.macs else "—", _pct(r.val_accuracy), str(r.epochs),
+                  f"{r.macs / 1e6:.2f}M" if r.macs else "—", score_text(r), str(r.epochs),
                   Text(r.status, style=_STYLE.get(r.status, "")), r.architecture)
     return t
 

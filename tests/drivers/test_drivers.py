@@ -267,3 +267,49 @@ def test_timeout_stops_proposing(capsys, tmp_path, tiny_budgets):
     assert code == 0, err
     trials = board(capsys, tmp_path, "t")["trials"]
     assert len(trials) == 1  # 0.6 s: the first trial starts and outlasts it; no second one is proposed
+
+
+def test_ranked_puts_re_scored_trials_first_by_their_re_score():
+    from budgetnas.runs import TrialRecord, ranked
+
+    recs = [TrialRecord(0, "complete", val_accuracy=0.990, rescore=0.985),
+            TrialRecord(1, "complete", val_accuracy=0.984, rescore=0.991),  # the pick
+            TrialRecord(2, "complete", val_accuracy=0.995),  # never re-scored: after the re-scored ones
+            TrialRecord(3, "pruned", val_accuracy=0.999)]
+    assert [r.number for r in ranked(recs)] == [1, 0, 2, 3]
+    assert recs[1].score == 0.991 and recs[2].score == 0.995
+
+
+def test_rescoring_trains_the_top_trials_on_all_images_and_finalists_follow_it(capsys, tmp_path, tiny_budgets):
+    import csv
+
+    import optuna
+
+    from budgetnas.runs import RESCORES, load_meta
+
+    text = tiny_budgets.read_text().replace("seeds = 2\n", "seeds = 1\nrescore = 2\n", 1)
+    budgets = tmp_path / "b.toml"
+    budgets.write_text(text)
+    code, out, err = run(capsys, "--budgets", budgets, "search", "--budget", "tiny", "--name", "rs", "--reports-dir",
+                         tmp_path, "--trials", "4", "--max-epochs", "1", "--train-subset", "300")
+    assert code == 0, err
+    assert "re-scoring the 2 best completed trials on all training images" in out
+    assert out.count("re-scored trial") == 2
+    meta = load_meta(tmp_path / "rs")
+    stored = optuna.load_study(study_name=meta.study, storage=meta.storage).user_attrs[RESCORES]
+    trials = board(capsys, tmp_path, "rs")["trials"]
+    completed = sorted((t for t in trials if t["status"] == "complete"), key=lambda t: -t["val_accuracy"])
+    assert len(completed) >= 3  # one epoch each: the 1-epoch rung is the last, nothing is pruned
+    assert sorted(stored) == sorted(str(t["number"]) for t in completed[:2])  # the search's own top 2
+    assert all(0.0 <= v <= 1.0 for v in stored.values())
+    fin = json.loads((tmp_path / "rs" / "finalists.json").read_text())["finalists"][0]
+    best = max(stored, key=stored.get)
+    assert fin["trial"] == int(best) and fin["val_accuracy_search"] == pytest.approx(stored[best])
+    with (tmp_path / "rs" / "trials.csv").open() as f:
+        rows = {r["number"]: r["rescore"] for r in csv.DictReader(f)}
+    assert {n for n, v in rows.items() if v} == set(stored)
+    # a resumed search trains nothing again
+    code, out, err = run(capsys, "--budgets", budgets, "search", "--budget", "tiny", "--name", "rs", "--reports-dir",
+                         tmp_path, "--resume", "--no-retrain")
+    assert code == 0, err
+    assert "re-scored trial" not in out
