@@ -202,11 +202,12 @@ def rescore_top(ctx: SearchContext, study, k: int, full_train: data_mod.Arrays, 
     Saved in the study after each one, so a resumed or repeated call trains only what is missing;
     ``on_rescored(number, search score, new score)``. Returns how many were trained.
     """
-    from budgetnas.runs import RESCORES, ranked, records_from_study
+    from budgetnas.runs import RESCORES, records_from_study
     from budgetnas.trainer import train
 
     done = dict(study.user_attrs.get(RESCORES, {}))
-    top = [r for r in ranked(records_from_study(study)) if r.status == "complete"][:k]
+    completed = [r for r in records_from_study(study) if r.status == "complete" and r.val_accuracy is not None]
+    top = sorted(completed, key=lambda r: (-r.val_accuracy, r.params or 0))[:k]  # by the search's own score
     trained = 0
     for r in top:
         if str(r.number) in done:
