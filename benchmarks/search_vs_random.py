@@ -136,7 +136,7 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
     """Each finished search again, with ``search.rescore = k``: its k best trials trained on all 55k images
     (:func:`budgetnas.session.rescore_top`), the pick made among them; a changed pick is trained at full
     fidelity like every pick (an unchanged one keeps its row in ``picks.csv``). Rows: ``rescored.csv``."""
-    from budgetnas.session import context, load_data_splits, open_run, open_study, rescore_top
+    from budgetnas.session import context, open_run, open_study, rescore_top
 
     picks = {(r["method"], r["search_seed"]): r for r in ranking.read_csv(PICKS)}
     for seed in seeds:
@@ -148,9 +148,8 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
             meta, budget, space, _ = open_run(path)
             ctx = context(meta, budget, space, data_dir)
             study, _ = open_study(path, meta, budget, create=False, worker=True)  # worker: leaves trials as they are
-            full = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)[1]
             t0 = time.perf_counter()
-            rescore_top(ctx, study, k, full, lambda n, a, b: print(f"  {method}-s{seed} trial {n}: {a:.4f} -> {b:.4f}",
+            rescore_top(ctx, study, k, lambda n, a, b: print(f"  {method}-s{seed} trial {n}: {a:.4f} -> {b:.4f}",
                                                                     flush=True))
             seconds = time.perf_counter() - t0
             best, records = pick(path)

@@ -175,14 +175,13 @@ def _layers(make, batch: int = 128, repeats: int = 10) -> dict[str, float]:
 FUSED = "BatchNormalization as TF's fused kernel (not in the model)"
 
 
-def _fused_bn_class():
+def _FusedBN(channels: int):
+    """Training-mode batch norm through ``tf.compat.v1.nn.fused_batch_norm`` (one oneDNN kernel), as a layer."""
     import keras
     import tensorflow as tf
 
     class FusedBN(keras.layers.Layer):
-        """Training-mode batch norm through ``tf.compat.v1.nn.fused_batch_norm`` (one oneDNN kernel)."""
-
-        def __init__(self, channels: int):
+        def __init__(self):
             super().__init__()
             self.gamma = self.add_weight(shape=(channels,), initializer="ones")
             self.beta = self.add_weight(shape=(channels,), initializer="zeros")
@@ -191,11 +190,7 @@ def _fused_bn_class():
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=1e-3, is_training=True)
             return y
 
-    return FusedBN
-
-
-def _FusedBN(channels: int):
-    return _fused_bn_class()(channels)
+    return FusedBN()
 
 
 def cmd_run(args) -> None:

@@ -190,7 +190,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     from budgetnas.report.leaderboard import leaderboard, summary_line
     from budgetnas.report.live import LiveDisplay, PlainDisplay
     from budgetnas.runs import records_from_study
-    from budgetnas.session import context, load_data_splits, open_study, rescore_top, run_search, steps_per_epoch
+    from budgetnas.session import context, open_study, rescore_top, run_search, steps_per_epoch
 
     console = _console()
     ctx = context(meta, budget, space, args.data_dir)
@@ -211,13 +211,12 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
             return _interrupted(console, budget, meta)
     if budget.search.rescore and not worker:
         def rescored(number: int, first: float, second: float) -> None:
-            console.print(f"re-scored trial {number} on all {len(full_train)} training images: "
+            console.print(f"re-scored trial {number} on all {len(ctx.full_train)} training images: "
                           f"{100 * first:.2f}% → {100 * second:.2f}%")
 
-        full_train = load_data_splits(budget, space, args.data_dir or meta.data_dir, meta.seed)[1]
         console.print(f"re-scoring the {budget.search.rescore} best completed trials on all training images")
         try:
-            rescore_top(ctx, study, budget.search.rescore, full_train, rescored)
+            rescore_top(ctx, study, budget.search.rescore, rescored)
         except KeyboardInterrupt:
             return _interrupted(console, budget, meta)
     records = records_from_study(study)

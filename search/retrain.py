@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
-from budgetnas.budget import FROZEN, Budget, Recipe, freeze, parse_budget
+from budgetnas.budget import FROZEN, Budget, Recipe, freeze, frozen_text, parse_budget
 from budgetnas.errors import ConfigError, RunError
 from budgetnas.runs import RunMeta, load_meta, save_meta
 from budgetnas.session import load_data_splits, open_run, write_run_report
@@ -70,7 +70,7 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
     if target.exists():
         raise RunError(f"{target}: exists; pick another --as name")
     meta = load_meta(path)
-    frozen = json.loads((path / FROZEN).read_text(encoding="utf-8"))
+    frozen = json.loads(frozen_text(path))
     train = dict(frozen["table"].get("train", {}))
     for change in changes:
         field, sep, raw = change.partition("=")

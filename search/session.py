@@ -102,10 +102,10 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
 
 
 def context(meta: RunMeta, budget: Budget, space: Space, data_dir: str | None = None) -> SearchContext:
-    _, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
-    train = data_mod.subset(train, meta.train_subset, meta.seed)
-    return SearchContext(budget=budget, space=space, train=train, val=val, classes=space.classes,
-                         epochs=meta.max_epochs, seed=meta.seed, repair=budget.search.repair)
+    _, full, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
+    return SearchContext(budget=budget, space=space, train=data_mod.subset(full, meta.train_subset, meta.seed), val=val,
+                         classes=space.classes, epochs=meta.max_epochs, seed=meta.seed,
+                         repair=budget.search.repair, full_train=full)
 
 
 def steps_per_epoch(ctx: SearchContext) -> int:
@@ -190,7 +190,7 @@ def run_search(ctx: SearchContext, study, path: Path, meta: RunMeta, resume: boo
 RESCORE_SEED = 100_003  # a re-scoring run of trial n trains with seed + n + this: apart from every trial's own
 
 
-def rescore_top(ctx: SearchContext, study, k: int, full_train: data_mod.Arrays, on_rescored=None) -> int:
+def rescore_top(ctx: SearchContext, study, k: int, on_rescored=None) -> int:
     """Train the ``k`` best completed trials again, on all training images for the search's epochs.
 
     Finalists are then chosen among them by this score alone (:func:`budgetnas.runs.ranked`). Measured on
@@ -215,7 +215,7 @@ def rescore_top(ctx: SearchContext, study, k: int, full_train: data_mod.Arrays, 
             continue
         seed = ctx.seed + r.number + RESCORE_SEED
         _, model = gate.admit(ctx.budget, ctx.space, r.values, allow_repair=False, seed=seed)
-        h = train(model, full_train, ctx.val, ctx.budget.train.resolve(r.values), ctx.epochs, seed=seed,
+        h = train(model, ctx.full_train, ctx.val, ctx.budget.train.resolve(r.values), ctx.epochs, seed=seed,
                   classes=ctx.classes)
         done[str(r.number)] = h.val_accuracy[-1]
         study.set_user_attr(RESCORES, done)

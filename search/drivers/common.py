@@ -30,6 +30,7 @@ class SearchContext:
     epochs: int  # the most epochs a candidate trains during the search
     seed: int
     repair: bool = True
+    full_train: Arrays | None = None  # the whole training split ``train`` was drawn from (re-scoring trains on it)
 
     @property
     def params(self) -> tuple[Param, ...]:
