@@ -321,10 +321,12 @@ def _finalists_table(finalists, title: str):
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
-    for col in ("finalist", "params", "MACs", "test mean ± std", "test min", "seeds", "train time"):
+    for col in ("finalist", "params", "MACs", "val mean (chooses)", "test mean ± std", "test min", "seeds",
+                "train time"):
         t.add_column(col, justify="left" if col == "finalist" else "right")
     for f in finalists:
-        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", f.spread,
+        val = "—" if f.val_mean is None else f"{100 * f.val_mean:.2f}%"
+        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", val, f.spread,
                   f"{100 * f.minimum:.2f}%", str(len(f.seeds)), f"{f.train_seconds / 60:.1f} min")
     return t
 
@@ -554,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="export a finalist as .keras, SavedModel, TFLite (float32, int8) + card")
     s.add_argument("run")
-    s.add_argument("--trial", type=int, help="finalist trial (default: best mean test accuracy)")
+    s.add_argument("--trial", type=int, help="finalist trial (default: the winner, by mean final validation accuracy)")
     s.add_argument("--format", default=",".join(FORMATS_DEFAULT))
     s.add_argument("--out", help="output folder (default: RUN/export)")
     s.add_argument("--reports-dir", default="reports")

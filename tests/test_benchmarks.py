@@ -104,6 +104,21 @@ def test_the_speed_benchmark_splits_a_separable_conv_into_parts_that_compose_to_
     np.testing.assert_allclose(np.asarray(pw(dw(x))), want, rtol=1e-5, atol=1e-5)
 
 
+def test_the_speed_benchmark_times_the_network_its_committed_rows_name():
+    """The rows in separable_speed.md are for the 97,696-param, 11.45 M-MAC network; the benchmark pins
+    it rather than reading whatever reports/cifar10-sep-100k/ holds today."""
+    import separable_speed
+    from budgetnas import gate
+    from budgetnas.budget import get_budget
+    from budgetnas.space import load_space
+
+    build, macs = separable_speed._winner()
+    assert build().count_params() == 97_696
+    verdict, _ = gate.admit(get_budget("cifar10-sep-100k"), load_space(separable_speed.SPACE),
+                            separable_speed.VALUES, allow_repair=False, build=False)
+    assert verdict.ok and verdict.total_params == 97_696 and verdict.macs == macs == 11_448_384
+
+
 def test_the_fused_batch_norm_it_compares_against_computes_keras_training_batch_norm():
     """The speed benchmark times TensorFlow's fused batch-norm kernel beside Keras' BatchNormalization;
     in training mode both normalise with the batch's own statistics, so the outputs agree."""

@@ -48,6 +48,10 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     md = (run_path / "report.md").read_text()
     assert "| layer | kind | output | params | MACs | k/s/d | jump | RF | start |" in md
     assert "## Architecture notation" in md and "`B` BatchNorm before it" in md
+    # the number that chooses the winner stands beside the test number in the finalists table
+    vals = [s["final_val_accuracy"] for s in fin["seeds"]]
+    assert f"| {100 * np.mean(vals):.2f}% | {100 * np.mean(accs):.2f}% ± " in md
+    assert f"seed 1: {100 * vals[1]:.2f}% / {100 * accs[1]:.2f}%" in md
     assert len((run_path / "trials.csv").read_text().strip().splitlines()) == 3  # header + 2 trials
 
     out = run(capsys, "export", "r", "--reports-dir", reports)

@@ -106,10 +106,12 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         out.append("")
     if finalists:
         out += ["## Finalists (test accuracy at the final epoch)", "",
-                "| finalist | params | MACs | val acc (search) | test mean ± std | test min | seeds | train time |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| finalist | params | MACs | val acc (search) | val mean, final epoch (chooses) | test mean ± std "
+                "| test min | seeds | train time |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for f in finalists:
             out.append(f"| {f.label} | {f.params:,} | {f.macs / 1e6:.2f}M | {_pct(f.val_accuracy_search)} | "
+                       f"{_pct(f.val_mean)} | "
                        f"{f.spread} | {_pct(f.minimum)} | {len(f.seeds)} | "
                        f"{f.train_seconds / 60:.1f} min |")
         out.append("")
@@ -118,8 +120,9 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
             recipe = ", ".join(f"{k} {v}" for k, v in f.recipe.items())
             out += [f"### {f.label}", "", f"Architecture: `{f.architecture}`", "",
                     f"Training: {f.epochs} epochs; {recipe}.", "",
-                    "Per-seed test accuracy: " + ", ".join(f"seed {s.seed}: {_pct(s.test_accuracy)}"
-                                                           for s in f.seeds), "",
+                    "Per seed, final validation / test accuracy: "
+                    + ", ".join(f"seed {s.seed}: {_pct(s.final_val_accuracy)} / {_pct(s.test_accuracy)}"
+                                for s in f.seeds), "",
                     "Values: `" + json.dumps(f.values) + "`", ""]
             if verdict.table is not None:
                 out += [layer_markdown(verdict.table), ""]
