@@ -28,8 +28,6 @@ noise of the ground truth (networks trained with two seeds) bounds the τ any pr
 from __future__ import annotations
 
 import argparse
-import csv
-import fcntl
 import json
 import math
 import sys
@@ -174,12 +172,7 @@ def measure(data_dir: str | None, stop_after_s: float | None) -> None:
         if net["id"] in {r["id"] for r in ranking.read_csv(PROXIES)}:
             continue
         row = measure_one(net, data_dir)
-        new = not PROXIES.exists()
-        with PROXIES.open("a", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=PROXY_FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        ranking.append_row(PROXIES, PROXY_FIELDS, row)
         print(f"{time.strftime('%H:%M:%S')} net {net['id']}: 20k e3 {row['val_20k_e3']} 55k e1 {row['val_55k_e1']} "
               f"naswot {row['naswot']} synflow {row['synflow']} ({row['seconds_20k_3ep']}+{row['seconds_55k_1ep']} s)",
               flush=True)
@@ -216,14 +209,7 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int], images:
         h = train(model, train_on, val, budget.train.resolve(values), 3, seed=seed, classes=space.classes)
         row = {"id": net["id"], "seed": seed, f"seconds_{images}_3ep": f"{time.perf_counter() - t0:.0f}",
                **{f"val_{images}_e{e + 1}": f"{h.val_accuracy[e]:.4f}" for e in range(3)}}
-        with out.open("a", newline="", encoding="utf-8") as f:  # n processes append: one at a time
-            fcntl.flock(f, fcntl.LOCK_EX)
-            w = csv.DictWriter(f, fieldnames=seed_fields(images))
-            if f.tell() == 0:
-                w.writeheader()
-            w.writerow(row)
-            f.flush()
-            fcntl.flock(f, fcntl.LOCK_UN)
+        ranking.append_row(out, seed_fields(images), row)  # n processes append: one at a time
         print(f"{time.strftime('%H:%M:%S')} net {net['id']} seed {seed} {images}: e3 {row[f'val_{images}_e3']} "
               f"({row[f'seconds_{images}_3ep']} s)", flush=True)
 

@@ -117,12 +117,7 @@ def run(methods: list[str], seeds: list[int], data_dir: str | None) -> None:
                    "search_seconds": f"{seconds:.0f}", "final_val_accuracy": row["final_val_accuracy"],
                    "test_accuracy": row["test_accuracy"], "retrain_seconds": row["wall_seconds"],
                    "values": net["values"]}
-            new = not PICKS.exists()
-            with PICKS.open("a", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, fieldnames=PICK_FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(out)
+            ranking.append_row(PICKS, PICK_FIELDS, out)  # one `run` per method may append at once
             print(f"{time.strftime('%H:%M:%S')} {method} seed {seed}: full val {row['final_val_accuracy']} "
                   f"test {row['test_accuracy']}", flush=True)
 
@@ -165,13 +160,7 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
                        "values": json.dumps(best.values, sort_keys=True)}
                 full_row = ranking.train_one(net, 0, data_dir, checkpoint=RUNS / f"{method}-s{seed}-rescored.resume")
                 row.update(final_val_accuracy=full_row["final_val_accuracy"], test_accuracy=full_row["test_accuracy"])
-            with RESCORED.open("a", newline="", encoding="utf-8") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
-                w = csv.DictWriter(f, fieldnames=RESCORE_FIELDS)
-                if f.tell() == 0:
-                    w.writeheader()
-                w.writerow(row)
-                fcntl.flock(f, fcntl.LOCK_UN)
+            ranking.append_row(RESCORED, RESCORE_FIELDS, row)
             print(f"{time.strftime('%H:%M:%S')} {method} seed {seed}: pick {old['trial']} -> {best.number}, "
                   f"full val {old['final_val_accuracy']} -> {row['final_val_accuracy']}", flush=True)
 

@@ -141,3 +141,26 @@ def test_rescoring_simulation_on_scores_that_know_or_contradict_the_truth():
     hurt = proxies.rescoring(truth, -10 * truth, truth, pool=8, draws=200)
     assert hurt["hit_plain"] == 1.0 and hurt["better"] == 0.0 and hurt["worse"] == 1.0
     assert hurt["shortfall_rescored"] > 0.0
+
+
+def _append_many(path: str, start: int) -> None:
+    for i in range(start, start + 200):
+        ranking.append_row(Path(path), ["id", "text"], {"id": i, "text": "x" * 300})
+
+
+def test_benchmark_rows_appended_by_several_processes_at_once_stay_whole(tmp_path):
+    """Benchmark processes append to one CSV (ranking, proxies, search_vs_random): one header, no torn rows."""
+    import multiprocessing
+
+    path = tmp_path / "rows.csv"
+    procs = [multiprocessing.get_context("spawn").Process(target=_append_many, args=(str(path), k * 1000))
+             for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    rows = ranking.read_csv(path)
+    assert path.read_text().count("id,text") == 1
+    assert sorted(int(r["id"]) for r in rows) == sorted(k * 1000 + i for k in range(3) for i in range(200))
+    assert {r["text"] for r in rows} == {"x" * 300}

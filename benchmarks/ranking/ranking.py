@@ -139,16 +139,14 @@ def _claim(key: str) -> bool:
     return True
 
 
-def _append(row: dict) -> None:
-    new = not RESULTS.exists()
-    with RESULTS.open("a", newline="", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        w = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
-        if new or f.tell() == 0:
+def append_row(path: Path, fields: list[str], row: dict) -> None:
+    """Append one row to a CSV, with the header when the file is new; several processes may append at once."""
+    with path.open("a", newline="", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        w = csv.DictWriter(f, fieldnames=fields)
+        if f.tell() == 0:
             w.writeheader()
         w.writerow(row)
-        f.flush()
-        fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def train_one(net: dict, seed: int, data_dir: str | None, checkpoint: Path | None = None) -> dict:
@@ -198,7 +196,7 @@ def run(data_dir: str | None, stop_after_s: float | None) -> None:
             continue
         print(f"{time.strftime('%H:%M:%S')} start {key}: {by_id[i]['architecture']}", flush=True)
         row = train_one(by_id[i], seed, data_dir)
-        _append(row)
+        append_row(RESULTS, RESULT_FIELDS, row)
         print(f"{time.strftime('%H:%M:%S')} done {key}: val {row['final_val_accuracy']} "
               f"test {row['test_accuracy']} ({row['wall_seconds']} s)", flush=True)
         (WORK / f"{key}.claim").unlink(missing_ok=True)
