@@ -7,7 +7,10 @@ a warm-up that excludes tracing and compilation, and reports images/s and the ac
 
 * ``plain``: ``model.fit`` on float32 NumPy arrays, batch 128: the reference.
 * ``tool``: budgetnas's own trainer (``budgetnas.trainer.train``) with the budget's recipe (SGD one-cycle,
-  label smoothing, weight decay, crop-flip augmentation): what a search trial or retrain runs.
+  label smoothing, weight decay, crop-flip augmentation): what a search trial or retrain runs; on TensorFlow
+  its batch norms train through the fused kernel (``budgetnas/fused_bn.py``).
+* ``tool-keras-bn`` (TensorFlow only): the same with Keras' own batch-norm ops (the trainer before
+  ``fused_bn.py``; rows named "budgetnas trainer (recipe, Keras BN)").
 * ``data``: the tool's input pipeline alone, no model (batches/s it can deliver).
 * variants of ``plain``: batch 64 / 256 / 512, ``steps_per_execution`` 8, ``jit_compile`` (XLA).
 * ``layers`` (TensorFlow only): forward + backward of each layer alone at its own input shape, summed by
@@ -93,12 +96,12 @@ def _plain(make, arrays, batch: int, steps_per_execution: int = 1, jit: bool = F
     return best
 
 
-def _tool(make, arrays) -> float:
+def _tool(make, arrays, fused_bn: bool = True) -> float:
     from budgetnas.budget import get_budget
     from budgetnas.trainer import train
 
     recipe = get_budget("cifar10-sep-100k", ROOT / "budgets.toml").train
-    history = train(make(), arrays, None, recipe, 3, seed=0, classes=10)
+    history = train(make(), arrays, None, recipe, 3, seed=0, classes=10, fused_bn=fused_bn)
     return len(arrays) / min(history.epoch_seconds[1:])  # epoch 1 traces the graph
 
 
@@ -174,30 +177,16 @@ def _layers(make, batch: int = 128, repeats: int = 10) -> dict[str, float]:
             continue
         clone = layer.__class__.from_config(layer.get_config())
         out[kind] = out.get(kind, 0.0) + timed(clone, shape)
-        if kind == "BatchNormalization":  # what TensorFlow's fused kernel would take for the same layer
-            out[FUSED] = out.get(FUSED, 0.0) + timed(_FusedBN(shape[-1]), shape)
+        if kind == "BatchNormalization":  # the same layer through TensorFlow's fused kernel, as the trainer runs it
+            from budgetnas.fused_bn import fuse
+
+            fused = layer.__class__.from_config(layer.get_config())
+            assert fuse(fused)
+            out[FUSED] = out.get(FUSED, 0.0) + timed(fused, shape)
     return out
 
 
-FUSED = "BatchNormalization as TF's fused kernel (not in the model)"
-
-
-def _FusedBN(channels: int):
-    """Training-mode batch norm through ``tf.compat.v1.nn.fused_batch_norm`` (one oneDNN kernel), as a layer."""
-    import keras
-    import tensorflow as tf
-
-    class FusedBN(keras.layers.Layer):
-        def __init__(self):
-            super().__init__()
-            self.gamma = self.add_weight(shape=(channels,), initializer="ones")
-            self.beta = self.add_weight(shape=(channels,), initializer="zeros")
-
-        def call(self, x, training=None):
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=1e-3, is_training=True)
-            return y
-
-    return FusedBN()
+FUSED = "BatchNormalization, fused (budgetnas/fused_bn.py)"
 
 
 def cmd_run(args) -> None:
@@ -226,7 +215,10 @@ def cmd_run(args) -> None:
     if want("plain"):
         record("plain model.fit, batch 128", _plain(make, arrays, 128))
     if want("tool"):
-        record("budgetnas trainer (recipe)", _tool(make, arrays))
+        record("budgetnas trainer (recipe, fused BN)" if backend == "tensorflow" else "budgetnas trainer (recipe)",
+               _tool(make, arrays))
+    if want("tool-keras-bn") and backend == "tensorflow":
+        record("budgetnas trainer (recipe, Keras BN)", _tool(make, arrays, fused_bn=False))
     if want("data"):
         record("input pipeline alone", _data(arrays), model=False)
     for b in (64, 256, 512):
@@ -248,17 +240,22 @@ def cmd_run(args) -> None:
 
 def cmd_table(args) -> None:
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    out = ["# Training speed of the separable CIFAR-10 winner on a CPU", "",
+    out = ["# Training speed of the separable CIFAR-10 network (97,696 params) on a CPU", "",
            "`python benchmarks/separable_speed.py run [--intra N --inter M]` (and `KERAS_BACKEND=jax`), then "
            "`table` (TensorFlow 2.21 / Keras 3.15; JAX 0.10.2 CPU wheel). 97,696 params, 11.45 M MACs per image; "
            "GFLOP/s = images/s × 6 × MACs; images: a seeded "
            "subset of the CIFAR-10 training set, timed after a warm-up (the trainer: its fastest epoch after the "
            "first). `vs plain`: against the first plain `model.fit` row; rows are in the order they ran, and "
-           "repeats of one setting show the machine's own spread.", "",
+           "repeats of one setting show the machine's own spread. Since 2026-11-27 the trainer runs its batch norms "
+           "through TensorFlow's fused kernel (`budgetnas/fused_bn.py`, same arithmetic up to rounding): rows "
+           "\"(recipe, fused BN)\"; \"(recipe, Keras BN)\" is the trainer before it (and `tool-keras-bn` now).", "",
            "| backend | threads (intra/inter) | measurement | images | images/s | GFLOP/s | vs plain | host | date |",
            "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     key = lambda r: (r["backend"], r["intra"], r["inter"])  # noqa: E731
-    plain = {key(r): r["images_per_s"] for r in rows if r["measure"].startswith("plain model.fit")}
+    plain: dict = {}
+    for r in rows:  # the first plain model.fit row of each setting
+        if r["measure"].startswith("plain model.fit"):
+            plain.setdefault(key(r), r["images_per_s"])
     ref = plain.get(("tensorflow", None, None))
     for r in rows:
         if r["measure"] == "layers":
@@ -288,7 +285,8 @@ def main(argv=None) -> int:
     r.add_argument("--images", type=int, default=2560)
     r.add_argument("--intra", type=int)
     r.add_argument("--inter", type=int)
-    r.add_argument("--only", help="comma-separated: plain,tool,data,batch64,batch256,batch512,spe8,xla,layers")
+    r.add_argument("--only", help="comma-separated: plain,tool,tool-keras-bn,data,batch64,batch256,batch512,spe8,"
+                                  "xla,layers")
     sub.add_parser("table")
     args = ap.parse_args(argv)
     {"run": cmd_run, "table": cmd_table}[args.cmd](args)

@@ -21,6 +21,7 @@ from keras import ops
 from budgetnas.budget import Recipe
 from budgetnas.data import Arrays, pipeline
 from budgetnas.errors import RunError, TrialFailed
+from budgetnas.fused_bn import fuse_batch_norm
 
 
 @dataclass
@@ -102,7 +103,7 @@ def seed_everything(seed: int) -> None:
 def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, epochs: int, *, seed: int,
           classes: int, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
           on_batch: Callable[[int, dict[str, float]], None] | None = None,
-          checkpoint_dir: Path | None = None) -> History:
+          checkpoint_dir: Path | None = None, fused_bn: bool = True) -> History:
     """Compile and fit ``model``; returns its per-epoch history.
 
     Args:
@@ -115,11 +116,15 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
             stopped midway (killed, out of time) continues from its last finished epoch when called
             again with the same folder. Removed once training ends. The resumed run goes on with the
             same schedule and optimizer state, but its data order differs from an unbroken run.
+        fused_bn: on TensorFlow, train the batch norms through the fused kernel (``fused_bn.py``: the
+            same arithmetic, about 3x faster for those layers on a CPU); False keeps Keras' own ops.
 
     Raises:
         TrialFailed: the loss became NaN or infinite.
     """
     seed_everything(seed)
+    if fused_bn:
+        fuse_batch_norm(model)
     steps = math.ceil(len(train_data) / recipe.batch_size)
     model.compile(
         optimizer=make_optimizer(recipe, steps, epochs),

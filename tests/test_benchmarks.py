@@ -119,19 +119,6 @@ def test_the_speed_benchmark_times_the_network_its_committed_rows_name():
     assert verdict.ok and verdict.total_params == 97_696 and verdict.macs == macs == 11_448_384
 
 
-def test_the_fused_batch_norm_it_compares_against_computes_keras_training_batch_norm():
-    """The speed benchmark times TensorFlow's fused batch-norm kernel beside Keras' BatchNormalization;
-    in training mode both normalise with the batch's own statistics, so the outputs agree."""
-    import keras
-
-    import separable_speed
-
-    x = np.random.default_rng(1).normal(2.0, 3.0, size=(8, 6, 6, 4)).astype("float32")
-    want = np.asarray(keras.layers.BatchNormalization()(x, training=True))
-    got = np.asarray(separable_speed._FusedBN(4)(x, training=True))
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-
-
 def test_rescoring_simulation_on_scores_that_know_or_contradict_the_truth():
     truth = np.linspace(0.95, 0.99, 20)
     exact = proxies.rescoring(truth, truth, truth, pool=8, draws=200)
