@@ -211,14 +211,19 @@ def table() -> str:
         se = (statistics.variance(tpe) / len(tpe) + statistics.variance(rnd) / len(rnd)) ** 0.5
         lines += ["", f"Difference of the mean full-fidelity validation accuracies (tpe − random): "
                       f"{100 * diff:+.2f} points, standard error {100 * se:.2f} points (from the spread of "
-                      f"the picks); one pick's validation score alone carries ≈ 0.1 point of split noise "
-                      f"and 0.07 of seed noise (`benchmarks/ranking/proxy_table.md`)."]
+                      f"the picks){_paired(picks, 'final_val_accuracy')}; one pick's validation score alone "
+                      f"carries ≈ 0.1 point of split noise and 0.07 of seed noise "
+                      f"(`benchmarks/ranking/proxy_table.md`)."]
     if best_truth is not None:
         lines += ["", f"Ranking benchmark (`benchmarks/ranking/results.csv`, {len(truth)} networks trained at full "
                       f"fidelity, {truth_hours:.1f} CPU-process hours): best validation "
                       f"{100 * float(best_truth['final_val_accuracy']):.2f}% (network {best_truth['id']}, "
                       f"`{best_truth['architecture']}`)."]  # prose, not a table: no escaping
     lines += _rescored_lines()
+    lines += ["", "Times: the searches of seeds 0-3 trained with Keras' own batch-norm ops, those of seeds 4-5 and the "
+                  "re-scoring of seed 3 on with TensorFlow's fused kernel (`search/fused_bn.py`, same arithmetic, "
+                  "about 1.3× faster steps on this CPU); the re-scoring times of seed 3 include minutes in which "
+                  "both processes were paused for a speed measurement (about 19 of random's 23.6, 7 of tpe's 11.2)."]
     lines += ["", "Command: `python benchmarks/search_vs_random.py run` (and `rescore`) then "
                   "`python benchmarks/search_vs_random.py table` (2-core CPU, TensorFlow, "
                   "`TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1`).", ""]
@@ -246,7 +251,23 @@ def _rescored_lines() -> list[str]:
              for r in rows]
     out += ["", f"{len(rows)} searches re-scored; mean change of the pick's full-fidelity validation accuracy: "
                 f"{100 * statistics.fmean(diffs):+.2f} points."]
+    means = {m: [float(r["final_val_accuracy"]) for r in rows if r["method"] == m] for m in ("tpe", "random")}
+    if all(len(v) > 1 for v in means.values()):
+        out += ["", "With re-scoring, mean full-fidelity validation accuracy of the picks: "
+                    + ", ".join(f"{m} {100 * statistics.fmean(v):.2f}% ({len(v)} searches)" for m, v in means.items())
+                    + f"{_paired(rows, 'final_val_accuracy')}."]
     return out
+
+
+def _paired(rows: list[dict], field: str) -> str:
+    """tpe − random per search seed (both start from the same random trials), as text; empty without pairs."""
+    by = {(r["method"], r["search_seed"]): float(r[field]) for r in rows}
+    d = [by[("tpe", s)] - by[("random", s)] for (m, s) in by if m == "tpe" and ("random", s) in by]
+    if len(d) < 2:
+        return ""
+    return (f"; paired by search seed ({len(d)} pairs): {100 * statistics.fmean(d):+.2f} points, standard error "
+            f"{100 * statistics.stdev(d) / len(d) ** 0.5:.2f}, tpe ahead in {sum(x > 0 for x in d)}, behind in "
+            f"{sum(x < 0 for x in d)}")
 
 
 def main(argv: list[str] | None = None) -> None:
