@@ -223,7 +223,7 @@ def table() -> str:
     lines += ["", "Times: the searches of seeds 0-3 trained with Keras' own batch-norm ops, those of seeds 4-5 and the "
                   "re-scoring of seed 3 on with TensorFlow's fused kernel (`search/fused_bn.py`, same arithmetic, "
                   "about 1.3× faster steps on this CPU); the re-scoring times of seed 3 include minutes in which "
-                  "both processes were paused for a speed measurement (about 19 of random's 23.6, 7 of tpe's 11.2)."]
+                  "both processes were paused for speed measurements (about 13 of random's 23.6, 6 of tpe's 11.2)."]
     lines += ["", "Command: `python benchmarks/search_vs_random.py run` (and `rescore`) then "
                   "`python benchmarks/search_vs_random.py table` (2-core CPU, TensorFlow, "
                   "`TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1`).", ""]
