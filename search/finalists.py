@@ -33,6 +33,7 @@ class SeedResult:
     history: dict[str, Any]
     model_file: str
     confusion: list[list[int]] = field(default_factory=list)
+    backend: str | None = None  # the Keras backend it trained under (None: recorded before this field existed)
 
 
 @dataclass
@@ -133,6 +134,8 @@ def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, An
     The seed checkpoints each epoch to ``<out_dir>/<label>_seed<N>.resume/``; with ``resume`` it continues
     from there, without it a stale checkpoint is discarded. The model is saved beside it as plain Keras.
     """
+    import keras
+
     from budgetnas.trainer import evaluate
     from budgetnas.trainer import train as fit
 
@@ -157,7 +160,8 @@ def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, An
     name = f"{_slug(label)}_seed{seed}.keras"
     save_plain(model, out_dir / name)
     return SeedResult(seed, acc, history.val_accuracy[-1] if history.val_accuracy else None,
-                      seconds, history.as_dict(), name, confusion_matrix(test.y, pred, space.classes))
+                      seconds, history.as_dict(), name, confusion_matrix(test.y, pred, space.classes),
+                      backend=keras.backend.backend())
 
 
 @dataclass

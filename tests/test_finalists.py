@@ -54,6 +54,7 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     assert f"seed 1: {100 * vals[1]:.2f}% / {100 * accs[1]:.2f}%" in md
     assert len((run_path / "trials.csv").read_text().strip().splitlines()) == 3  # header + 2 trials
 
+    assert {s["backend"] for s in fin["seeds"]} == {keras.backend.backend()}
     out = run(capsys, "export", "r", "--reports-dir", reports)
     exp = run_path / "export"
     card = (exp / "MODEL_CARD.md").read_text()
@@ -88,6 +89,21 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
         line = next(line for line in card.splitlines()
                     if line.startswith("- tflite" + ("-int8" if dtype is np.uint8 else ":")))
         assert f"{100 * got:.2f}%" in line
+
+
+def test_weights_trained_under_another_backend_are_checked_within_rounding(capsys, searched):
+    """A seed trained under JAX (on a GPU) and exported under TensorFlow cannot match bit for bit: its .keras and
+    SavedModel checks allow TFLite's 0.1 points and say why; a same-backend export stays exact."""
+    reports = searched
+    run(capsys, "retrain", "r", "--reports-dir", reports, "--top", "1", "--seeds", "1", "--epochs", "1")
+    path = reports / "r" / "finalists.json"
+    data = json.loads(path.read_text())
+    data["finalists"][0]["seeds"][0]["backend"] = "jax"
+    path.write_text(json.dumps(data))
+    run(capsys, "export", "r", "--reports-dir", reports, "--format", "keras,savedmodel")
+    card = (reports / "r" / "export" / "MODEL_CARD.md").read_text()
+    assert "- keras: test accuracy" in card and "(+0.00 points; required within 0.1 points, trained under jax): ok" in card
+    assert "- savedmodel: test accuracy" in card and card.count("trained under jax") == 2
 
 
 def test_a_report_before_any_retrain_says_the_test_set_is_untouched(capsys, tmp_path, tiny_budgets):
