@@ -220,7 +220,7 @@ def table() -> str:
                       f"{100 * float(best_truth['final_val_accuracy']):.2f}% (network {best_truth['id']}, "
                       f"`{best_truth['architecture']}`)."]  # prose, not a table: no escaping
     lines += _rescored_lines()
-    lines += ["", "Times: the searches of seeds 0-3 trained with Keras' own batch-norm ops, those of seeds 4-5 and the "
+    lines += ["", "Times: the searches of seeds 0-3 trained with Keras' own batch-norm ops, those of seeds 4-6 and the "
                   "re-scoring of seed 3 on with TensorFlow's fused kernel (`search/fused_bn.py`, same arithmetic, "
                   "about 1.3× faster steps on this CPU); the re-scoring times of seed 3 include minutes in which "
                   "both processes were paused for speed measurements (about 13 of random's 23.6, 6 of tpe's 11.2)."]

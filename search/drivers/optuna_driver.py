@@ -8,8 +8,8 @@ Why this sampler and pruner. Measured (``benchmarks/ranking/proxy_table.md``, mn
 3-epoch trial on 20k images ranks 28 networks with Kendall τ 0.70-0.71 against full training with
 another seed (as in a search), the 1-epoch rung τ 0.54-0.63, so the rung prunes on a weaker but real
 signal; a two-seed mean of the score ranks no better. Against random sampling at equal trials
-and fidelity (``benchmarks/search_vs_random/table.md``: 3 searches each, picks trained at full
-fidelity) TPE's picks average 0.05 points more validation accuracy, with a 0.10-point standard
+and fidelity (``benchmarks/search_vs_random/table.md``: 7 searches each, picks trained at full
+fidelity) TPE's picks average 0.01 points more validation accuracy, with a 0.06-point standard
 error: at 24 trials TPE is kept because it does no worse, not because it was shown to do better.
 Its settings rest on:
 
