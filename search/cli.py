@@ -320,13 +320,14 @@ def _epoch_printer(console):
 def _finalists_table(finalists, title: str):
     from rich.table import Table
 
+    from budgetnas.report.leaderboard import pct
+
     t = Table(title=title, title_justify="left")
     for col in ("finalist", "params", "MACs", "val mean (chooses)", "test mean ± std", "test min", "seeds",
                 "train time"):
         t.add_column(col, justify="left" if col == "finalist" else "right")
     for f in finalists:
-        val = "—" if f.val_mean is None else f"{100 * f.val_mean:.2f}%"
-        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", val, f.spread,
+        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", pct(f.val_mean), f.spread,
                   f"{100 * f.minimum:.2f}%", str(len(f.seeds)), f"{f.train_seconds / 60:.1f} min")
     return t
 

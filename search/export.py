@@ -80,8 +80,7 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
     reference = seed.test_accuracy
     # Same backend: the .keras and SavedModel files must score exactly what training scored. Weights trained
     # under another backend (JAX on a GPU) meet TensorFlow's rounding here: within TFLite's 0.1 points.
-    other = seed.backend not in (None, keras.backend.backend())
-    exact, exact_saved = (0.1, 0.1) if other else (None, 0.0)
+    foreign = seed.backend if seed.backend not in (None, keras.backend.backend()) else None
     x = test.x.astype(np.float32)
     checks: list[Check] = []
     keras_path = out / "model.keras"
@@ -91,7 +90,7 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
         from budgetnas.trainer import evaluate
 
         acc, _ = evaluate(reloaded, test, classes)
-        checks.append(Check("keras", str(keras_path), acc, reference, exact, seed.backend if other else None))
+        checks.append(Check("keras", str(keras_path), acc, reference, 0.1 if foreign else None, foreign))
     saved = out / "saved_model"
     if any(f in formats for f in ("savedmodel", "tflite", "tflite-int8")):
         if saved.exists():
@@ -101,8 +100,8 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
         loaded = tf.saved_model.load(str(saved))
         preds = np.concatenate([np.asarray(loaded.serve(x[i:i + 1000])).argmax(axis=1)
                                 for i in range(0, len(x), 1000)])
-        checks.append(Check("savedmodel", str(saved), float((preds == test.y).mean()), reference, exact_saved,
-                            seed.backend if other else None))
+        checks.append(Check("savedmodel", str(saved), float((preds == test.y).mean()), reference,
+                            0.1 if foreign else 0.0, foreign))
     if "tflite" in formats:
         conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         path = out / "model_float32.tflite"

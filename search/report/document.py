@@ -29,10 +29,6 @@ FIGURES = {
 }
 
 
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.2f}%"
-
-
 def layer_markdown(table: LayerTable) -> str:
     lines = ["| layer | kind | output | params | MACs | k/s/d | jump | RF | start |",
              "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
@@ -59,7 +55,7 @@ NOTATION = (
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
                     finalists: list[Finalist], protocol: dict[str, Any], figures: list[str],
                     unfinished: list[Unfinished] = ()) -> str:
-    from budgetnas.report.leaderboard import score_text, summary_line
+    from budgetnas.report.leaderboard import pct, score_text, summary_line
 
     out = [f"# budgetnas report — {meta.name if meta else protocol.get('name', '')}", ""]
     rules = [f"dataset `{budget.dataset}`", f"≤ {budget.max_params:,} {budget.count} params",
@@ -76,7 +72,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         rules.append(f"≤ {budget.max_macs:,} MACs")
     out += [f"## Budget `{budget.name}`", "", budget.description, "", "Rules: " + "; ".join(rules) + ".", ""]
     if budget.target is not None:
-        out.append(f"Target: test accuracy ≥ {_pct(budget.target)}. Baseline: {budget.baseline_note or '—'}.")
+        out.append(f"Target: test accuracy ≥ {pct(budget.target)}. Baseline: {budget.baseline_note or '—'}.")
         out.append("")
     seed = protocol.get("seed", meta.seed if meta else None)
     out += ["## Protocol", "",
@@ -110,9 +106,9 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                 "| test min | seeds | train time |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for f in finalists:
-            out.append(f"| {f.label} | {f.params:,} | {f.macs / 1e6:.2f}M | {_pct(f.val_accuracy_search)} | "
-                       f"{_pct(f.val_mean)} | "
-                       f"{f.spread} | {_pct(f.minimum)} | {len(f.seeds)} | "
+            out.append(f"| {f.label} | {f.params:,} | {f.macs / 1e6:.2f}M | {pct(f.val_accuracy_search)} | "
+                       f"{pct(f.val_mean)} | "
+                       f"{f.spread} | {pct(f.minimum)} | {len(f.seeds)} | "
                        f"{f.train_seconds / 60:.1f} min |")
         out.append("")
         for f in finalists:
@@ -121,7 +117,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
             out += [f"### {f.label}", "", f"Architecture: `{f.architecture}`", "",
                     f"Training: {f.epochs} epochs; {recipe}.", "",
                     "Per seed, final validation / test accuracy: "
-                    + ", ".join(f"seed {s.seed}: {_pct(s.final_val_accuracy)} / {_pct(s.test_accuracy)}"
+                    + ", ".join(f"seed {s.seed}: {pct(s.final_val_accuracy)} / {pct(s.test_accuracy)}"
                                 for s in f.seeds), "",
                     "Values: `" + json.dumps(f.values) + "`", ""]
             if verdict.table is not None:
@@ -136,7 +132,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         for u in unfinished:
             last = u.val_accuracy[-1] if u.val_accuracy else None
             best = max(u.val_accuracy) if u.val_accuracy else None
-            out.append(f"| {u.name} | {u.seed} | {u.epochs_done} / {u.epochs} | {_pct(last)} | {_pct(best)} | "
+            out.append(f"| {u.name} | {u.seed} | {u.epochs_done} / {u.epochs} | {pct(last)} | {pct(best)} | "
                        f"{u.train_seconds / 60:.1f} min |")
         out.append("")
     for name in figures:

@@ -14,13 +14,14 @@ from budgetnas.runs import TrialRecord, ranked
 _STYLE = {"complete": "green", "pruned": "yellow", "rejected": "red", "failed": "magenta", "running": "cyan"}
 
 
-def _pct(v: float | None) -> str:
+def pct(v: float | None) -> str:
+    """A fraction as a percentage with two decimals; an em dash for none."""
     return "—" if v is None else f"{100 * v:.2f}%"
 
 
 def score_text(r: TrialRecord) -> str:
     """A trial's validation score; ``search → re-scored`` when it was trained again on all images."""
-    return _pct(r.val_accuracy) + (f" → {_pct(r.rescore)}" if r.rescore is not None else "")
+    return pct(r.val_accuracy) + (f" → {pct(r.rescore)}" if r.rescore is not None else "")
 
 
 def leaderboard(records: list[TrialRecord], max_params: int, top: int = 10, title: str = "Leaderboard") -> Table:
