@@ -2,15 +2,19 @@
 
     python benchmarks/search_vs_random.py run [--seeds 0 1 2] [--methods tpe random]   # resumable
     python benchmarks/search_vs_random.py rescore [--k 3] [--methods tpe random]      # -> rescored.csv
+    python benchmarks/search_vs_random.py prefix [--part 0/2]                         # -> prefix.csv
     python benchmarks/search_vs_random.py table                                       # -> table.md
 
 For each method (the default TPE search, Optuna's ``RandomSampler``) and search seed, one
-``budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain``: the budget's
-trial count, fidelity and pruner, identical for both. Each search's pick (its best completed trial
+``budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain --trials 24``: the
+budget's fidelity and pruner, identical for both. Each search's pick (its best completed trial
 on validation) is then trained once at full fidelity exactly as the ranking benchmark trains its
 networks (``benchmarks/ranking/ranking.py``: the budget's epochs on all 55k training images of the
 seed-0 split, seed 0), so every pick is scored on one validation split and comparable with the
 benchmark's 28 networks. Test accuracy is recorded, never used to choose.
+
+``prefix`` trains the picks the same searches would have made with fewer trials (their first 6, 8, 12
+or 16): what the later trials add, per CPU minute.
 
 A search folder under ``runs/`` resumes where it stopped; a pick already in ``picks.csv`` is not
 trained again.
@@ -37,6 +41,7 @@ sys.path.insert(0, str(HERE / "ranking"))
 
 import ranking  # noqa: E402
 
+SEARCH_TRIALS = 24  # every committed search ran 24 trials (the budget's count when the table was begun)
 TRIALS = OUT / "trials.csv"
 TRIAL_FIELDS = ["method", "search_seed", "trial", "status", "architecture", "params", "val_accuracy", "epochs",
                 "wall_seconds", "key"]
@@ -52,7 +57,8 @@ def search(method: str, seed: int, data_dir: str | None) -> Path:
     name = f"{method}-s{seed}"
     path = RUNS / name
     args = ["--budgets", str(ROOT / "budgets.toml"), "search", "--budget", ranking.BUDGET, "--name", name,
-            "--reports-dir", str(RUNS), "--seed", str(seed), "--algorithm", method, "--no-retrain"]
+            "--reports-dir", str(RUNS), "--seed", str(seed), "--algorithm", method, "--no-retrain",
+            "--trials", str(SEARCH_TRIALS)]
     if data_dir:
         args += ["--data-dir", data_dir]
     if (path / "run.json").exists():
@@ -165,6 +171,65 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
                   f"full val {old['final_val_accuracy']} -> {row['final_val_accuracy']}", flush=True)
 
 
+PREFIX = OUT / "prefix.csv"
+PREFIX_FIELDS = ["architecture", "final_val_accuracy", "test_accuracy", "retrain_seconds", "values"]
+PREFIXES = (6, 8, 12, 16)  # trial counts below the budget's 24 (6 = TPE's random start-up, the same for both)
+
+
+def prefix_pick(trials: list[dict], n: int) -> dict | None:
+    """The pick an ``n``-trial search would have made: the best completed trial among the first ``n``
+    (validation accuracy, then fewer params, as :func:`budgetnas.runs.ranked` orders them). A prefix of
+    a finished search is that search exactly: trial t was proposed, trained and pruned on trials < t alone
+    (one worker; successive halving decides at each rung from the trials before)."""
+    done = [r for r in trials if int(r["trial"]) < n and r["status"] == "complete"]
+    return min(done, key=lambda r: (-float(r["val_accuracy"]), int(r["params"]))) if done else None
+
+
+def known_full_fidelity() -> dict[str, dict]:
+    """Full-fidelity rows (seed 0, this protocol) by architecture: picks, re-scored picks, prefix picks and
+    the ranking benchmark's networks."""
+    known = {r["architecture"]: r for r in ranking.read_csv(ranking.RESULTS) if r["seed"] == "0"}
+    for path in (PICKS, RESCORED, PREFIX):
+        known.update({r["architecture"]: r for r in ranking.read_csv(path)})
+    return known
+
+
+def prefix(part: tuple[int, int], data_dir: str | None) -> None:
+    """Train, at full fidelity, every n-trial pick (n in ``PREFIXES``) of the finished searches that no
+    earlier row has trained; ``part`` (k, n): every n-th of them from the k-th, so processes can share."""
+    from budgetnas.runs import load_records
+
+    trials = ranking.read_csv(TRIALS)
+    todo: dict[str, tuple[str, str, int]] = {}
+    for r in sorted(ranking.read_csv(PICKS), key=lambda r: (r["method"], int(r["search_seed"]))):
+        mine = [t for t in trials if t["method"] == r["method"] and t["search_seed"] == r["search_seed"]]
+        for n in PREFIXES:
+            chosen = prefix_pick(mine, n)
+            if chosen is not None:
+                todo.setdefault(chosen["architecture"], (r["method"], r["search_seed"], int(chosen["trial"])))
+    known = known_full_fidelity()
+    k, every = part
+    for arch, (method, seed, number) in [item for item in todo.items() if item[0] not in known][k::every]:
+        if arch in known_full_fidelity():  # trained meanwhile (e.g. a re-scored pick)
+            continue
+        _, records = load_records(RUNS / f"{method}-s{seed}")
+        rec = next(r for r in records if r.number == number)
+        net = {"id": f"{method}-s{seed}-t{number}", "architecture": arch,
+               "values": json.dumps(rec.values, sort_keys=True)}
+        print(f"{time.strftime('%H:%M:%S')} {method} seed {seed} trial {number}: {arch}", flush=True)
+        row = ranking.train_one(net, 0, data_dir, checkpoint=RUNS / f"{net['id']}.resume")
+        ranking.append_row(PREFIX, PREFIX_FIELDS, {"architecture": arch, "values": net["values"],
+                                                   "retrain_seconds": row["wall_seconds"],
+                                                   **{f: row[f] for f in ("final_val_accuracy", "test_accuracy")}})
+        print(f"{time.strftime('%H:%M:%S')}   full val {row['final_val_accuracy']} test {row['test_accuracy']}",
+              flush=True)
+
+
+def points(x: float) -> str:
+    """A difference of accuracies in signed percentage points, with no "-0.00"."""
+    return f"{round(100 * x, 2) + 0.0:+.2f}"
+
+
 def cell(text: str) -> str:
     """Text for a Markdown table cell: an architecture's head separator must not end the cell."""
     return text.replace("|", "\\|")
@@ -184,15 +249,17 @@ def table() -> str:
     best_truth = max(truth, key=lambda r: float(r["final_val_accuracy"])) if truth else None
     truth_hours = sum(float(r["wall_seconds"]) for r in truth) / 3600
     lines = ["# Search vs random search at equal compute (mnist-8k, 2-core CPU)", "",
-             "Each row: one `budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain` "
-             "(the budget's trials, fidelity and pruner), then its pick trained once at full fidelity "
+             "Each row: one `budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain "
+             f"--trials {SEARCH_TRIALS}` (the budget's fidelity and pruner), then its pick trained once at full "
+             "fidelity "
              "(15 epochs, 55k images, split and weight seed 0; validation = the 5,000-image split of the "
              "ranking benchmark). Validation chooses; test is reported only.", "",
              "| method | search seed | pick (trial) | params | val, search fidelity | val, full | test, full | "
              "trials (trained) | search: trial time |",
              "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in sorted(picks, key=lambda r: (r["method"] != "tpe", int(r["search_seed"]))):
-        lines.append(f"| {r['method']} | {r['search_seed']} | `{cell(r['architecture'])}` ({r['trial']}) | {int(r['params']):,} | "
+        lines.append(f"| {r['method']} | {r['search_seed']} | `{cell(r['architecture'])}` ({r['trial']}) | "
+                     f"{int(r['params']):,} | "
                      f"{100 * float(r['search_val_accuracy']):.2f}% | {100 * float(r['final_val_accuracy']):.2f}% | "
                      f"{100 * float(r['test_accuracy']):.2f}% | {r['search_trials']} ({r['search_trained']}) | "
                      f"{float(r['search_seconds']) / 60:.1f} min |")
@@ -210,7 +277,7 @@ def table() -> str:
         diff = statistics.fmean(tpe) - statistics.fmean(rnd)
         se = (statistics.variance(tpe) / len(tpe) + statistics.variance(rnd) / len(rnd)) ** 0.5
         lines += ["", f"Difference of the mean full-fidelity validation accuracies (tpe − random): "
-                      f"{100 * diff:+.2f} points, standard error {100 * se:.2f} points (from the spread of "
+                      f"{points(diff)} points, standard error {100 * se:.2f} points (from the spread of "
                       f"the picks){_paired(picks, 'final_val_accuracy')}; one pick's validation score alone "
                       f"carries ≈ 0.1 point of split noise and 0.07 of seed noise "
                       f"(`benchmarks/ranking/proxy_table.md`)."]
@@ -220,11 +287,13 @@ def table() -> str:
                       f"{100 * float(best_truth['final_val_accuracy']):.2f}% (network {best_truth['id']}, "
                       f"`{best_truth['architecture']}`)."]  # prose, not a table: no escaping
     lines += _rescored_lines()
-    lines += ["", "Times: the searches of seeds 0-3 trained with Keras' own batch-norm ops, those of seeds 4-6 and the "
-                  "re-scoring of seed 3 on with TensorFlow's fused kernel (`search/fused_bn.py`, same arithmetic, "
-                  "about 1.3× faster steps on this CPU); the re-scoring times of seed 3 include minutes in which "
-                  "both processes were paused for speed measurements (about 13 of random's 23.6, 6 of tpe's 11.2)."]
-    lines += ["", "Command: `python benchmarks/search_vs_random.py run` (and `rescore`) then "
+    lines += _prefix_lines()
+    lines += ["", "Times: the searches of seeds 0-3 trained with Keras' own batch-norm ops, those of seeds 4 and "
+                  "later, their re-scoring and that of seed 3, and the `prefix` trainings with TensorFlow's fused "
+                  "kernel (`search/fused_bn.py`, same arithmetic, about 1.3× faster steps on this CPU); the "
+                  "re-scoring times of seed 3 include minutes in which both processes were paused for speed "
+                  "measurements (about 13 of random's 23.6, 6 of tpe's 11.2)."]
+    lines += ["", "Command: `python benchmarks/search_vs_random.py run` (then `rescore` and `prefix`), then "
                   "`python benchmarks/search_vs_random.py table` (2-core CPU, TensorFlow, "
                   "`TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1`).", ""]
     return "\n".join(lines)
@@ -250,12 +319,70 @@ def _rescored_lines() -> list[str]:
     diffs = [float(r["final_val_accuracy"]) - float(picks[(r["method"], r["search_seed"])]["final_val_accuracy"])
              for r in rows]
     out += ["", f"{len(rows)} searches re-scored; mean change of the pick's full-fidelity validation accuracy: "
-                f"{100 * statistics.fmean(diffs):+.2f} points."]
+                f"{points(statistics.fmean(diffs))} points."]
     means = {m: [float(r["final_val_accuracy"]) for r in rows if r["method"] == m] for m in ("tpe", "random")}
     if all(len(v) > 1 for v in means.values()):
         out += ["", "With re-scoring, mean full-fidelity validation accuracy of the picks: "
                     + ", ".join(f"{m} {100 * statistics.fmean(v):.2f}% ({len(v)} searches)" for m, v in means.items())
                     + f"{_paired(rows, 'final_val_accuracy')}."]
+    return out
+
+
+def _prefix_lines() -> list[str]:
+    """What each search would have picked with fewer trials, and what that pick is worth at full fidelity."""
+    picks = ranking.read_csv(PICKS)
+    trials, known = ranking.read_csv(TRIALS), known_full_fidelity()
+    counts = (*PREFIXES, max((int(r["search_trials"]) for r in picks), default=0))
+    val: dict[tuple[str, str, int], float] = {}
+    minutes: dict[tuple[str, str, int], float] = {}
+    for r in picks:
+        mine = [t for t in trials if t["method"] == r["method"] and t["search_seed"] == r["search_seed"]]
+        for n in counts:
+            chosen = prefix_pick(mine, n)
+            if chosen is None or chosen["architecture"] not in known:
+                continue
+            val[(r["method"], r["search_seed"], n)] = float(known[chosen["architecture"]]["final_val_accuracy"])
+            minutes[(r["method"], r["search_seed"], n)] = sum(
+                float(t["wall_seconds"] or 0) for t in mine if int(t["trial"]) < n) / 60
+    if not any(n == counts[-1] for (_, _, n) in val):
+        return []
+    row = {(t["method"], t["search_seed"], int(t["trial"])): (t["architecture"], t["status"], t["val_accuracy"])
+           for t in trials}
+    both = {r["search_seed"] for r in picks if r["method"] == "tpe"} & {r["search_seed"] for r in picks
+                                                                       if r["method"] == "random"}
+    start_same = bool(both) and all(row.get(("tpe", s, i)) == row.get(("random", s, i))
+                                    for s in both for i in range(PREFIXES[0]))
+    out = ["", "## The same searches stopped earlier", "",
+           "A search's first n trials are exactly an n-trial search (one worker: each trial was proposed, trained "
+           "and pruned from the trials before it), so each finished search also shows what 6, 8, 12 or 16 trials "
+           "would have picked: the best completed trial among the first n. Those picks are trained at full "
+           "fidelity like every pick (`python benchmarks/search_vs_random.py prefix`, `prefix.csv`; a network "
+           "already trained in `picks.csv`, `rescored.csv` or the ranking benchmark is not trained again). "
+           + (f"TPE's first {PREFIXES[0]} trials are its random start-up: in every search the same networks, "
+              "statuses and scores as the random search of the same seed." if start_same else ""),
+           "", "| trials | method | searches | mean val, full | change vs all trials (paired) | mean trial time |",
+           "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    for n in counts:
+        for method in ("tpe", "random"):
+            seeds = [r["search_seed"] for r in picks if r["method"] == method
+                     and (method, r["search_seed"], n) in val and (method, r["search_seed"], counts[-1]) in val]
+            if not seeds:
+                continue
+            d = [val[(method, s, n)] - val[(method, s, counts[-1])] for s in seeds]
+            se = f" ± {100 * statistics.stdev(d) / len(d) ** 0.5:.2f}" if len(d) > 1 else ""
+            out.append(f"| {n} | {method} | {len(seeds)} | "
+                       f"{100 * statistics.fmean(val[(method, s, n)] for s in seeds):.2f}% | "
+                       f"{points(statistics.fmean(d))}{se} | "
+                       f"{statistics.fmean(minutes[(method, s, n)] for s in seeds):.1f} min |")
+    paired = []
+    for n in counts:
+        d = [val[("tpe", s, n)] - val[("random", s, n)] for (m, s, k) in val
+             if m == "tpe" and k == n and ("random", s, n) in val]
+        if len(d) > 1:
+            paired.append(f"{n} trials {points(statistics.fmean(d))} ± "
+                          f"{100 * statistics.stdev(d) / len(d) ** 0.5:.2f} ({len(d)} pairs)")
+    if paired:
+        out += ["", "tpe − random at the same trial count, paired by search seed: " + "; ".join(paired) + "."]
     return out
 
 
@@ -265,7 +392,7 @@ def _paired(rows: list[dict], field: str) -> str:
     d = [by[("tpe", s)] - by[("random", s)] for (m, s) in by if m == "tpe" and ("random", s) in by]
     if len(d) < 2:
         return ""
-    return (f"; paired by search seed ({len(d)} pairs): {100 * statistics.fmean(d):+.2f} points, standard error "
+    return (f"; paired by search seed ({len(d)} pairs): {points(statistics.fmean(d))} points, standard error "
             f"{100 * statistics.stdev(d) / len(d) ** 0.5:.2f}, tpe ahead in {sum(x > 0 for x in d)}, behind in "
             f"{sum(x < 0 for x in d)}")
 
@@ -282,12 +409,18 @@ def main(argv: list[str] | None = None) -> None:
     rs.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     rs.add_argument("--k", type=int, default=3)
     rs.add_argument("--data-dir", default=None)
+    px = sub.add_parser("prefix", help="train the picks the searches would have made with fewer trials")
+    px.add_argument("--part", default="0/1", help="k/n: every n-th network from the k-th (n processes)")
+    px.add_argument("--data-dir", default=None)
     sub.add_parser("table")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         run(args.methods, args.seeds, args.data_dir)
     elif args.cmd == "rescore":
         rescore(args.methods, args.seeds, args.k, args.data_dir)
+    elif args.cmd == "prefix":
+        k, n = (int(v) for v in args.part.split("/"))
+        prefix((k, n), args.data_dir)
     else:
         text = table()
         TABLE.write_text(text, encoding="utf-8")

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "ranking"))
 
 import proxies  # noqa: E402
 import ranking  # noqa: E402
+import search_vs_random  # noqa: E402
 
 
 def _tau_by_pairs(a, b) -> float:
@@ -130,6 +131,40 @@ def test_rescoring_simulation_on_scores_that_know_or_contradict_the_truth():
     assert hurt["shortfall_rescored"] > 0.0
 
 
+def test_pick_quality_is_the_pools_best_for_a_perfect_score_and_its_worst_for_a_reversed_one():
+    truth = np.linspace(0.95, 0.99, 20)
+    rng = np.random.default_rng(0)
+    pools = [rng.choice(20, size=5, replace=False) for _ in range(300)]
+    best = proxies.pick_quality(truth, truth, pool=5, draws=300)
+    worst = proxies.pick_quality(-truth, truth, pool=5, draws=300)
+    assert best == pytest.approx(np.mean([truth[p].max() for p in pools]))  # same generator, same pools
+    assert worst == pytest.approx(np.mean([truth[p].min() for p in pools]))
+    assert worst < truth.mean() < best
+
+
+def _trial(n: int, status: str, val: str, params: int, arch: str) -> dict:
+    return {"trial": str(n), "status": status, "val_accuracy": val, "params": str(params), "architecture": arch}
+
+
+def test_a_prefix_pick_is_what_the_search_ranks_first_among_its_first_n_trials():
+    """The n-trial pick follows budgetnas.runs.ranked: completed trials only, best score, then fewer params."""
+    from budgetnas.runs import TrialRecord, ranked
+
+    trials = [_trial(0, "complete", "0.9880", 7000, "a"), _trial(1, "pruned", "0.9900", 6000, "b"),
+              _trial(2, "complete", "0.9890", 7900, "c"), _trial(3, "complete", "0.9890", 7100, "d"),
+              _trial(4, "duplicate", "0.9890", 7100, "d"), _trial(5, "complete", "0.9930", 7500, "e")]
+    assert search_vs_random.prefix_pick(trials, 1)["architecture"] == "a"
+    assert search_vs_random.prefix_pick(trials, 2)["architecture"] == "a"  # the pruned one never counts
+    assert search_vs_random.prefix_pick(trials, 3)["architecture"] == "c"
+    assert search_vs_random.prefix_pick(trials, 5)["architecture"] == "d"  # a tie goes to fewer params
+    assert search_vs_random.prefix_pick(trials, 6)["architecture"] == "e"
+    assert search_vs_random.prefix_pick([_trial(0, "pruned", "0.9", 1, "x")], 1) is None
+    records = [TrialRecord(number=int(t["trial"]), status=t["status"], val_accuracy=float(t["val_accuracy"]),
+                           params=int(t["params"]), architecture=t["architecture"]) for t in trials]
+    assert ranked(records)[0].architecture == search_vs_random.prefix_pick(trials, 6)["architecture"]
+    assert [r.architecture for r in ranked(records[:5]) if r.status == "complete"][0] == "d"
+
+
 def _append_many(path: str, start: int) -> None:
     for i in range(start, start + 200):
         ranking.append_row(Path(path), ["id", "text"], {"id": i, "text": "x" * 300})
@@ -151,3 +186,8 @@ def test_benchmark_rows_appended_by_several_processes_at_once_stay_whole(tmp_pat
     assert path.read_text().count("id,text") == 1
     assert sorted(int(r["id"]) for r in rows) == sorted(k * 1000 + i for k in range(3) for i in range(200))
     assert {r["text"] for r in rows} == {"x" * 300}
+
+
+def test_signed_points_never_print_minus_zero():
+    assert search_vs_random.points(0.9940 - 0.9940 - 1e-12) == "+0.00"
+    assert search_vs_random.points(0.0012) == "+0.12" and search_vs_random.points(-0.0005001) == "-0.05"

@@ -5,18 +5,19 @@ fields are asked for only when the block is present, a kind's fields only for th
 models only choices that change the network, and one network has one spelling.
 
 Why this sampler and pruner. Measured (``benchmarks/ranking/proxy_table.md``, mnist-8k): a full
-3-epoch trial on 20k images ranks 28 networks with Kendall τ 0.70-0.71 against full training with
-another seed (as in a search), the 1-epoch rung τ 0.54-0.63, so the rung prunes on a weaker but real
+3-epoch trial on 20k images ranks 28 networks with Kendall τ 0.70-0.75 against full training with
+another seed (as in a search), the 1-epoch rung τ 0.46-0.63, so the rung prunes on a weaker but real
 signal; a two-seed mean of the score ranks no better. Against random sampling at equal trials
-and fidelity (``benchmarks/search_vs_random/table.md``: 7 searches each, picks trained at full
-fidelity) TPE's picks average 0.01 points more validation accuracy, with a 0.06-point standard
-error: at 24 trials TPE is kept because it does no worse, not because it was shown to do better.
-Its settings rest on:
+and fidelity (``benchmarks/search_vs_random/table.md``: 9 searches each, picks trained at full
+fidelity) TPE's picks average 0.01 points more validation accuracy, with a 0.05-point standard
+error (the same searches stopped after 8, 12, 16 trials: +0.05, +0.00, -0.02). TPE is kept as no
+worse, not shown better: the score's own noise leaves any sampler 0.07-0.10
+points of headroom (``proxy_table.md``). Its settings rest on:
 
 * One successive-halving bracket, not Hyperband. Optuna's TPE keeps a separate history per
   Hyperband bracket, and each bracket needs ``n_startup_trials`` trials of its own before TPE models
   it: with two brackets and 8 start-up trials, 16 of a 24-trial search were random samples.
-* ``n_startup_trials = STARTUP_TRIALS`` (6): a CPU search affords 20-24 trials; the model-based
+* ``n_startup_trials = STARTUP_TRIALS`` (6): a CPU search affords 12-24 trials; the model-based
   phase starts with the 7th. ``multivariate`` + ``group`` model the joint, conditional space
   (group keeps the parameters of present and absent blocks apart); ``constant_liar`` keeps parallel
   workers from proposing the same point.
