@@ -11,8 +11,8 @@ signal; a two-seed mean of the score ranks no better. Against random sampling at
 and fidelity (``benchmarks/search_vs_random/table.md``: 9 searches each, picks trained at full
 fidelity) TPE's picks average 0.01 points more validation accuracy, with a 0.05-point standard
 error (the same searches stopped after 8, 12, 16 trials: +0.05, +0.00, -0.02). TPE is kept as no
-worse, not shown better: the score's own noise leaves any sampler 0.07-0.10
-points of headroom (``proxy_table.md``). Its settings rest on:
+worse, not shown better: the score's own noise leaves any sampler 0.07-0.10 points of headroom
+(``proxy_table.md``). Its settings rest on:
 
 * One successive-halving bracket, not Hyperband. Optuna's TPE keeps a separate history per
   Hyperband bracket, and each bracket needs ``n_startup_trials`` trials of its own before TPE models
