@@ -185,6 +185,21 @@ def prefix_pick(trials: list[dict], n: int) -> dict | None:
     return min(done, key=lambda r: (-float(r["val_accuracy"]), int(r["params"]))) if done else None
 
 
+def prefix_picks(counts: tuple[int, ...]) -> dict[tuple[str, str, int], tuple[dict, float]]:
+    """(method, search seed, n) -> (the n-trial pick's trials.csv row, minutes its first n trials took),
+    for every finished search (a row of ``picks.csv``) and every n in ``counts``."""
+    trials = ranking.read_csv(TRIALS)
+    out = {}
+    for r in sorted(ranking.read_csv(PICKS), key=lambda r: (r["method"], int(r["search_seed"]))):
+        mine = [t for t in trials if t["method"] == r["method"] and t["search_seed"] == r["search_seed"]]
+        for n in counts:
+            chosen = prefix_pick(mine, n)
+            if chosen is not None:
+                out[(r["method"], r["search_seed"], n)] = (
+                    chosen, sum(float(t["wall_seconds"] or 0) for t in mine if int(t["trial"]) < n) / 60)
+    return out
+
+
 def known_full_fidelity() -> dict[str, dict]:
     """Full-fidelity rows (seed 0, this protocol) by architecture: picks, re-scored picks, prefix picks and
     the ranking benchmark's networks."""
@@ -199,14 +214,9 @@ def prefix(part: tuple[int, int], data_dir: str | None) -> None:
     earlier row has trained; ``part`` (k, n): every n-th of them from the k-th, so processes can share."""
     from budgetnas.runs import load_records
 
-    trials = ranking.read_csv(TRIALS)
     todo: dict[str, tuple[str, str, int]] = {}
-    for r in sorted(ranking.read_csv(PICKS), key=lambda r: (r["method"], int(r["search_seed"]))):
-        mine = [t for t in trials if t["method"] == r["method"] and t["search_seed"] == r["search_seed"]]
-        for n in PREFIXES:
-            chosen = prefix_pick(mine, n)
-            if chosen is not None:
-                todo.setdefault(chosen["architecture"], (r["method"], r["search_seed"], int(chosen["trial"])))
+    for (method, seed, _), (chosen, _) in prefix_picks(PREFIXES).items():
+        todo.setdefault(chosen["architecture"], (method, seed, int(chosen["trial"])))
     known = known_full_fidelity()
     k, every = part
     for arch, (method, seed, number) in [item for item in todo.items() if item[0] not in known][k::every]:
@@ -330,20 +340,11 @@ def _rescored_lines() -> list[str]:
 
 def _prefix_lines() -> list[str]:
     """What each search would have picked with fewer trials, and what that pick is worth at full fidelity."""
-    picks = ranking.read_csv(PICKS)
-    trials, known = ranking.read_csv(TRIALS), known_full_fidelity()
+    picks, trials, known = ranking.read_csv(PICKS), ranking.read_csv(TRIALS), known_full_fidelity()
     counts = (*PREFIXES, max((int(r["search_trials"]) for r in picks), default=0))
-    val: dict[tuple[str, str, int], float] = {}
-    minutes: dict[tuple[str, str, int], float] = {}
-    for r in picks:
-        mine = [t for t in trials if t["method"] == r["method"] and t["search_seed"] == r["search_seed"]]
-        for n in counts:
-            chosen = prefix_pick(mine, n)
-            if chosen is None or chosen["architecture"] not in known:
-                continue
-            val[(r["method"], r["search_seed"], n)] = float(known[chosen["architecture"]]["final_val_accuracy"])
-            minutes[(r["method"], r["search_seed"], n)] = sum(
-                float(t["wall_seconds"] or 0) for t in mine if int(t["trial"]) < n) / 60
+    chosen = {k: v for k, v in prefix_picks(counts).items() if v[0]["architecture"] in known}
+    val = {k: float(known[r["architecture"]]["final_val_accuracy"]) for k, (r, _) in chosen.items()}
+    minutes = {k: m for k, (_, m) in chosen.items()}
     if not any(n == counts[-1] for (_, _, n) in val):
         return []
     row = {(t["method"], t["search_seed"], int(t["trial"])): (t["architecture"], t["status"], t["val_accuracy"])
@@ -369,7 +370,7 @@ def _prefix_lines() -> list[str]:
             if not seeds:
                 continue
             d = [val[(method, s, n)] - val[(method, s, counts[-1])] for s in seeds]
-            se = f" ± {100 * statistics.stdev(d) / len(d) ** 0.5:.2f}" if len(d) > 1 else ""
+            se = f" ± {sem(d):.2f}" if len(d) > 1 else ""
             out.append(f"| {n} | {method} | {len(seeds)} | "
                        f"{100 * statistics.fmean(val[(method, s, n)] for s in seeds):.2f}% | "
                        f"{points(statistics.fmean(d))}{se} | "
@@ -379,11 +380,15 @@ def _prefix_lines() -> list[str]:
         d = [val[("tpe", s, n)] - val[("random", s, n)] for (m, s, k) in val
              if m == "tpe" and k == n and ("random", s, n) in val]
         if len(d) > 1:
-            paired.append(f"{n} trials {points(statistics.fmean(d))} ± "
-                          f"{100 * statistics.stdev(d) / len(d) ** 0.5:.2f} ({len(d)} pairs)")
+            paired.append(f"{n} trials {points(statistics.fmean(d))} ± {sem(d):.2f} ({len(d)} pairs)")
     if paired:
         out += ["", "tpe − random at the same trial count, paired by search seed: " + "; ".join(paired) + "."]
     return out
+
+
+def sem(d: list[float]) -> float:
+    """Standard error of the mean of ``d``, in percentage points."""
+    return 100 * statistics.stdev(d) / len(d) ** 0.5
 
 
 def _paired(rows: list[dict], field: str) -> str:
@@ -393,7 +398,7 @@ def _paired(rows: list[dict], field: str) -> str:
     if len(d) < 2:
         return ""
     return (f"; paired by search seed ({len(d)} pairs): {points(statistics.fmean(d))} points, standard error "
-            f"{100 * statistics.stdev(d) / len(d) ** 0.5:.2f}, tpe ahead in {sum(x > 0 for x in d)}, behind in "
+            f"{sem(d):.2f}, tpe ahead in {sum(x > 0 for x in d)}, behind in "
             f"{sum(x < 0 for x in d)}")
 
 
