@@ -1,12 +1,12 @@
-"""Does the default search beat random search at equal compute? (mnist-8k, 2-core CPU)
+"""Does the default search beat random search at equal compute? (mnist-8k)
 
     python benchmarks/search_vs_random.py run [--seeds 0 1 2] [--methods tpe random]   # resumable
     python benchmarks/search_vs_random.py rescore [--k 3] [--methods tpe random]      # -> rescored.csv
-    python benchmarks/search_vs_random.py prefix [--part 0/2]                         # -> prefix.csv
+    python benchmarks/search_vs_random.py prefix [--part 0/2]                         # -> prefix*.csv
     python benchmarks/search_vs_random.py table                                       # -> table.md
 
 For each method (the default TPE search, Optuna's ``RandomSampler``) and search seed, one
-``budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain --trials 24``: the
+``budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain --trials N``: the
 budget's fidelity and pruner, identical for both. Each search's pick (its best completed trial
 on validation) is then trained once at full fidelity exactly as the ranking benchmark trains its
 networks (``benchmarks/ranking/ranking.py``: the budget's epochs on all 55k training images of the
@@ -14,10 +14,11 @@ seed-0 split, seed 0), so every pick is scored on one validation split and compa
 benchmark's 28 networks. Test accuracy is recorded, never used to choose.
 
 ``prefix`` trains the picks the same searches would have made with fewer trials (their first 6, 8, 12
-or 16): what the later trials add, per CPU minute.
+or 16), and those of their first 12 with ``search.rescore = 3``: what the later trials add, per CPU minute.
 
-A search folder under ``runs/`` resumes where it stopped; a pick already in ``picks.csv`` is not
-trained again.
+Results live in one folder (``--out``; default ``search_vs_random/``, the 2-core CPU's): CSVs, ``table.md``
+and ``setup.json`` (N, the hardware); ``runs/`` holds the search folders. A search folder resumes where
+it stopped; a pick already in ``picks.csv`` is not trained again.
 """
 
 from __future__ import annotations
@@ -33,16 +34,30 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-OUT = HERE / "search_vs_random"
-RUNS = OUT / "runs"  # the searches' run folders (not committed; trials.csv of each is)
-PICKS = OUT / "picks.csv"
-TABLE = OUT / "table.md"
 sys.path.insert(0, str(HERE / "ranking"))
 
 import ranking  # noqa: E402
 
-SEARCH_TRIALS = 24  # every committed search ran 24 trials (the budget's count when the table was begun)
-TRIALS = OUT / "trials.csv"
+
+def use_folder(folder: Path) -> None:
+    """Point the benchmark at one results folder: its CSVs, ``table.md``, ``setup.json`` (the searches' trial
+    count, the hardware and notes for the table) and ``runs/`` (the search folders, not committed)."""
+    global OUT, RUNS, PICKS, TABLE, TRIALS, RESCORED, PREFIX, PREFIX_RESCORES, SETUP
+    OUT = folder
+    RUNS, PICKS, TABLE, TRIALS = OUT / "runs", OUT / "picks.csv", OUT / "table.md", OUT / "trials.csv"
+    RESCORED, PREFIX, PREFIX_RESCORES = OUT / "rescored.csv", OUT / "prefix.csv", OUT / "prefix_rescores.csv"
+    SETUP = OUT / "setup.json"
+
+
+DEFAULT_OUT = HERE / "search_vs_random"  # the 2-core CPU results; --out names another folder (a GPU's, say)
+use_folder(DEFAULT_OUT)
+
+
+def setup() -> dict:
+    """The folder's setup: ``trials`` every search runs, ``hardware`` and ``notes`` for the table."""
+    return {"trials": 24, "hardware": "", "notes": "", **(json.loads(SETUP.read_text()) if SETUP.exists() else {})}
+
+
 TRIAL_FIELDS = ["method", "search_seed", "trial", "status", "architecture", "params", "val_accuracy", "epochs",
                 "wall_seconds", "key"]
 PICK_FIELDS = ["method", "search_seed", "trial", "architecture", "params", "search_val_accuracy",
@@ -58,7 +73,7 @@ def search(method: str, seed: int, data_dir: str | None) -> Path:
     path = RUNS / name
     args = ["--budgets", str(ROOT / "budgets.toml"), "search", "--budget", ranking.BUDGET, "--name", name,
             "--reports-dir", str(RUNS), "--seed", str(seed), "--algorithm", method, "--no-retrain",
-            "--trials", str(SEARCH_TRIALS)]
+            "--trials", str(setup()["trials"])]
     if data_dir:
         args += ["--data-dir", data_dir]
     if (path / "run.json").exists():
@@ -128,7 +143,6 @@ def run(methods: list[str], seeds: list[int], data_dir: str | None) -> None:
                   f"test {row['test_accuracy']}", flush=True)
 
 
-RESCORED = OUT / "rescored.csv"
 RESCORE_FIELDS = ["method", "search_seed", "k", "rescored", "old_pick", "new_pick", "architecture",
                   "rescore_seconds", "final_val_accuracy", "test_accuracy"]
 
@@ -171,32 +185,48 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
                   f"full val {old['final_val_accuracy']} -> {row['final_val_accuracy']}", flush=True)
 
 
-PREFIX = OUT / "prefix.csv"
 PREFIX_FIELDS = ["architecture", "final_val_accuracy", "test_accuracy", "retrain_seconds", "values"]
 PREFIXES = (6, 8, 12, 16)  # trial counts below the budget's 24 (6 = TPE's random start-up, the same for both)
 
 
-def prefix_pick(trials: list[dict], n: int) -> dict | None:
-    """The pick an ``n``-trial search would have made: the best completed trial among the first ``n``
-    (validation accuracy, then fewer params, as :func:`budgetnas.runs.ranked` orders them). A prefix of
-    a finished search is that search exactly: trial t was proposed, trained and pruned on trials < t alone
-    (one worker; successive halving decides at each rung from the trials before)."""
+def best_completed(trials: list[dict], n: int, k: int) -> list[dict]:
+    """The ``k`` best completed trials among the first ``n`` (validation accuracy, then fewer params, as
+    :func:`budgetnas.runs.ranked` orders them): an ``n``-trial search's pick (k = 1), or the candidates
+    :func:`budgetnas.session.rescore_top` trains again when it ends."""
     done = [r for r in trials if int(r["trial"]) < n and r["status"] == "complete"]
-    return min(done, key=lambda r: (-float(r["val_accuracy"]), int(r["params"]))) if done else None
+    return sorted(done, key=lambda r: (-float(r["val_accuracy"]), int(r["params"])))[:k]
+
+
+def prefix_pick(trials: list[dict], n: int) -> dict | None:
+    """The pick an ``n``-trial search would have made. A prefix of a finished search is that search exactly:
+    trial t was proposed, trained and pruned on trials < t alone (one worker; successive halving decides at
+    each rung from the trials before)."""
+    top = best_completed(trials, n, 1)
+    return top[0] if top else None
+
+
+def searches() -> dict[tuple[str, str], list[dict]]:
+    """(method, search seed) -> its trials.csv rows, for every finished search (a row of ``picks.csv``)."""
+    trials = ranking.read_csv(TRIALS)
+    return {(r["method"], r["search_seed"]): [t for t in trials if t["method"] == r["method"]
+                                              and t["search_seed"] == r["search_seed"]]
+            for r in sorted(ranking.read_csv(PICKS), key=lambda r: (r["method"], int(r["search_seed"])))}
+
+
+def trial_minutes(trials: list[dict], n: int) -> float:
+    """Minutes the first ``n`` trials of a search spent training."""
+    return sum(float(t["wall_seconds"] or 0) for t in trials if int(t["trial"]) < n) / 60
 
 
 def prefix_picks(counts: tuple[int, ...]) -> dict[tuple[str, str, int], tuple[dict, float]]:
     """(method, search seed, n) -> (the n-trial pick's trials.csv row, minutes its first n trials took),
-    for every finished search (a row of ``picks.csv``) and every n in ``counts``."""
-    trials = ranking.read_csv(TRIALS)
+    for every finished search and every n in ``counts``."""
     out = {}
-    for r in sorted(ranking.read_csv(PICKS), key=lambda r: (r["method"], int(r["search_seed"]))):
-        mine = [t for t in trials if t["method"] == r["method"] and t["search_seed"] == r["search_seed"]]
+    for key, mine in searches().items():
         for n in counts:
             chosen = prefix_pick(mine, n)
             if chosen is not None:
-                out[(r["method"], r["search_seed"], n)] = (
-                    chosen, sum(float(t["wall_seconds"] or 0) for t in mine if int(t["trial"]) < n) / 60)
+                out[(*key, n)] = (chosen, trial_minutes(mine, n))
     return out
 
 
@@ -209,13 +239,84 @@ def known_full_fidelity() -> dict[str, dict]:
     return known
 
 
+PREFIX_RESCORE_FIELDS = ["method", "search_seed", "trial", "rescore", "rescore_seconds"]
+RESCORED_PREFIXES = (12,)  # trial counts whose picks are also re-scored (12: mnist-8k's default)
+RESCORE_K = 3
+
+
+def rescores() -> dict[tuple[str, str], dict[int, float]]:
+    """(method, search seed) -> {trial: val accuracy re-scored on all 55k images}, from ``rescored.csv`` and
+    ``prefix_rescores.csv`` (both trained by :func:`budgetnas.session.rescore_one`: one seed per trial)."""
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    for r in ranking.read_csv(RESCORED):
+        out.setdefault((r["method"], r["search_seed"]), {}).update(
+            {int(t): v for t, v in json.loads(r["rescored"]).items()})
+    for r in ranking.read_csv(PREFIX_RESCORES):
+        out.setdefault((r["method"], r["search_seed"]), {})[int(r["trial"])] = float(r["rescore"])
+    return out
+
+
+def rescored_pick(trials: list[dict], n: int, k: int, scores: dict[int, float]) -> dict | None:
+    """The pick of an ``n``-trial search with ``search.rescore = k``: the best re-scored candidate (then
+    fewer params, as :func:`budgetnas.runs.ranked`); None while a candidate's re-score is missing."""
+    top = best_completed(trials, n, k)
+    if not top or any(int(r["trial"]) not in scores for r in top):
+        return None
+    return min(top, key=lambda r: (-scores[int(r["trial"])], int(r["params"])))
+
+
+def rescored_prefix_picks() -> dict[tuple[str, str, int], dict]:
+    """(method, search seed, n) -> the re-scored n-trial pick's trials.csv row, where its re-scores exist."""
+    scores = rescores()
+    out = {}
+    for key, mine in searches().items():
+        for n in RESCORED_PREFIXES:
+            chosen = rescored_pick(mine, n, RESCORE_K, scores.get(key, {}))
+            if chosen is not None:
+                out[(*key, n)] = chosen
+    return out
+
+
+def rescore_prefixes(part: tuple[int, int], data_dir: str | None) -> None:
+    """Re-score (``search.rescore = 3``) the candidates of every ``RESCORED_PREFIXES`` prefix of the finished
+    searches that no earlier row has re-scored; a trial re-scored for the whole search is reused (same seed,
+    same training). ``part`` as for :func:`prefix`."""
+    from budgetnas.runs import load_records
+    from budgetnas.session import context, open_run, rescore_one
+
+    scores = rescores()
+    todo = sorted({(m, s, int(r["trial"])) for (m, s), mine in searches().items() for n in RESCORED_PREFIXES
+                   for r in best_completed(mine, n, RESCORE_K) if int(r["trial"]) not in scores.get((m, s), {})},
+                  key=lambda t: (t[0], int(t[1]), t[2]))
+    k, every = part
+    for method, seed, number in todo[k::every]:
+        path = RUNS / f"{method}-s{seed}"
+        meta, budget, space, _ = open_run(path)
+        _, records = load_records(path)
+        values = next(r for r in records if r.number == number).values
+        t0 = time.perf_counter()
+        acc = rescore_one(context(meta, budget, space, data_dir), number, values)
+        ranking.append_row(PREFIX_RESCORES, PREFIX_RESCORE_FIELDS,
+                           {"method": method, "search_seed": seed, "trial": number, "rescore": f"{acc:.4f}",
+                            "rescore_seconds": f"{time.perf_counter() - t0:.0f}"})
+        print(f"{time.strftime('%H:%M:%S')} {method}-s{seed} trial {number} re-scored: {acc:.4f}", flush=True)
+
+
 def prefix(part: tuple[int, int], data_dir: str | None) -> None:
     """Train, at full fidelity, every n-trial pick (n in ``PREFIXES``) of the finished searches that no
-    earlier row has trained; ``part`` (k, n): every n-th of them from the k-th, so processes can share."""
+    earlier row has trained, and the re-scored picks of ``RESCORED_PREFIXES`` (re-scoring what is missing
+    first); ``part`` (k, n): every n-th of them from the k-th, so processes can share."""
     from budgetnas.runs import load_records
 
+    rescore_prefixes(part, data_dir)
     todo: dict[str, tuple[str, str, int]] = {}
     for (method, seed, _), (chosen, _) in prefix_picks(PREFIXES).items():
+        todo.setdefault(chosen["architecture"], (method, seed, int(chosen["trial"])))
+    rescored = rescored_prefix_picks()
+    if len(rescored) < len(searches()) * len(RESCORED_PREFIXES):  # parts share one list: wait for all re-scores
+        print("re-scores still missing (another part is training them): run again when it ends", flush=True)
+        rescored = {}
+    for (method, seed, _), chosen in rescored.items():
         todo.setdefault(chosen["architecture"], (method, seed, int(chosen["trial"])))
     known = known_full_fidelity()
     k, every = part
@@ -258,9 +359,10 @@ def table() -> str:
     truth = [r for r in ranking.read_csv(ranking.RESULTS) if r["seed"] == "0"]
     best_truth = max(truth, key=lambda r: float(r["final_val_accuracy"])) if truth else None
     truth_hours = sum(float(r["wall_seconds"]) for r in truth) / 3600
-    lines = ["# Search vs random search at equal compute (mnist-8k, 2-core CPU)", "",
+    conf = setup()
+    lines = [f"# Search vs random search at equal compute (mnist-8k, {conf['hardware'].split(',')[0]})", "",
              "Each row: one `budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain "
-             f"--trials {SEARCH_TRIALS}` (the budget's fidelity and pruner), then its pick trained once at full "
+             f"--trials {conf['trials']}` (the budget's fidelity and pruner), then its pick trained once at full "
              "fidelity "
              "(15 epochs, 55k images, split and weight seed 0; validation = the 5,000-image split of the "
              "ranking benchmark). Validation chooses; test is reported only.", "",
@@ -298,14 +400,12 @@ def table() -> str:
                       f"`{best_truth['architecture']}`)."]  # prose, not a table: no escaping
     lines += _rescored_lines()
     lines += _prefix_lines()
-    lines += ["", "Times: the searches of seeds 0-3 trained with Keras' own batch-norm ops, those of seeds 4 and "
-                  "later, their re-scoring and that of seed 3, and the `prefix` trainings with TensorFlow's fused "
-                  "kernel (`search/fused_bn.py`, same arithmetic, about 1.3× faster steps on this CPU); the "
-                  "re-scoring times of seed 3 include minutes in which both processes were paused for speed "
-                  "measurements (about 13 of random's 23.6, 6 of tpe's 11.2)."]
-    lines += ["", "Command: `python benchmarks/search_vs_random.py run` (then `rescore` and `prefix`), then "
-                  "`python benchmarks/search_vs_random.py table` (2-core CPU, TensorFlow, "
-                  "`TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1`).", ""]
+    lines += _rescored_prefix_lines()
+    if conf["notes"]:
+        lines += ["", conf["notes"]]
+    folder = "" if OUT == DEFAULT_OUT else f" --out {OUT.relative_to(ROOT)}"
+    lines += ["", f"Command: `python benchmarks/search_vs_random.py run{folder}` (then `rescore` and `prefix`), "
+                  f"then `python benchmarks/search_vs_random.py table{folder}` ({conf['hardware']}).", ""]
     return "\n".join(lines)
 
 
@@ -386,6 +486,58 @@ def _prefix_lines() -> list[str]:
     return out
 
 
+def _rescored_prefix_lines() -> list[str]:
+    """The n-trial searches (n in ``RESCORED_PREFIXES``) with ``search.rescore = 3``, against the plain picks and
+    against random search at about the same compute."""
+    known, rescored = known_full_fidelity(), rescored_prefix_picks()
+    n_all = max((int(r["search_trials"]) for r in ranking.read_csv(PICKS)), default=0)
+    counts = (*RESCORED_PREFIXES, n_all)
+    plain = {k: known[r["architecture"]] for k, (r, _) in prefix_picks(counts).items() if r["architecture"] in known}
+    minutes = {k: m for k, (_, m) in prefix_picks(counts).items()}
+    seconds = [float(r["rescore_seconds"]) for r in ranking.read_csv(PREFIX_RESCORES)]
+    if not seconds:
+        return []
+    each = statistics.median(seconds) / 60
+    out = ["", f"## The {'- and '.join(map(str, RESCORED_PREFIXES))}-trial searches with `search.rescore = {RESCORE_K}`",
+           "", f"The same prefixes, re-scored: the {RESCORE_K} best completed trials among the first n trained again "
+           f"on all 55k images for 3 epochs (`budgetnas.session.rescore_one`; a trial's re-scoring seed is fixed, so "
+           f"one already re-scored for the whole search is reused), the pick made by that score and trained at full "
+           f"fidelity (`python benchmarks/search_vs_random.py prefix`, `prefix_rescores.csv`). One re-scoring "
+           f"training took {each:.1f} min (median of {len(seconds)}).", "",
+           "| trials | method | searches | mean val, full: pick → re-scored pick | change (paired) | "
+           "better / worse | trial time + re-scoring |", "| ---: | --- | ---: | --- | ---: | ---: | ---: |"]
+    val = {}
+    for n in RESCORED_PREFIXES:
+        for method in ("tpe", "random"):
+            keys = [k for k in rescored if k[0] == method and k[2] == n and k in plain
+                    and rescored[k]["architecture"] in known]
+            if not keys:
+                continue
+            before = [float(plain[k]["final_val_accuracy"]) for k in keys]
+            after = [float(known[rescored[k]["architecture"]]["final_val_accuracy"]) for k in keys]
+            val.update({k: a for k, a in zip(keys, after)})
+            d = [a - b for a, b in zip(after, before)]
+            out.append(f"| {n} | {method} | {len(keys)} | {100 * statistics.fmean(before):.2f}% → "
+                       f"{100 * statistics.fmean(after):.2f}% | {points(statistics.fmean(d))}"
+                       f"{f' ± {sem(d):.2f}' if len(d) > 1 else ''} | {sum(x > 0 for x in d)} / {sum(x < 0 for x in d)} | "
+                       f"{statistics.fmean(minutes[k] for k in keys) + RESCORE_K * each:.1f} min |")
+    lines = []
+    for n in RESCORED_PREFIXES:
+        d = [val[("tpe", s, n)] - val[("random", s, n)] for (m, s, k) in val if m == "tpe" and k == n
+             and ("random", s, n) in val]
+        if len(d) > 1:
+            lines.append(f"tpe − random, both re-scored after {n} trials: {points(statistics.fmean(d))} ± {sem(d):.2f} "
+                         f"({len(d)} pairs)")
+        d = [val[("tpe", s, n)] - float(plain[("random", s, n_all)]["final_val_accuracy"]) for (m, s, k) in val
+             if m == "tpe" and k == n and ("random", s, n_all) in plain]
+        if len(d) > 1:
+            lines.append(f"tpe re-scored after {n} trials − random after {n_all} (about the same minutes): "
+                         f"{points(statistics.fmean(d))} ± {sem(d):.2f} ({len(d)} pairs)")
+    if lines:
+        out += ["", "Paired by search seed: " + "; ".join(lines) + "."]
+    return out
+
+
 def sem(d: list[float]) -> float:
     """Standard error of the mean of ``d``, in percentage points."""
     return 100 * statistics.stdev(d) / len(d) ** 0.5
@@ -403,23 +555,34 @@ def _paired(rows: list[dict], field: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default: %(default)s)")
+    common.add_argument("--data-dir", default=None)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run")
+    r = sub.add_parser("run", parents=[common])
     r.add_argument("--methods", nargs="+", default=["tpe", "random"], choices=["tpe", "random"])
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    r.add_argument("--data-dir", default=None)
-    rs = sub.add_parser("rescore")
+    r.add_argument("--trials", type=int, default=None, help="trials per search, fixed when the folder is new")
+    r.add_argument("--hardware", default=None, help="what runs it, for the table (a new folder only)")
+    rs = sub.add_parser("rescore", parents=[common])
     rs.add_argument("--methods", nargs="+", default=["tpe", "random"], choices=["tpe", "random"])
     rs.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     rs.add_argument("--k", type=int, default=3)
-    rs.add_argument("--data-dir", default=None)
-    px = sub.add_parser("prefix", help="train the picks the searches would have made with fewer trials")
+    px = sub.add_parser("prefix", parents=[common], help="train the picks the searches would have made with fewer "
+                                                         "trials")
     px.add_argument("--part", default="0/1", help="k/n: every n-th network from the k-th (n processes)")
-    px.add_argument("--data-dir", default=None)
-    sub.add_parser("table")
+    sub.add_parser("table", parents=[common])
     args = ap.parse_args(argv)
+    use_folder(args.out.resolve())
     if args.cmd == "run":
+        new = {k: v for k, v in (("trials", args.trials), ("hardware", args.hardware)) if v is not None}
+        if SETUP.exists() and any(setup()[k] != v for k, v in new.items()):
+            sys.exit(f"{SETUP}: this folder's searches run {setup()['trials']} trials on {setup()['hardware']!r}; "
+                     "name another --out")
+        if new and not SETUP.exists():
+            OUT.mkdir(parents=True, exist_ok=True)
+            SETUP.write_text(json.dumps({**setup(), **new}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         run(args.methods, args.seeds, args.data_dir)
     elif args.cmd == "rescore":
         rescore(args.methods, args.seeds, args.k, args.data_dir)

@@ -204,7 +204,6 @@ def rescore_top(ctx: SearchContext, study, k: int, on_rescored=None) -> int:
     ``on_rescored(number, search score, new score)``. Returns how many were trained.
     """
     from budgetnas.runs import RESCORES, records_from_study
-    from budgetnas.trainer import train
 
     done = dict(study.user_attrs.get(RESCORES, {}))
     completed = [r for r in records_from_study(study) if r.status == "complete" and r.val_accuracy is not None]
@@ -213,13 +212,21 @@ def rescore_top(ctx: SearchContext, study, k: int, on_rescored=None) -> int:
     for r in top:
         if str(r.number) in done:
             continue
-        seed = ctx.seed + r.number + RESCORE_SEED
-        _, model = gate.admit(ctx.budget, ctx.space, r.values, allow_repair=False, seed=seed)
-        h = train(model, ctx.full_train, ctx.val, ctx.budget.train.resolve(r.values), ctx.epochs, seed=seed,
-                  classes=ctx.classes)
-        done[str(r.number)] = h.val_accuracy[-1]
+        done[str(r.number)] = rescore_one(ctx, r.number, r.values)
         study.set_user_attr(RESCORES, done)
         trained += 1
         if on_rescored is not None:
-            on_rescored(r.number, r.val_accuracy, h.val_accuracy[-1])
+            on_rescored(r.number, r.val_accuracy, done[str(r.number)])
     return trained
+
+
+def rescore_one(ctx: SearchContext, number: int, values: dict) -> float:
+    """Trial ``number`` (its sampled ``values``) trained again on all training images for the search's epochs,
+    with its own re-scoring seed; the final validation accuracy. The same trial always gets the same seed."""
+    from budgetnas.trainer import train
+
+    seed = ctx.seed + number + RESCORE_SEED
+    _, model = gate.admit(ctx.budget, ctx.space, values, allow_repair=False, seed=seed)
+    h = train(model, ctx.full_train, ctx.val, ctx.budget.train.resolve(values), ctx.epochs, seed=seed,
+              classes=ctx.classes)
+    return h.val_accuracy[-1]

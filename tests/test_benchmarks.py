@@ -191,3 +191,43 @@ def test_benchmark_rows_appended_by_several_processes_at_once_stay_whole(tmp_pat
 def test_signed_points_never_print_minus_zero():
     assert search_vs_random.points(0.9940 - 0.9940 - 1e-12) == "+0.00"
     assert search_vs_random.points(0.0012) == "+0.12" and search_vs_random.points(-0.0005001) == "-0.05"
+
+
+def test_a_rescored_prefix_pick_is_what_the_search_ranks_first_once_its_top_k_are_rescored():
+    """Candidates are the k best completed trials among the first n by the search's own score (what
+    rescore_top trains); the pick is the one budgetnas.runs.ranked puts first once they carry re-scores."""
+    from budgetnas.runs import TrialRecord, ranked
+
+    trials = [_trial(0, "complete", "0.9880", 7000, "a"), _trial(1, "pruned", "0.9950", 6000, "b"),
+              _trial(2, "complete", "0.9890", 7900, "c"), _trial(3, "complete", "0.9890", 7100, "d"),
+              _trial(4, "complete", "0.9870", 7200, "e"), _trial(5, "complete", "0.9930", 7500, "f")]
+    assert [t["architecture"] for t in search_vs_random.best_completed(trials, 5, 3)] == ["d", "c", "a"]
+    scores = {0: 0.9900, 2: 0.9920, 3: 0.9920, 4: 0.9990}  # trial 4 is not among the first 5's top 3
+    assert search_vs_random.rescored_pick(trials, 5, 3, scores)["architecture"] == "d"  # tie: fewer params
+    assert search_vs_random.rescored_pick(trials, 5, 3, {0: 0.99, 2: 0.99}) is None  # trial 3 not re-scored yet
+    top = {int(t["trial"]) for t in search_vs_random.best_completed(trials, 5, 3)}
+    records = [TrialRecord(number=int(t["trial"]), status=t["status"], val_accuracy=float(t["val_accuracy"]),
+                           params=int(t["params"]), architecture=t["architecture"],
+                           rescore=scores.get(int(t["trial"])) if int(t["trial"]) in top else None)
+               for t in trials[:5]]
+    assert ranked(records)[0].architecture == "d"
+
+
+def test_rescores_merge_the_whole_search_and_the_prefix_files_and_a_folder_keeps_its_trial_count(tmp_path):
+    old = search_vs_random.OUT
+    try:
+        search_vs_random.use_folder(tmp_path)
+        ranking.append_row(search_vs_random.RESCORED, search_vs_random.RESCORE_FIELDS,
+                           {"method": "tpe", "search_seed": 0, "rescored": '{"3": 0.99, "5": 0.98}'})
+        ranking.append_row(search_vs_random.PREFIX_RESCORES, search_vs_random.PREFIX_RESCORE_FIELDS,
+                           {"method": "tpe", "search_seed": 0, "trial": 1, "rescore": "0.9870"})
+        ranking.append_row(search_vs_random.PREFIX_RESCORES, search_vs_random.PREFIX_RESCORE_FIELDS,
+                           {"method": "random", "search_seed": 2, "trial": 4, "rescore": "0.9860"})
+        assert search_vs_random.rescores() == {("tpe", "0"): {3: 0.99, 5: 0.98, 1: 0.987},
+                                               ("random", "2"): {4: 0.986}}
+        assert search_vs_random.setup()["trials"] == 24  # a folder without setup.json: the first table's count
+        search_vs_random.SETUP.write_text('{"trials": 12, "hardware": "test box"}')
+        with pytest.raises(SystemExit, match="run 12 trials"):
+            search_vs_random.main(["run", "--out", str(tmp_path), "--trials", "24", "--seeds", "0"])
+    finally:
+        search_vs_random.use_folder(old)
