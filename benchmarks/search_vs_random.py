@@ -321,17 +321,22 @@ def prefix(part: tuple[int, int], data_dir: str | None) -> None:
     known = known_full_fidelity()
     k, every = part
     for arch, (method, seed, number) in [item for item in todo.items() if item[0] not in known][k::every]:
-        if arch in known_full_fidelity():  # trained meanwhile (e.g. a re-scored pick)
-            continue
-        _, records = load_records(RUNS / f"{method}-s{seed}")
-        rec = next(r for r in records if r.number == number)
-        net = {"id": f"{method}-s{seed}-t{number}", "architecture": arch,
-               "values": json.dumps(rec.values, sort_keys=True)}
-        print(f"{time.strftime('%H:%M:%S')} {method} seed {seed} trial {number}: {arch}", flush=True)
-        row = ranking.train_one(net, 0, data_dir, checkpoint=RUNS / f"{net['id']}.resume")
-        ranking.append_row(PREFIX, PREFIX_FIELDS, {"architecture": arch, "values": net["values"],
-                                                   "retrain_seconds": row["wall_seconds"],
-                                                   **{f: row[f] for f in ("final_val_accuracy", "test_accuracy")}})
+        net_id = f"{method}-s{seed}-t{number}"
+        with (RUNS / f"{net_id}.lock").open("w") as lock:
+            try:  # a process started later may list a network another one is still training
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            if arch in known_full_fidelity():  # trained meanwhile (e.g. a re-scored pick)
+                continue
+            _, records = load_records(RUNS / f"{method}-s{seed}")
+            rec = next(r for r in records if r.number == number)
+            net = {"id": net_id, "architecture": arch, "values": json.dumps(rec.values, sort_keys=True)}
+            print(f"{time.strftime('%H:%M:%S')} {method} seed {seed} trial {number}: {arch}", flush=True)
+            row = ranking.train_one(net, 0, data_dir, checkpoint=RUNS / f"{net_id}.resume")
+            ranking.append_row(PREFIX, PREFIX_FIELDS, {"architecture": arch, "values": net["values"],
+                                                       "retrain_seconds": row["wall_seconds"],
+                                                       **{f: row[f] for f in ("final_val_accuracy", "test_accuracy")}})
         print(f"{time.strftime('%H:%M:%S')}   full val {row['final_val_accuracy']} test {row['test_accuracy']}",
               flush=True)
 

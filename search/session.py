@@ -199,7 +199,8 @@ def rescore_top(ctx: SearchContext, study, k: int, on_rescored=None) -> int:
     fidelity picked no better, while re-scoring the top 3 on all 55k images cut the pick's expected
     shortfall below the best by 0.03-0.04 points; on the 18 finished searches of
     ``benchmarks/search_vs_random`` it raised the picks' full-fidelity validation by +0.04 ± 0.02 points on
-    average (six better, two worse). Below the 0.1-point noise floor, so ``search.rescore`` is 0 (off).
+    average (six better, two worse), and by -0.00 ± 0.01 on the same searches' first 12 trials (mnist-8k's
+    trial count; one better, three worse). Below the 0.1-point noise floor, so ``search.rescore`` is 0 (off).
     Saved in the study after each one, so a resumed or repeated call trains only what is missing;
     ``on_rescored(number, search score, new score)``. Returns how many were trained.
     """
