@@ -446,11 +446,14 @@ def _rescored_lines() -> list[str]:
 def _prefix_lines() -> list[str]:
     """What each search would have picked with fewer trials, and what that pick is worth at full fidelity."""
     picks, trials, known = ranking.read_csv(PICKS), ranking.read_csv(TRIALS), known_full_fidelity()
-    counts = (*PREFIXES, max((int(r["search_trials"]) for r in picks), default=0))
+    n_all = max((int(r["search_trials"]) for r in picks), default=0)
+    counts = (*(n for n in PREFIXES if n < n_all), n_all)
     chosen = {k: v for k, v in prefix_picks(counts).items() if v[0]["architecture"] in known}
     val = {k: float(known[r["architecture"]]["final_val_accuracy"]) for k, (r, _) in chosen.items()}
     minutes = {k: m for k, (_, m) in chosen.items()}
-    if not any(n == counts[-1] for (_, _, n) in val):
+    # A trial count is shown only once every search's pick at it is trained (a subset would be a biased one).
+    counts = tuple(n for n in counts if all((r["method"], r["search_seed"], n) in val for r in picks))
+    if n_all not in counts or len(counts) < 2:
         return []
     row = {(t["method"], t["search_seed"], int(t["trial"])): (t["architecture"], t["status"], t["val_accuracy"])
            for t in trials}
