@@ -289,13 +289,16 @@ def rescore_prefixes(part: tuple[int, int], data_dir: str | None) -> None:
                    for r in best_completed(mine, n, RESCORE_K) if int(r["trial"]) not in scores.get((m, s), {})},
                   key=lambda t: (t[0], int(t[1]), t[2]))
     k, every = part
+    contexts = {}  # one data load per search
     for method, seed, number in todo[k::every]:
         path = RUNS / f"{method}-s{seed}"
-        meta, budget, space, _ = open_run(path)
-        _, records = load_records(path)
+        if path not in contexts:
+            meta, budget, space, _ = open_run(path)
+            contexts[path] = context(meta, budget, space, data_dir), load_records(path)[1]
+        ctx, records = contexts[path]
         values = next(r for r in records if r.number == number).values
         t0 = time.perf_counter()
-        acc = rescore_one(context(meta, budget, space, data_dir), number, values)
+        acc = rescore_one(ctx, number, values)
         ranking.append_row(PREFIX_RESCORES, PREFIX_RESCORE_FIELDS,
                            {"method": method, "search_seed": seed, "trial": number, "rescore": f"{acc:.4f}",
                             "rescore_seconds": f"{time.perf_counter() - t0:.0f}"})
@@ -500,8 +503,9 @@ def _rescored_prefix_lines() -> list[str]:
     known, rescored = known_full_fidelity(), rescored_prefix_picks()
     n_all = max((int(r["search_trials"]) for r in ranking.read_csv(PICKS)), default=0)
     counts = (*RESCORED_PREFIXES, n_all)
-    plain = {k: known[r["architecture"]] for k, (r, _) in prefix_picks(counts).items() if r["architecture"] in known}
-    minutes = {k: m for k, (_, m) in prefix_picks(counts).items()}
+    picked = prefix_picks(counts)
+    plain = {k: known[r["architecture"]] for k, (r, _) in picked.items() if r["architecture"] in known}
+    minutes = {k: m for k, (_, m) in picked.items()}
     seconds = [float(r["rescore_seconds"]) for r in ranking.read_csv(PREFIX_RESCORES)]
     if not seconds:
         return []
