@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from budgetnas import files
 from budgetnas.data import AUGMENTATIONS
 from budgetnas.errors import ConfigError
 from budgetnas.space import Domain, Param, _domain, read_toml, shipped
@@ -218,10 +219,8 @@ def freeze(budget: Budget, folder: Path) -> Path:
     for key, value in (("space", budget.space), ("baseline_space", budget.baseline_space)):
         if value is not None:
             table[key] = str(Path(value).resolve())
-    out = folder / FROZEN
-    out.write_text(json.dumps({"name": budget.name, "source": str(Path(budget.file).resolve()), "table": table},
-                              indent=1), encoding="utf-8")
-    return out
+    return files.write_text(folder / FROZEN, json.dumps(
+        {"name": budget.name, "source": str(Path(budget.file).resolve()), "table": table}, indent=1))
 
 
 def frozen_text(folder: Path) -> str:
@@ -232,7 +231,10 @@ def load_frozen(folder: Path) -> Budget:
     """The budget a run froze with :func:`freeze`."""
     f = folder / FROZEN
     try:
-        data = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{f}: cannot read the run's budget: {exc}") from None
+        data = files.read_json(f, "the run's frozen budget")
+    except FileNotFoundError:
+        raise ConfigError(f"{f}: the run's frozen budget is missing") from None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not isinstance(data.get("table"), dict):
+        raise ConfigError(f"{f}: not a frozen budget (needs \"name\" and a \"table\"); the file is cut or was "
+                          "edited by hand")
     return parse_budget(data["name"], data["table"], str(f), folder)

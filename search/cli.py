@@ -190,13 +190,13 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     from budgetnas.report.leaderboard import leaderboard, summary_line
     from budgetnas.report.live import LiveDisplay, PlainDisplay
     from budgetnas.runs import records_from_study
-    from budgetnas.session import context, open_study, rescore_top, run_search, steps_per_epoch
+    from budgetnas.session import context, open_study, rescore_top, resume_command, run_search, steps_per_epoch
 
     console = _console()
     ctx = context(meta, budget, space, args.data_dir)
-    study, stale = open_study(path, meta, budget, create=create, worker=worker)
-    if args.resume and stale:
-        console.print(f"resume: {stale} trial(s) left running by an earlier process marked failed")
+    study, again = open_study(path, meta, budget, create=create, worker=worker)
+    if again:
+        console.print(f"resume: trial(s) {', '.join(map(str, again))}, stopped before they finished, train again")
     console.print(f"run {path} · budget {budget.name} ≤{budget.max_params:,} params · space {space.path} · "
                   f"{len(ctx.train)} train / {len(ctx.val)} val images · up to {meta.max_epochs} epochs per trial")
     display_cls = LiveDisplay if console.is_terminal and not args.json else PlainDisplay
@@ -207,8 +207,8 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
         try:
             run_search(ctx, study, path, meta, resume=not create, hooks=ui, heartbeat=args.heartbeat,
                        grace=args.grace)
-        except KeyboardInterrupt:
-            return _interrupted(console, budget, meta)
+        except KeyboardInterrupt as exc:
+            return _interrupted(console, exc, "finished trials are saved", resume_command(path, meta, worker))
     if budget.search.rescore and not worker:
         def rescored(number: int, first: float, second: float) -> None:
             console.print(f"re-scored trial {number} on all {len(ctx.full_train)} training images: "
@@ -217,8 +217,9 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
         console.print(f"re-scoring the {budget.search.rescore} best completed trials on all training images")
         try:
             rescore_top(ctx, study, budget.search.rescore, rescored)
-        except KeyboardInterrupt:
-            return _interrupted(console, budget, meta)
+        except KeyboardInterrupt as exc:
+            return _interrupted(console, exc, "finished trials and re-scorings are saved",
+                                resume_command(path, meta))
     records = records_from_study(study)
     if args.json:
         print(json.dumps(_board_json(meta, records)))
@@ -231,17 +232,24 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     from budgetnas.retrain import retrain_run
 
     t1 = time.monotonic()
-    fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console),
-                       jobs=args.jobs)
+    try:
+        fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console),
+                           resume=args.resume, jobs=args.jobs)
+    except KeyboardInterrupt as exc:
+        return _interrupted(console, exc, "the search and every finished seed are saved", resume_command(path, meta))
     console.print(f"retrained {len(fins)} finalist(s) in {time.monotonic() - t1:.0f}s")
     _print_outcome(console, path, fins)
     return 0
 
 
-def _interrupted(console, budget, meta) -> int:
-    console.print(f"interrupted: finished trials are saved; continue with "
-                  f"`budgetnas search --budget {budget.name} --name {meta.name} --resume`")
-    return 130
+def _interrupted(console, exc: KeyboardInterrupt, kept: str, command: str) -> int:
+    """One line for a Ctrl-C or SIGTERM: what is kept, and the exact command that continues."""
+    from budgetnas import interrupts
+
+    interrupts.ignore()  # the process is only ending now: another Ctrl-C must not cut this line or the exit
+    # never wrapped or read as markup: the command is copied from this line
+    console.print(f"{interrupts.reason(exc)}: {kept}; continue with `{command}`", soft_wrap=True, markup=False)
+    return interrupts.exit_code(exc)
 
 
 def _board_json(meta, records) -> dict[str, Any]:
@@ -363,10 +371,28 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                               "(continue an interrupted one with `retrain NAME --resume`)")
         path = branch(path, args.as_name, args.recipe)
         console.print(f"{path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
-    fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
-                       _epoch_printer(console), resume=args.resume, jobs=args.jobs)
+    try:
+        fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
+                           _epoch_printer(console), resume=args.resume, jobs=args.jobs)
+    except KeyboardInterrupt as exc:
+        return _interrupted(console, exc, "every finished seed is saved", _retrain_command(args, path))
     _print_outcome(console, path, fins)
     return 0
+
+
+def _retrain_command(args: argparse.Namespace, path: Path) -> str:
+    """``budgetnas retrain`` with the options that chose these finalists, and ``--resume``."""
+    return _command(["retrain", str(path)], [("--top", args.top), ("--seeds", args.seeds), ("--epochs", args.epochs),
+                                             ("--data-dir", args.data_dir)])
+
+
+def _command(words: list[str], options: list[tuple[str, Any]], budgets: str | None = None) -> str:
+    """A ``budgetnas`` command line that continues with ``--resume``, quoted for a shell; unset options left out."""
+    import shlex
+
+    parts = ["budgetnas", *(["--budgets", budgets] if budgets else []), *words]
+    parts += [str(x) for flag, value in options if value is not None for x in (flag, value)]
+    return " ".join(shlex.quote(p) for p in [*parts, "--resume"])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -381,9 +407,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from budgetnas.retrain import train_fixed
 
     console = _console()
-    fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
-                      args.data_dir, args.seed, _seed_printer(console), _epoch_printer(console),
-                      resume=args.resume, jobs=args.jobs)
+    try:
+        fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
+                          args.data_dir, args.seed, _seed_printer(console), _epoch_printer(console),
+                          resume=args.resume, jobs=args.jobs)
+    except KeyboardInterrupt as exc:
+        return _interrupted(console, exc, "every finished seed is saved", _command(
+            ["train", args.space], [("--budget", args.budget), ("--name", name),
+                                    ("--epochs", args.epochs), ("--seeds", args.seeds), ("--seed", args.seed),
+                                    ("--recipe", args.recipe), ("--reports-dir", args.reports_dir),
+                                    ("--data-dir", args.data_dir)], budgets=args.budgets))
     _print_outcome(console, Path(args.reports_dir) / name, [fin])
     return 0
 
@@ -403,8 +436,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     formats = parse_formats(args.format)
     _quiet_tf()
+    from budgetnas import files, gate
     from budgetnas import finalists as fin_mod
-    from budgetnas import gate
     from budgetnas.errors import RunError
     from budgetnas.export import export, model_card
     from budgetnas.finalists import winner
@@ -427,7 +460,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     checks = export(chosen, path, out, formats, train, ds.test, space.classes)
     verdict, _ = gate.admit(budget, space, chosen.values, allow_repair=False, build=False)
     card = model_card(chosen, budget, budget.dataset, checks, layer_markdown(verdict.table), proto)
-    (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    files.write_text(out / "MODEL_CARD.md", card)
     console = _console()
     for c in checks:
         console.print(("" if c.ok else "[yellow]") + c.line())
@@ -567,9 +600,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from budgetnas import interrupts
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with interrupts.handled():
+            return args.func(args)
     except BudgetNasError as exc:
         print(f"budgetnas: error: {exc}", file=sys.stderr)
         return 2

@@ -6,12 +6,12 @@ normalisation without adding parameters. Each format is checked against the test
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from budgetnas import files
 from budgetnas.data import Arrays
 from budgetnas.errors import ConfigError
 from budgetnas.finalists import Finalist
@@ -84,7 +84,7 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
     x = test.x.astype(np.float32)
     checks: list[Check] = []
     keras_path = out / "model.keras"
-    shutil.copyfile(src, keras_path)
+    files.copy(src, keras_path)
     if "keras" in formats:
         reloaded = keras.saving.load_model(keras_path, compile=False)
         from budgetnas.trainer import evaluate
@@ -93,9 +93,8 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
         checks.append(Check("keras", str(keras_path), acc, reference, 0.1 if foreign else None, foreign))
     saved = out / "saved_model"
     if any(f in formats for f in ("savedmodel", "tflite", "tflite-int8")):
-        if saved.exists():
-            shutil.rmtree(saved)
-        model.export(str(saved), verbose=False)
+        with files.replacing(saved) as tmp:
+            model.export(str(tmp), verbose=False)
     if "savedmodel" in formats:
         loaded = tf.saved_model.load(str(saved))
         preds = np.concatenate([np.asarray(loaded.serve(x[i:i + 1000])).argmax(axis=1)
@@ -105,7 +104,7 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
     if "tflite" in formats:
         conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         path = out / "model_float32.tflite"
-        path.write_bytes(conv.convert())
+        files.write_bytes(path, conv.convert())
         acc = float((_tflite_predict(path, x) == test.y).mean())
         checks.append(Check("tflite", str(path), acc, reference, 0.1))
     if "tflite-int8" in formats:
@@ -119,7 +118,7 @@ def export(finalist: Finalist, run_path: Path, out: Path, formats: list[str], tr
         conv.inference_input_type = tf.uint8  # raw pixels 0–255 go straight in
         conv.inference_output_type = tf.float32
         path = out / "model_int8.tflite"
-        path.write_bytes(conv.convert())
+        files.write_bytes(path, conv.convert())
         acc = float((_tflite_predict(path, test.x) == test.y).mean())
         checks.append(Check("tflite-int8", str(path), acc, reference, 0.5))
     return checks

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from budgetnas import gate
+from budgetnas import files, gate
 from budgetnas.budget import Budget, Recipe
 from budgetnas.data import Arrays
 from budgetnas.space import Space
@@ -181,7 +181,7 @@ def unfinished(out_dir: Path) -> list[Unfinished]:
     out = []
     for f in sorted(out_dir.glob("*_seed*.resume/history.json")):
         name, _, seed = f.parent.name.removesuffix(".resume").rpartition("_seed")
-        h = json.loads(f.read_text(encoding="utf-8"))
+        h = files.read_json(f, "a seed's epoch checkpoint")
         done = len(h["loss"])
         out.append(Unfinished(name, int(seed), done, h["planned_epochs"], h["val_accuracy"][:done],
                               sum(h["epoch_seconds"][:done])))
@@ -195,7 +195,8 @@ def save_plain(model, path: Path) -> None:
     # model is compiled too, and its optimizer's custom schedule would then be needed to load the file.
     clean = model.__class__.from_config(model.get_config())
     clean.set_weights(model.get_weights())
-    clean.save(path)
+    with files.replacing(path) as tmp:
+        clean.save(tmp)
 
 
 def _slug(label: str) -> str:
@@ -204,9 +205,7 @@ def _slug(label: str) -> str:
 
 def save(path: Path, finalists: list[Finalist], protocol: dict[str, Any]) -> None:
     data = {"protocol": protocol, "finalists": [{**asdict(f), "summary": f.summary()} for f in finalists]}
-    tmp = path / (FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    tmp.replace(path / FILE)
+    files.write_text(path / FILE, json.dumps(data, indent=1))
 
 
 def load(path: Path) -> tuple[dict[str, Any], list[Finalist]]:
@@ -214,13 +213,17 @@ def load(path: Path) -> tuple[dict[str, Any], list[Finalist]]:
 
     f = path / FILE
     try:
-        data = json.loads(f.read_text(encoding="utf-8"))
+        data = files.read_json(f, "the finalists' results")
     except FileNotFoundError:
         raise RunError(f"{f}: no finalists yet (run `budgetnas retrain` first)") from None
     out = []
-    for d in data["finalists"]:
-        d = dict(d)
-        d.pop("summary", None)
-        seeds = [SeedResult(**s) for s in d.pop("seeds")]
-        out.append(Finalist(**d, seeds=seeds))
-    return data["protocol"], out
+    try:
+        for d in data["finalists"]:
+            d = dict(d)
+            d.pop("summary", None)
+            seeds = [SeedResult(**s) for s in d.pop("seeds")]
+            out.append(Finalist(**d, seeds=seeds))
+        return dict(data["protocol"]), out
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RunError(f"{f}: not the finalists file budgetnas writes ({type(exc).__name__}: {exc}); "
+                       "retrain to write it again") from None

@@ -8,12 +8,12 @@ of :mod:`budgetnas.seedpool`), save ``finalists.json`` after every seed, then wr
 from __future__ import annotations
 
 import json
-import shutil
 import tomllib
 from dataclasses import replace
 from pathlib import Path
 
-from budgetnas.budget import FROZEN, Budget, Recipe, freeze, frozen_text, parse_budget
+from budgetnas import files
+from budgetnas.budget import FROZEN, Budget, Recipe, freeze, parse_budget
 from budgetnas.errors import ConfigError, RunError
 from budgetnas.runs import RunMeta, load_meta, save_meta
 from budgetnas.session import load_data_splits, open_run, write_run_report
@@ -70,7 +70,7 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
     if target.exists():
         raise RunError(f"{target}: exists; pick another --as name")
     meta = load_meta(path)
-    frozen = json.loads(frozen_text(path))
+    frozen = files.read_json(path / FROZEN, "the run's frozen budget")
     train = dict(frozen["table"].get("train", {}))
     for change in changes:
         field, sep, raw = change.partition("=")
@@ -84,8 +84,8 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
     frozen["table"]["train"] = train
     parse_budget(frozen["name"], frozen["table"], "--recipe", path)  # one line naming the field if a value is bad
     target.mkdir(parents=True)
-    shutil.copyfile(path / "space.toml", target / "space.toml")
-    (target / FROZEN).write_text(json.dumps(frozen, indent=1), encoding="utf-8")
+    files.copy(path / "space.toml", target / "space.toml")
+    files.write_text(target / FROZEN, json.dumps(frozen, indent=1))
     save_meta(target, replace(meta, name=name))  # the storage and study stay the original run's
     return target
 
@@ -132,10 +132,9 @@ def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
     """The seeds an interrupted retrain finished, by finalist label (empty if it saved none)."""
     from budgetnas import finalists as fin_mod
 
-    try:
-        proto, fins = fin_mod.load(path)
-    except RunError:
-        proto, fins = {"epochs": epochs}, []
+    if not (path / fin_mod.FILE).exists():
+        return {}
+    proto, fins = fin_mod.load(path)  # a damaged file: one line naming it, rather than retraining every seed
     if proto.get("epochs") != epochs:
         raise RunError(f"{path}: the earlier retrain ran {proto.get('epochs')} epochs, not {epochs}; "
                        "resume with the same --epochs")
@@ -168,7 +167,7 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
         raise RunError(f"{path}: a run with this name exists; pick another --name or --resume it" if not resume
                        else f"{path}: no run to resume")
     path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(space_path, path / "space.toml")
+    files.copy(space_path, path / "space.toml")
     freeze(budget, path)
     space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
     epochs = epochs or budget.epochs

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from budgetnas import files
 from budgetnas.errors import RunError
 
 META = "run.json"
@@ -90,11 +91,9 @@ def run_dir(run: str, reports_dir: str | Path = "reports") -> Path:
 def load_meta(path: Path) -> RunMeta:
     f = path / META
     try:
-        data = json.loads(f.read_text(encoding="utf-8"))
+        data = files.read_json(f, "the run's metadata")
     except FileNotFoundError:
         raise RunError(f"{f}: no such run (start one with `budgetnas search`)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunError(f"{f}: cannot read run metadata: {exc}") from None
     try:
         return RunMeta(**data)
     except TypeError as exc:
@@ -102,10 +101,7 @@ def load_meta(path: Path) -> RunMeta:
 
 
 def save_meta(path: Path, meta: RunMeta) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / (META + ".tmp")
-    tmp.write_text(meta.to_json(), encoding="utf-8")
-    tmp.replace(path / META)
+    files.write_text(path / META, meta.to_json())
 
 
 def default_storage(path: Path) -> str:

@@ -99,7 +99,7 @@ def train_all(run_path: Path, space_file: str, data_dir: str | None, split_seed:
 
     Every process reads the run's frozen budget and its own copy of the space from ``run_path`` and
     the data split from ``data_dir`` and ``split_seed``, as the search did. The first failing job
-    cancels those not started and its error is raised here.
+    cancels those not started and its error is raised here; an interrupt stops every running seed.
     """
     ctx = mp.get_context("spawn")  # a fresh interpreter: the thread settings apply before TensorFlow starts
     events = ctx.Queue()
@@ -123,6 +123,10 @@ def train_all(run_path: Path, space_file: str, data_dir: str | None, split_seed:
                 for future in done:
                     yield future.result()
         except BaseException:
+            # Ctrl-C reaches the whole process group, SIGTERM only this process: stop the seeds either way
+            # (each keeps its last finished epoch's checkpoint), then wait for the pool to wind down.
+            for child in mp.active_children():
+                child.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         relay()

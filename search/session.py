@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from budgetnas import data as data_mod
-from budgetnas import gate
+from budgetnas import files, gate
 from budgetnas.budget import FROZEN, Budget, freeze, get_budget, load_frozen
 from budgetnas.drivers.common import SearchContext
 from budgetnas.errors import ConfigError, DataError, RunError
@@ -86,7 +86,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
     if not 1 <= epochs <= budget.epochs:
         raise ConfigError(f"--max-epochs {epochs}: must be between 1 and the budget's {budget.epochs} epochs")
     path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(space_path, path / "space.toml")  # the run keeps the exact space it searched
+    files.copy(space_path, path / "space.toml")  # the run keeps the exact space it searched
     freeze(budget, path)  # ... and the budget: retrain, report, export and workers read this copy
     meta = RunMeta(
         name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
@@ -139,9 +139,9 @@ def write_run_report(path: Path) -> list[Path]:
     from budgetnas.report.document import write_report
 
     meta, budget, space, records = open_run(path)
-    try:
+    if (path / fin_mod.FILE).exists():  # a damaged file is an error, not a run without finalists
         proto, fins = fin_mod.load(path)
-    except RunError:
+    else:
         proto, fins = {"name": meta.name, "space": space.path, "seed": meta.seed}, []
     return write_report(path, meta if meta.driver != "train" else None, budget, space, records, fins, proto)
 
@@ -150,26 +150,44 @@ def write_run_report(path: Path) -> list[Path]:
 
 # ------------------------------------------------------------------ driving a search
 def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: bool = False):
-    """The run's Optuna study (created with the run, or reopened); returns (study, stale trials failed).
+    """The run's Optuna study (created with the run, or reopened); returns (study, trials to train again).
 
     An extra ``worker`` seeds its sampler apart from the run's seed (the split and trial seeds stay
-    the run's): samplers with one seed propose the same networks in the same order. On reopening,
-    trials left RUNNING by a dead process of this run are told failed.
+    the run's): samplers with one seed propose the same networks in the same order. On resuming, trials
+    left RUNNING by a dead process of this run and trials stopped by Ctrl-C / SIGTERM are enqueued to
+    train again with their values and seeds, and the sampler is seeded apart from the first process's.
     """
     import optuna
 
     from budgetnas.drivers import optuna_driver
+    from budgetnas.storage import open_storage
     from budgetnas.workers import publish
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
+    algorithm = meta.algorithm if meta.driver == "optuna" else "tpe"
     study = optuna_driver.make_study(meta.storage, meta.study, seed, budget.search.min_epochs, meta.max_epochs,
-                                     load_if_exists=not create,
-                                     algorithm=meta.algorithm if meta.driver == "optuna" else "tpe")
+                                     load_if_exists=not create, algorithm=algorithm)
     if create:
         publish(study, path, meta)
-    stale = optuna_driver.fail_stale(study) if not create and not worker else 0
-    return study, stale
+    if create or worker:
+        return study, []
+    if meta.driver != "optuna":  # keras-tuner's oracle keeps its own trial count: its dead trials just fail
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        return study, []
+    optuna_driver.fail_stale(study, open_storage(meta.storage))
+    again = optuna_driver.resume_interrupted(study)
+    optuna_driver.reseed(study, algorithm, meta.seed)
+    return study, again
+
+
+def resume_command(path: Path, meta: RunMeta, worker: bool = False) -> str:
+    """The command that continues this run, as it must be typed (the folder and storage that locate it)."""
+    where = "" if path.parent == Path("reports") else f" --reports-dir {shlex.quote(str(path.parent))}"
+    if worker:
+        return f"budgetnas worker {meta.name} --storage {shlex.quote(meta.storage)}{where}"
+    return f"budgetnas search --budget {meta.budget} --name {meta.name} --resume{where}"
 
 
 def run_search(ctx: SearchContext, study, path: Path, meta: RunMeta, resume: bool, hooks,

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from budgetnas import files
 from budgetnas.budget import Recipe
 from budgetnas.data import Arrays, pipeline
 from budgetnas.errors import RunError, TrialFailed
@@ -188,23 +189,31 @@ class _Recorder(keras.callbacks.Callback):
 class _Checkpoint(keras.callbacks.BackupAndRestore):
     """Keras' epoch-level backup (weights + optimizer state + epoch), plus our curves so far.
 
-    The curves are written before the weights, so after a kill between the two writes they are
-    one epoch ahead at most; loading cuts them back to the epoch the weights belong to.
+    Each of the three files is written whole or not at all (:mod:`budgetnas.files`): curves, then
+    weights, then the epoch number. After a kill between two of them the curves or the weights are one
+    epoch ahead at most; loading cuts the curves back to the epoch the metadata names. A checkpoint that
+    cannot be read anyway (cut by hand or by a full disk) is one :class:`RunError` line naming its folder.
 
-    Two private Keras names, for want of public ones (Keras 3.15): BackupAndRestore reports the
-    restored epoch only as ``model._initial_epoch``, and ``_save_model`` is its one save hook.
-    ``tests/test_trainer.py::test_resumed_run_matches_an_unbroken_one`` pins both.
+    Private Keras names, for want of public ones (Keras 3.15): BackupAndRestore reports the restored
+    epoch only as ``model._initial_epoch``; ``_save_model`` is its one save hook, and ``_weights_path``,
+    ``_training_metadata_path``, ``_current_epoch``, ``_last_batch_seen`` what it writes (Keras writes them
+    in place). ``tests/test_trainer.py::test_resumed_run_matches_an_unbroken_one`` pins them.
     """
 
     def __init__(self, folder: Path, history: History, epochs: int):
-        super().__init__(str(folder), save_freq="epoch", double_checkpoint=True)
+        super().__init__(str(folder), save_freq="epoch")
         self.file, self.h, self.epochs = folder / "history.json", history, epochs
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise RunError(f"{self.file.parent}: the epoch checkpoint is damaged ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}); remove the folder to train this seed "
+                           "from its first epoch") from None
         done = getattr(self.model, "_initial_epoch", 0) or 0
         if done and self.file.exists():
-            saved = json.loads(self.file.read_text(encoding="utf-8"))
+            saved = files.read_json(self.file, "the epoch checkpoint's curves")
             if saved.get("planned_epochs") != self.epochs:
                 raise RunError(f"{self.file.parent}: checkpoint of a {saved.get('planned_epochs')}-epoch run; "
                                f"continue it with {saved.get('planned_epochs')} epochs, not {self.epochs}")
@@ -214,11 +223,11 @@ class _Checkpoint(keras.callbacks.BackupAndRestore):
             self.h.resumed_at = done
 
     def _save_model(self):
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.h.as_dict(), "planned_epochs": self.epochs}), encoding="utf-8")
-        tmp.replace(self.file)
-        super()._save_model()
+        files.write_text(self.file, json.dumps({**self.h.as_dict(), "planned_epochs": self.epochs}))
+        with files.replacing(self._weights_path) as tmp:
+            self.model.save_weights(filepath=str(tmp), overwrite=True)
+        files.write_text(self._training_metadata_path,
+                         json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
 
 
 def evaluate(model, data: Arrays, classes: int) -> tuple[float, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from budgetnas import files
 from budgetnas.budget import FROZEN, Budget, frozen_text
 from budgetnas.errors import RunError
 from budgetnas.runs import RunMeta, save_meta
@@ -37,12 +38,12 @@ def join(run: str, storage: str, reports_dir: str) -> tuple[Path, RunMeta, Budge
         raise RunError(f"study {run!r} was not started by `budgetnas search` (no run metadata in it)")
     path = Path(reports_dir) / run
     path.mkdir(parents=True, exist_ok=True)
-    (path / "space.toml").write_text(shared["space"], encoding="utf-8")
+    files.write_text(path / "space.toml", shared["space"])
     meta = RunMeta(**shared["meta"])
     if "budget" in shared:
-        (path / FROZEN).write_text(shared["budget"], encoding="utf-8")
+        files.write_text(path / FROZEN, shared["budget"])
     else:  # a study published before budgets were frozen carries the whole budgets file
-        (path / "budgets.toml").write_text(shared["budgets"], encoding="utf-8")
+        files.write_text(path / "budgets.toml", shared["budgets"])
         meta.budgets_file = str((path / "budgets.toml").resolve())
     meta.space = str((path / "space.toml").resolve())
     meta.storage = storage

@@ -67,6 +67,24 @@ min_epochs = 1
 finalists = 1
 seeds = 2
 
+[tiny-long]
+description = "the tiny budget with trials long enough to be interrupted mid-training (tests/test_faults.py)"
+dataset = "{tiny_mnist}"
+space = "{ROOT / 'spaces' / 'mnist_tiny.toml'}"
+max_params = 15000
+epochs = 8
+validation = 100
+[tiny-long.train]
+optimizer = "adam"
+lr = 0.003
+batch_size = 32
+[tiny-long.search]
+trials = 3
+epochs = 8
+min_epochs = 8
+finalists = 1
+seeds = 1
+
 [tiny-strict]
 description = "a budget almost nothing fits, with repair off: the gate must reject"
 dataset = "{tiny_mnist}"

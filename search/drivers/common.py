@@ -64,8 +64,11 @@ class Pruned(Exception):
 def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
              on_epoch: Callable[[int, float], None] | None = None,
              on_batch: Callable[[int, dict], None] | None = None,
-             seen: Callable[[str], TrialRecord | None] | None = None) -> TrialRecord:
+             seen: Callable[[str], TrialRecord | None] | None = None, seed_of: int | None = None) -> TrialRecord:
     """Gate, then train one candidate; never raises for a bad candidate, returns its record.
+
+    It trains with seed ``ctx.seed + number``, or ``ctx.seed + seed_of`` when it repeats trial ``seed_of``
+    (an interrupted trial trained again on resume starts from the same weights and data order).
 
     ``on_epoch(epoch, val_accuracy)`` may raise :class:`Pruned` to stop training early.
     ``seen(key)`` returns a finished trial with the same :func:`network_key` (after repair), if any:
@@ -76,8 +79,9 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
     key = network_key(ctx, verdict.values) if verdict.ok else ""
     prior = seen(key) if verdict.ok and seen is not None else None
     model = None
+    seed = ctx.seed + (number if seed_of is None else seed_of)
     if verdict.ok and prior is None:  # build only what will train; the built model gives the exact count
-        built, model = gate.admit(ctx.budget, ctx.space, verdict.values, allow_repair=False, seed=ctx.seed + number)
+        built, model = gate.admit(ctx.budget, ctx.space, verdict.values, allow_repair=False, seed=seed)
         verdict = replace(built, repairs=verdict.repairs)
     rec = TrialRecord(
         number=number, status="running", values=dict(verdict.values), params=verdict.total_params,
@@ -105,7 +109,7 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
     from budgetnas.trainer import train  # imports TensorFlow: only when something trains
 
     try:
-        train(model, ctx.train, ctx.val, recipe, ctx.epochs, seed=ctx.seed + number, classes=ctx.classes,
+        train(model, ctx.train, ctx.val, recipe, ctx.epochs, seed=seed, classes=ctx.classes,
               on_epoch=epoch_hook, on_batch=on_batch)
         rec.status = "complete"
     except Pruned:

@@ -30,6 +30,11 @@ gate still rejects is told to Optuna as FAIL, which TPE leaves out of its model,
 neither count as bad scores nor bias the sampler towards shallow nets (as raising TrialPruned
 would). Such trials are recorded with status ``rejected``, their reasons and zero steps.
 
+Interrupts: a trial stopped by Ctrl-C or SIGTERM is recorded ``interrupted`` (told FAIL, so TPE leaves
+it out) and does not count toward the trial budget; on ``--resume`` (:func:`resume_interrupted`) it is
+enqueued again with the same values and trains from its own seed, and the resumed sampler is reseeded
+(:func:`reseed`), so it does not replay the proposals of the first process as duplicates.
+
 Duplicates: a candidate whose built network and recipe (its key) match a completed or pruned trial
 (workers asking at once, TPE late in a search, several samples repaired to one network) is not
 trained again; it is told to Optuna as that trial ended and recorded with status ``duplicate``, out
@@ -47,7 +52,7 @@ from typing import Any, Callable
 
 import optuna
 
-from budgetnas import storage
+from budgetnas import interrupts, storage
 from budgetnas.drivers import domains
 from budgetnas.drivers.common import Pruned, SearchContext, evaluate, network_key, propose
 from budgetnas.runs import TrialRecord
@@ -100,12 +105,56 @@ def finished_with(study: optuna.Study, key: str, key_of: Callable[[dict[str, Any
     return None
 
 
-def fail_stale(study: optuna.Study) -> int:
-    """Tell trials left RUNNING by a dead process as failed (on --resume). Returns how many."""
+INTERRUPTED = "interrupted"
+
+
+def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial is one of the ``--trials`` asked for: not a dead worker's retry (the dead trial counts),
+    not an interrupted trial (its replacement counts)."""
+    return "retry_of" not in t.user_attrs and t.user_attrs.get("status") != INTERRUPTED
+
+
+def fail_stale(study: optuna.Study, store) -> int:
+    """Tell trials left RUNNING by a dead process (killed, or stopped twice) as interrupted, on --resume.
+
+    They are trained again like a Ctrl-C'd trial (:func:`resume_interrupted`). ``store``: an Optuna storage on
+    the study's URL (a ``Study`` cannot set attributes of a trial it did not ask). Returns how many.
+    """
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    study_id = store.get_study_id_from_name(study.study_name) if stale else None
     for t in stale:
+        trial_id = store.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        store.set_trial_user_attr(trial_id, "status", INTERRUPTED)
+        store.set_trial_user_attr(trial_id, "reason", "its process ended while it trained; trained again on --resume")
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     return len(stale)
+
+
+def resume_interrupted(study: optuna.Study) -> list[int]:
+    """Enqueue every interrupted trial not yet replaced, with its values and seed. Returns their numbers.
+
+    The replacement carries ``resumes`` (the trial it replaces) and ``seed_of`` (whose seed it trains
+    with: the first trial of the chain), and ``retry_of`` when the interrupted trial was itself a retry,
+    so the count of trials toward ``--trials`` is what it was before the interrupt.
+    """
+    trials = study.get_trials(deepcopy=False)
+    replaced = {t.user_attrs["resumes"] for t in trials if "resumes" in t.user_attrs}
+    out = []
+    for t in trials:
+        if t.user_attrs.get("status") != INTERRUPTED or t.number in replaced:
+            continue
+        attrs = {"resumes": t.number, "seed_of": t.user_attrs.get("seed_of", t.number)}
+        if "retry_of" in t.user_attrs:
+            attrs["retry_of"] = t.user_attrs["retry_of"]
+        study.enqueue_trial(dict(t.params), user_attrs=attrs, skip_if_exists=False)
+        out.append(t.number)
+    return out
+
+
+def reseed(study: optuna.Study, algorithm: str, seed: int) -> None:
+    """A resumed study's sampler, seeded apart from the first process's: a seeded sampler started again
+    replays its proposals from the start, and every replayed network would be a duplicate."""
+    study.sampler = make_sampler(algorithm, zlib.crc32(f"{seed}:resume:{len(study.get_trials(deepcopy=False))}".encode()))
 
 
 def _worker_id() -> str:
@@ -138,7 +187,7 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             storage.fail_dead_trials(study, store, grace)
         existing = study.get_trials(deepcopy=False)
         waiting = any(t.state == optuna.trial.TrialState.WAITING for t in existing)
-        originals = sum(1 for t in existing if "retry_of" not in t.user_attrs)
+        originals = sum(1 for t in existing if counts_toward_budget(t))
         if not waiting and originals >= trials:
             if not any(t.state == optuna.trial.TrialState.RUNNING for t in existing):
                 break
@@ -168,28 +217,35 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
 
         try:
             with storage.Heartbeat(trial, heartbeat):
-                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch, seen=seen)
-        except KeyboardInterrupt:
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("reason", "interrupted (Ctrl-C)")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        try:
-            record_attrs(trial, rec)
-            if rec.status == "duplicate":  # scored as the trial it repeats: TPE learns nothing false
-                complete = prior[-1].status == "complete"
-                study.tell(trial, rec.val_accuracy if complete else None,
-                           state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.PRUNED)
-            elif rec.status == "complete":
-                study.tell(trial, rec.val_accuracy)
-            elif rec.status == "pruned":
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
+                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch, seen=seen,
+                               seed_of=trial.user_attrs.get("seed_of"))
+        except KeyboardInterrupt as exc:
+            with interrupts.deferred():  # a second Ctrl-C waits until the record is whole
+                trial.set_user_attr("status", INTERRUPTED)
+                trial.set_user_attr("reason", f"{interrupts.reason(exc)}; trained again on --resume")
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            # We were too slow to send heartbeats: another worker failed this trial and retries it.
-            rec.status, rec.reason = "failed", "failed by another worker (heartbeat late); retried there"
+            raise
+        with interrupts.deferred():  # trained: record it whole before stopping for a Ctrl-C that came meanwhile
+            _tell(study, trial, rec, prior)
         if on_done is not None:
             rec.worker = trial.user_attrs.get("worker", "")
             rec.retry_of = trial.user_attrs.get("retry_of")
             on_done(rec)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, rec: TrialRecord, prior: list[TrialRecord | None]) -> None:
+    try:
+        record_attrs(trial, rec)
+        if rec.status == "duplicate":  # scored as the trial it repeats: TPE learns nothing false
+            complete = prior[-1].status == "complete"
+            study.tell(trial, rec.val_accuracy if complete else None,
+                       state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.PRUNED)
+        elif rec.status == "complete":
+            study.tell(trial, rec.val_accuracy)
+        elif rec.status == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # We were too slow to send heartbeats: another worker failed this trial and retries it.
+        rec.status, rec.reason = "failed", "failed by another worker (heartbeat late); retried there"

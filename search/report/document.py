@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from budgetnas import gate
+from budgetnas import files, gate
 from budgetnas.budget import Budget
 from budgetnas.finalists import Finalist, Unfinished, unfinished as unfinished_seeds, winner
 from budgetnas.receptive import LayerTable, fmt_pair
@@ -194,13 +194,14 @@ def write_report(folder: Path, meta: RunMeta | None, budget: Budget, space: Spac
         made.append(("confusion.png", figs.confusion(w.chosen_seed().confusion, f"{w.label} — test set")))
     paths = []
     for name, fig in made:
-        fig.savefig(folder / name, dpi=110)
+        with files.replacing(folder / name) as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
         paths.append(folder / name)
     md = render_markdown(meta, budget, space, records, finalists, protocol, [n for n, _ in made],
                          unfinished_seeds(folder / "finalists"))
-    (folder / "report.md").write_text(md, encoding="utf-8")
+    files.write_text(folder / "report.md", md)
     title = f"budgetnas — {meta.name if meta else budget.name}"
-    (folder / "report.html").write_text(markdown_to_html(md, folder, title), encoding="utf-8")
-    (folder / "trials.csv").write_text(trials_csv(records), encoding="utf-8")
+    files.write_text(folder / "report.html", markdown_to_html(md, folder, title))
+    files.write_text(folder / "trials.csv", trials_csv(records))
     return paths + [folder / "report.md", folder / "report.html", folder / "trials.csv"]

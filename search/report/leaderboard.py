@@ -49,7 +49,8 @@ def counts(records: list[TrialRecord]) -> dict[str, Any]:
             for part in r.reason.split("; "):
                 reasons[part.split(":")[0]] += 1
     return {"total": len(records), **{s: by_status.get(s, 0) for s in
-                                      ("complete", "pruned", "rejected", "failed", "running", "duplicate")},
+                                      ("complete", "pruned", "rejected", "failed", "running", "duplicate",
+                                       "interrupted")},
             "rejected_by_reason": dict(reasons)}
 
 
@@ -63,6 +64,8 @@ def summary_line(records: list[TrialRecord]) -> str:
     line += f", {c['failed']} failed"
     if c["duplicate"]:
         line += f", {c['duplicate']} duplicates (not trained again)"
+    if c["interrupted"]:
+        line += f", {c['interrupted']} interrupted (trained again on resume)"
     if c["running"]:
         line += f", {c['running']} running"
     return line

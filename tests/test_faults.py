@@ -1,0 +1,250 @@
+"""Faults a long search must survive: real signals mid-trial, kill -9 mid-write, files cut afterwards.
+
+Each test drives the real command line in a subprocess (signals) or in-process (damaged files) on the tiny
+real dataset, and checks what a user relies on: the planned number of trials is trained in the end,
+the printed resume command works as printed, and a damaged file is one line naming it, exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from budgetnas.cli import main
+from budgetnas.errors import ConfigError
+from budgetnas.storage import open_storage
+from tests.conftest import ROOT
+
+
+def _default_sigint() -> None:
+    # A background job of a non-interactive shell (CI may start one) inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(*argv, cwd=ROOT) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "budgetnas", *map(str, argv)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_default_sigint)
+
+
+def study_of(run: Path):
+    meta = json.loads((run / "run.json").read_text())
+    return optuna.load_study(study_name=meta["study"], storage=open_storage(meta["storage"]))
+
+
+def wait_training(run: Path, proc: subprocess.Popen, after: int = -1, timeout: float = 180) -> int:
+    """The number of a trial (> ``after``) that is past its first epoch, once one is."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.communicate()[0]
+        if (run / "study.db").exists():
+            try:
+                for t in study_of(run).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                    if t.number > after and t.intermediate_values:
+                        return t.number
+            except (KeyError, ConfigError, optuna.exceptions.StorageInternalError):
+                pass  # the study (or its database schema) is still being created
+        time.sleep(0.3)
+    raise AssertionError("no trial started training in time")
+
+
+def resume_command(out: str) -> list[str]:
+    line = next(line for line in out.splitlines() if "continue with `" in line)
+    command = shlex.split(line.split("continue with `", 1)[1].rstrip("`"))
+    assert command[0] == "budgetnas"
+    return command[1:]
+
+
+def test_ctrl_c_then_sigterm_then_resume_trains_the_planned_trials(tmp_path, tiny_budgets):
+    """SIGINT in a trial, resume, SIGTERM in a trial, resume: four trials planned, four trained, none lost."""
+    reports = tmp_path / "elsewhere"  # not ./reports: the printed command must carry the folder
+    run = reports / "faulty"
+    first = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", "faulty", "--reports-dir",
+                  reports, "--trials", 4, "--no-retrain", "--seed", 3)
+    stopped = [wait_training(run, first, after=0)]  # trial 1 or later: trial 0 finished before it
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 130, out
+    assert "Traceback" not in out and "interrupted (Ctrl-C): finished trials are saved" in out
+    again = resume_command(out)
+    assert again == ["search", "--budget", "tiny-long", "--name", "faulty", "--resume", "--reports-dir", str(reports)]
+
+    # the command exactly as printed, from another folder (it names the reports folder itself)
+    second = start(*again, cwd=tmp_path)
+    stopped.append(wait_training(run, second, after=stopped[0]))
+    second.send_signal(signal.SIGTERM)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 143, out
+    assert "Traceback" not in out and "stopped by SIGTERM" in out
+    assert f"trial(s) {stopped[0]}, stopped before they finished, train again" in out
+    assert resume_command(out) == again
+
+    third = start(*again, cwd=tmp_path)
+    out, _ = third.communicate(timeout=300)
+    assert third.returncode == 0, out
+
+    trials = study_of(run).get_trials(deepcopy=False)
+    interrupted = [t for t in trials if t.user_attrs.get("status") == "interrupted"]
+    assert [t.number for t in interrupted] == stopped
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in interrupted)
+    counted = [t for t in trials if t.user_attrs.get("status") != "interrupted"]
+    assert len(counted) == 4  # exactly the planned trials, each finished
+    assert all(t.user_attrs["status"] in ("complete", "pruned", "rejected", "duplicate") for t in counted)
+    for t in interrupted:  # each trained again: same values, its own seed
+        [repl] = [r for r in trials if r.user_attrs.get("resumes") == t.number]
+        assert repl.params == t.params and repl.user_attrs["seed_of"] == t.user_attrs.get("seed_of", t.number)
+    # the resumed sampler did not replay the first process's proposals as duplicates
+    assert not [t for t in counted if t.user_attrs["status"] == "duplicate" and "resumes" not in t.user_attrs]
+    assert "2 interrupted (trained again on resume)" in out
+
+
+def test_kill_9_mid_trial_then_resume(tmp_path, tiny_budgets):
+    """A process killed outright leaves its trial RUNNING; --resume trains it again (no handler ran)."""
+    reports = tmp_path / "reports"
+    run = reports / "killed"
+    proc = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", "killed", "--reports-dir",
+                 reports, "--trials", 2, "--no-retrain")
+    victim = wait_training(run, proc)
+    proc.kill()
+    proc.wait()
+    code = main(["search", "--budget", "tiny-long", "--name", "killed", "--reports-dir", str(reports), "--resume"])
+    assert code == 0
+    trials = study_of(run).get_trials(deepcopy=False)
+    dead = trials[victim]
+    assert dead.state == optuna.trial.TrialState.FAIL and dead.user_attrs["status"] == "interrupted"
+    assert "its process ended while it trained" in dead.user_attrs["reason"]
+    counted = [t for t in trials if t.user_attrs.get("status") != "interrupted"]
+    assert len(counted) == 2 and all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+
+
+def test_second_ctrl_c_while_the_first_is_recorded_leaves_the_study_whole(tmp_path, tiny_budgets):
+    reports = tmp_path / "reports"
+    run = reports / "twice"
+    proc = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", "twice", "--reports-dir",
+                 reports, "--trials", 2, "--no-retrain")
+    wait_training(run, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    trials = study_of(run).get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    code = main(["search", "--budget", "tiny-long", "--name", "twice", "--reports-dir", str(reports), "--resume"])
+    assert code == 0
+    trials = study_of(run).get_trials(deepcopy=False)
+    assert len([t for t in trials if t.user_attrs.get("status") != "interrupted"]) == 2
+
+
+# ------------------------------------------------------------------ files cut mid-write
+_WRITER = """
+import sys
+from budgetnas import files
+i = 0
+while True:
+    i += 1
+    files.write_text(sys.argv[1], '{"n": %d, "pad": "%s"}' % (i, "x" * 200000))
+"""
+
+
+def test_kill_9_mid_write_leaves_a_whole_file(tmp_path):
+    """kill -9 at arbitrary moments of a writer that rewrites a 200 kB JSON file: it always parses."""
+    target = tmp_path / "finalists.json"
+    for delay in (0.05, 0.11, 0.17, 0.23, 0.31):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], cwd=ROOT)
+        time.sleep(0.5 + delay)
+        proc.kill()
+        proc.wait()
+        data = json.loads(target.read_text())
+        assert data["n"] >= 1 and len(data["pad"]) == 200000
+    # a kill between the write and the rename leaves only a hidden temporary beside it, never a cut target
+    assert all(p.name.startswith(".tmp") for p in tmp_path.iterdir() if p.name != "finalists.json")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_budgets):
+    """A finished tiny run (2 trials, 1 finalist seed); each test damages a copy of it."""
+    reports = tmp_path_factory.mktemp("faults") / "reports"
+    assert main(["--budgets", str(tiny_budgets), "search", "--budget", "tiny", "--name", "done", "--reports-dir",
+                 str(reports), "--trials", "2", "--max-epochs", "1", "--no-retrain"]) == 0
+    assert main(["retrain", "done", "--reports-dir", str(reports), "--seeds", "1", "--epochs", "1", "--jobs", "1"]) == 0
+    return reports / "done"
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "reports" / run.name
+    shutil.copytree(run, target)
+    meta = json.loads((target / "run.json").read_text())  # the copy's own study file
+    meta["storage"] = f"sqlite:///{target / 'study.db'}"
+    (target / "run.json").write_text(json.dumps(meta))
+    return target
+
+
+def _cut(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+COMMANDS = {
+    "report": ["report", "done"],
+    "leaderboard": ["leaderboard", "done"],
+    "retrain --resume": ["retrain", "done", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--resume"],
+    "export": ["export", "done", "--format", "keras"],
+    "search --resume": ["search", "--budget", "tiny", "--name", "done", "--resume", "--no-retrain"],
+}
+DAMAGE = [  # (file, how, commands that read it)
+    ("run.json", _cut, list(COMMANDS)),
+    ("budget.json", _cut, ["report", "retrain --resume", "export", "search --resume"]),
+    ("budget.json", lambda p: p.write_text('{"table": {}}'), ["report", "retrain --resume", "export"]),
+    ("finalists.json", _cut, ["report", "retrain --resume", "export"]),
+    ("finalists.json", lambda p: p.write_text('{"protocol": {}}'), ["report", "export"]),
+    ("space.toml", _cut, ["report", "retrain --resume", "export", "search --resume"]),
+    ("study.db", _cut, ["report", "leaderboard", "retrain --resume", "search --resume"]),
+]
+
+
+@pytest.mark.parametrize("name, damage, commands", DAMAGE,
+                         ids=[f"{d[0]}-{'cut' if d[1] is _cut else 'keys'}" for d in DAMAGE])
+def test_a_damaged_file_is_one_line_naming_it(name, damage, commands, finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path)
+    damage(run / name)
+    for command in commands:
+        code = main([*COMMANDS[command], "--reports-dir", str(run.parent)])
+        out, err = capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert code == 2, (command, out, err)
+        assert len(lines) == 1 and lines[0].startswith("budgetnas: error: ") and name in lines[0], (command, err)
+
+
+def test_a_damaged_epoch_checkpoint_is_one_line_naming_its_folder(finished_run, tmp_path, capsys):
+    """A seed stopped mid-retrain whose checkpoint was cut afterwards: report and --resume name it."""
+    run = _copy(finished_run, tmp_path)
+    folder = run / "finalists" / "trial_0_seed1.resume"
+    folder.mkdir()
+    (folder / "history.json").write_text('{"loss": [0.5], "val')
+    code = main(["report", "done", "--reports-dir", str(run.parent)])
+    err = capsys.readouterr().err
+    assert code == 2 and "history.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_interrupted_write_keeps_the_old_file(tmp_path):
+    from budgetnas import files
+
+    target = files.write_text(tmp_path / "finalists.json", '{"old": true}')
+    with pytest.raises(RuntimeError):
+        with files.replacing(target) as tmp:
+            tmp.write_text('{"new": tr')  # the process dies here
+            raise RuntimeError
+    assert json.loads(target.read_text()) == {"old": True} and list(tmp_path.iterdir()) == [target]
