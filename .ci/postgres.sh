@@ -16,3 +16,5 @@ $as_pg "$bin/pg_ctl -D $dir/data -l $dir/log -o '-p $port -k $dir -c listen_addr
 $as_pg "$bin/createdb -h 127.0.0.1 -p $port -U postgres budgetnas"
 echo "export BUDGETNAS_TEST_POSTGRES=postgresql://postgres@127.0.0.1:$port/budgetnas"
 echo "export BUDGETNAS_TEST_POSTGRES_STOP=\"$as_pg '$bin/pg_ctl -D $dir/data -m fast stop'\""
+# tests/test_faults.py stops the server mid-search and starts it again with this
+echo "export BUDGETNAS_TEST_POSTGRES_START=\"$as_pg \\\"$bin/pg_ctl -D $dir/data -l $dir/log -o '-p $port -k $dir -c listen_addresses=127.0.0.1' -w start\\\"\""

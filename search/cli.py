@@ -191,6 +191,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     from budgetnas.report.live import LiveDisplay, PlainDisplay
     from budgetnas.runs import records_from_study
     from budgetnas.session import context, open_study, rescore_top, resume_command, run_search, steps_per_epoch
+    from budgetnas.storage import StorageLost
 
     console = _console()
     ctx = context(meta, budget, space, args.data_dir)
@@ -206,9 +207,13 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
                      **kwargs) as ui:
         try:
             run_search(ctx, study, path, meta, resume=not create, hooks=ui, heartbeat=args.heartbeat,
-                       grace=args.grace)
+                       grace=args.grace, patience=args.patience)
         except KeyboardInterrupt as exc:
             return _interrupted(console, exc, "finished trials are saved", resume_command(path, meta, worker))
+        except StorageLost as exc:
+            print(f"budgetnas: error: {exc}; every finished trial is in the storage; once it is back, continue "
+                  f"with `{resume_command(path, meta, worker)}`", file=sys.stderr)
+            return 2
     if budget.search.rescore and not worker:
         def rescored(number: int, first: float, second: float) -> None:
             console.print(f"re-scored trial {number} on all {len(ctx.full_train)} training images: "
@@ -470,11 +475,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def _heartbeat_args(s: argparse.ArgumentParser) -> None:
-    from budgetnas.storage import GRACE_S, HEARTBEAT_S
+    from budgetnas.storage import GRACE_S, HEARTBEAT_S, PATIENCE_S
 
     s.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between a trial's heartbeats")
     s.add_argument("--grace", type=float, default=GRACE_S,
                    help="a running trial without a heartbeat for this long is failed and retried")
+    s.add_argument("--patience", type=float, default=PATIENCE_S,
+                   help="seconds to wait for a storage that is away (database down, disk full) before stopping; "
+                        "the run stays resumable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -603,12 +611,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     from budgetnas import interrupts
 
     args = build_parser().parse_args(argv)
+    _log_to_stderr()
     try:
         with interrupts.handled():
             return args.func(args)
     except BudgetNasError as exc:
         print(f"budgetnas: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not _away(exc):
+            raise
+        print(f"budgetnas: error: {_away(exc)}", file=sys.stderr)
+        return 2
+
+
+def _log_to_stderr() -> None:
+    """The library's warnings (a storage away, heartbeats not written) as lines on stderr."""
+    import logging
+
+    logger = logging.getLogger("budgetnas")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("budgetnas: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def _away(exc: BaseException) -> str:
+    """The one line for a storage or disk that went away outside a search's own waiting, else ''."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"disk full{f' writing {exc.filename}' if exc.filename else ''}; free space and run the command again"
+    if "optuna" in sys.modules:
+        from budgetnas import storage
+
+        if storage.is_transient(exc) and not isinstance(exc, OSError):  # a plain OSError is no storage's
+            return f"storage unreachable ({storage.describe(exc)}); run the command again once it is back"
+    return ""
 
 
 if __name__ == "__main__":

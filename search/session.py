@@ -191,7 +191,7 @@ def resume_command(path: Path, meta: RunMeta, worker: bool = False) -> str:
 
 
 def run_search(ctx: SearchContext, study, path: Path, meta: RunMeta, resume: bool, hooks,
-               heartbeat: float, grace: float) -> None:
+               heartbeat: float, grace: float, patience: float) -> None:
     """Hand the run to its driver; ``hooks`` (a display) gets on_start/on_epoch/on_batch/on_done."""
     events = dict(on_start=hooks.on_start, on_epoch=hooks.on_epoch, on_batch=hooks.on_batch, on_done=hooks.on_done)
     if meta.driver == "keras-tuner":
@@ -202,7 +202,7 @@ def run_search(ctx: SearchContext, study, path: Path, meta: RunMeta, resume: boo
         from budgetnas.drivers import optuna_driver
 
         optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None, **events,
-                          heartbeat=heartbeat, grace=grace, storage_url=meta.storage)
+                          heartbeat=heartbeat, grace=grace, storage_url=meta.storage, patience=patience)
 
 
 RESCORE_SEED = 100_003  # a re-scoring run of trial n trains with seed + n + this: apart from every trial's own

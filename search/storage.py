@@ -9,19 +9,86 @@ Heartbeats are ours rather than Optuna's, so they work the same on every storage
 storage has none): a running trial stamps ``heartbeat`` every few seconds; any worker that finds a
 RUNNING trial whose stamp is older than the grace period tells it FAIL (only one worker can win
 that race) and enqueues a retry with the same values, linked by ``retry_of``.
+
+A storage that goes away (a database restarting, a full disk under SQLite or a journal file) is waited
+for: :func:`patient` retries a call for ``patience`` seconds, then raises :class:`StorageLost`. A
+worker whose heartbeats cannot be written stops training its trial before the grace period ends
+(:meth:`Heartbeat.check`), so no other worker retries a trial that is still training.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from typing import Any, Callable, TypeVar
 
 import optuna
 
-from budgetnas.errors import ConfigError
+from budgetnas.errors import ConfigError, RunError
 
 HEARTBEAT_S = 5.0
 GRACE_S = 30.0
+PATIENCE_S = 120.0  # how long a search waits for an unreachable storage before it stops (resumable)
+
+log = logging.getLogger("budgetnas.storage")
+T = TypeVar("T")
+
+
+class StorageLost(RunError):
+    """The study's storage could not be reached for the whole patience period."""
+
+
+class HeartbeatLost(Exception):
+    """Raised inside a trial whose heartbeats could not be written for most of the grace period."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a storage that is away (connection lost, server down, disk full), not a bug.
+
+    Optuna wraps SQLAlchemy's errors of a failed commit in ``StorageInternalError``; the journal storage
+    raises ``OSError`` itself.
+    """
+    import sqlalchemy.exc
+
+    return isinstance(exc, (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError,
+                            sqlalchemy.exc.InterfaceError, OSError))
+
+
+def describe(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__ if isinstance(exc, optuna.exceptions.StorageInternalError) else None
+    exc = cause or exc
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def patient(call: Callable[..., T], *args: Any, patience: float = PATIENCE_S, what: str = "", **kwargs: Any) -> T:
+    """``call(*args, **kwargs)``, retried with growing pauses while the storage is away, for ``patience`` s.
+
+    Raises:
+        StorageLost: still away after ``patience`` seconds (the message says what was being done).
+    """
+    started, pause = None, 0.5
+    while True:
+        try:
+            result = call(*args, **kwargs)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            now = time.monotonic()
+            if started is None:
+                started = now
+                log.warning("storage unreachable%s (%s); retrying for up to %.0f s",
+                            f" while {what}" if what else "", describe(exc), patience)
+            if now - started >= patience:
+                raise StorageLost(f"storage unreachable for {patience:.0f} s{f' while {what}' if what else ''} "
+                                  f"({describe(exc)})") from None
+            time.sleep(min(pause, max(0.0, patience - (now - started))))
+            pause = min(pause * 2, 10.0)
+            continue
+        if started is not None:
+            log.warning("storage reachable again after %.0f s", time.monotonic() - started)
+        return result
 
 
 def open_storage(url: str):
@@ -47,22 +114,59 @@ def open_storage(url: str):
 
 
 class Heartbeat:
-    """Stamps ``heartbeat`` on a running trial from a background thread."""
+    """Stamps ``heartbeat`` on a running trial from a background thread.
 
-    def __init__(self, trial: optuna.Trial, interval: float = HEARTBEAT_S):
-        self.trial, self.interval = trial, interval
+    A stamp that cannot be written is logged (once per outage) and tried again at the next beat;
+    :meth:`check`, called by the training loop, stops the trial once the stamps have been silent for
+    ``grace`` less two beats at any time during it (past ``grace`` another worker may fail it and train
+    its retry; the stamp that ends a long outage races with that worker's check, so it does not count),
+    or once another worker has failed it.
+    """
+
+    def __init__(self, trial: optuna.Trial, interval: float = HEARTBEAT_S, grace: float = GRACE_S):
+        self.trial, self.interval, self.grace = trial, interval, grace
+        self.limit = max(grace - 2 * interval, interval)
+        self.last_ok = time.monotonic()
+        self.lapse = 0.0  # the longest silence so far
+        self.taken = False  # another worker failed the trial
+        self._failing = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _beat(self) -> None:
+        try:
+            self.trial.set_user_attr("heartbeat", time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.taken = True  # finished meanwhile (by another worker): nothing left to stamp
+            self._stop.set()
+            return
+        except Exception as exc:
+            if not self._failing:
+                log.warning("trial %d: heartbeat not written (%s); trying again every %.0f s",
+                            self.trial.number, describe(exc), self.interval)
+            self._failing = True
+            return
+        now = time.monotonic()
+        if self._failing:
+            log.warning("trial %d: heartbeats written again after %.0f s", self.trial.number, now - self.last_ok)
+        self._failing = False
+        self.lapse = max(self.lapse, now - self.last_ok)
+        self.last_ok = now
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.trial.set_user_attr("heartbeat", time.time())
-            except Exception:  # the trial finished meanwhile: nothing left to stamp
-                return
+            self._beat()
+
+    def check(self) -> None:
+        """Raise :class:`HeartbeatLost` when the heartbeats have been silent too long to go on training."""
+        if self.taken:
+            raise HeartbeatLost("another worker failed this trial (its heartbeats came late)")
+        silent = max(self.lapse, time.monotonic() - self.last_ok)
+        if silent > self.limit:
+            raise HeartbeatLost(f"heartbeats could not be written for {silent:.0f} s")
 
     def __enter__(self):
-        self.trial.set_user_attr("heartbeat", time.time())
+        self._beat()
         self._thread.start()
         return self
 

@@ -47,7 +47,7 @@ def wait_training(run: Path, proc: subprocess.Popen, after: int = -1, timeout: f
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert proc.poll() is None, proc.communicate()[0]
-        if (run / "study.db").exists():
+        if (run / "run.json").exists():
             try:
                 for t in study_of(run).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                     if t.number > after and t.intermediate_values:
@@ -248,3 +248,134 @@ def test_an_interrupted_write_keeps_the_old_file(tmp_path):
             tmp.write_text('{"new": tr')  # the process dies here
             raise RuntimeError
     assert json.loads(target.read_text()) == {"old": True} and list(tmp_path.iterdir()) == [target]
+
+
+# ------------------------------------------------------------------ a storage that goes away
+def _postgres():
+    url, stop, start_ = (os.environ.get(f"BUDGETNAS_TEST_POSTGRES{k}") for k in ("", "_STOP", "_START"))
+    if not (url and stop and start_):
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must provide BUDGETNAS_TEST_POSTGRES, _STOP and _START (see .ci/postgres.sh)")
+        pytest.skip("BUDGETNAS_TEST_POSTGRES(_STOP, _START) not set")
+    return url, stop, start_
+
+
+def _published(run: Path) -> bool:
+    try:
+        return bool(study_of(run).user_attrs)
+    except (KeyError, ConfigError, optuna.exceptions.StorageInternalError):
+        return False
+
+
+def test_postgres_stopped_and_started_mid_search(tmp_path, tiny_budgets):
+    """The server goes down for longer than the heartbeat grace while a search and a worker train.
+
+    Both wait for it, stop the trials whose heartbeats went unwritten (so neither trains the other's trial
+    twice), retry those, and end with exactly the planned trials; nothing finished is lost or told twice.
+    """
+    url, stop, start_ = _postgres()
+    name = f"away{os.getpid()}{int(time.time())}"
+    beat = ["--heartbeat", "1", "--grace", "6", "--patience", "90"]
+    first = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", name, "--reports-dir",
+                  tmp_path / "r1", "--storage", url, "--trials", 10, "--no-retrain", *beat)
+    run = tmp_path / "r1" / name
+    end = time.monotonic() + 120
+    while not (run / "run.json").exists() or not _published(run):  # the worker joins from the study
+        assert time.monotonic() < end and first.poll() is None
+        time.sleep(0.3)
+    second = start("worker", name, "--storage", url, "--reports-dir", tmp_path / "r2", *beat)
+
+    def both_training():
+        workers = {t.user_attrs.get("worker", "").split(":")[-1] for t in study_of(run).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if t.intermediate_values}
+        return {str(first.pid), str(second.pid)} <= workers
+
+    end = time.monotonic() + 180
+    while not both_training():
+        assert time.monotonic() < end and second.poll() is None and first.poll() is None
+        time.sleep(0.3)
+    subprocess.run(stop, shell=True, check=True, capture_output=True)
+    time.sleep(12)  # longer than the grace: both trials' heartbeats go unwritten
+    subprocess.run(start_, shell=True, check=True, capture_output=True)
+    outs = [p.communicate(timeout=400)[0] for p in (first, second)]
+    for p, out in zip((first, second), outs):
+        assert p.returncode == 0, out
+        assert "Traceback" not in out and "storage unreachable" in out and "storage reachable again" in out
+
+    trials = study_of(run).get_trials(deepcopy=False)
+    assert all(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in trials)
+    counted = [t for t in trials if "retry_of" not in t.user_attrs]
+    assert len(counted) == 10
+    stopped = [t for t in trials if "stopped so that no other worker trains it twice" in t.user_attrs.get("reason", "")]
+    assert stopped, "no trial was stopped for want of heartbeats"
+    for t in trials:
+        if t.state.name == "FAIL" and t.user_attrs.get("retry_of") is None:  # one retry each, trained to the end
+            [retry] = [r for r in trials if r.user_attrs.get("retry_of") == t.number]
+            assert retry.state.name in ("COMPLETE", "PRUNED") and retry.params == t.params
+        if "retry_of" in t.user_attrs:  # a retry only of a trial that did not finish itself
+            assert trials[t.user_attrs["retry_of"]].state.name == "FAIL"
+
+
+def test_postgres_gone_for_good_is_one_line_and_a_resume_command(tmp_path, tiny_budgets):
+    url, stop, start_ = _postgres()
+    name = f"gone{os.getpid()}{int(time.time())}"
+    proc = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", name, "--reports-dir",
+                 tmp_path, "--storage", url, "--trials", 3, "--no-retrain", "--heartbeat", "1", "--grace", "6",
+                 "--patience", "4")
+    wait_training(tmp_path / name, proc)
+    subprocess.run(stop, shell=True, check=True, capture_output=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        subprocess.run(start_, shell=True, check=True, capture_output=True)
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out
+    [line] = [line for line in out.splitlines() if line.startswith("budgetnas: error:")]
+    assert "storage unreachable for 4 s" in line
+    assert resume_command(line.replace("once it is back, continue with", "continue with")) == [
+        "search", "--budget", "tiny-long", "--name", name, "--resume", "--reports-dir", str(tmp_path)]
+    code = main(["search", "--budget", "tiny-long", "--name", name, "--resume", "--reports-dir", str(tmp_path),
+                 "--no-retrain"])
+    assert code == 0
+    trials = study_of(tmp_path / name).get_trials(deepcopy=False)
+    assert len([t for t in trials if "retry_of" not in t.user_attrs and t.user_attrs.get("status") != "interrupted"]) == 3
+
+
+# ------------------------------------------------------------------ a full disk
+def test_a_full_disk_mid_search_stops_with_one_line_and_resumes(tmp_path, tiny_budgets):
+    """The reports folder on a 3 MB tmpfs; it fills while a trial trains. SQLite's own journal keeps the
+    study whole; the search stops with one line, and resumes to the planned trials once space is free."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], check=True)
+    try:
+        proc = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", "full",
+                     "--reports-dir", disk, "--trials", 3, "--no-retrain", "--patience", "3")
+        wait_training(disk / "full", proc)
+        filler = disk / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 2, out
+        assert "Traceback" not in out
+        [line] = [line for line in out.splitlines() if line.startswith("budgetnas: error:")]
+        assert "storage unreachable for 3 s" in line and "disk is full" in line
+        filler.unlink()
+        import sqlite3
+
+        with sqlite3.connect(disk / "full" / "study.db") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        code = main(["search", "--budget", "tiny-long", "--name", "full", "--resume", "--reports-dir", str(disk),
+                     "--no-retrain"])
+        assert code == 0
+        trials = study_of(disk / "full").get_trials(deepcopy=False)
+        assert len([t for t in trials if t.user_attrs.get("status") != "interrupted"]) == 3
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -172,20 +172,29 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
         on_batch: Callable[[int, dict], None] | None = None,
         on_done: Callable[[TrialRecord], None] | None = None,
         heartbeat: float = storage.HEARTBEAT_S, grace: float = storage.GRACE_S,
-        storage_url: str | None = None) -> None:
-    """Run trials until ``trials`` original trials exist (retries of dead ones come on top).
+        storage_url: str | None = None, patience: float = storage.PATIENCE_S) -> None:
+    """Run trials until ``trials`` of them count toward the budget (:func:`counts_toward_budget`).
 
     Any number of workers may run this on one study. Each finished trial is committed before the
-    next starts, so Ctrl-C or a crash loses at most the running one: Ctrl-C tells it failed; a
-    killed worker stops its heartbeat and a live worker fails and retries its trial
-    (``storage_url``: the study's storage, opened once more to reach other workers' trials).
+    next starts, so Ctrl-C or a crash loses at most the running one: Ctrl-C and SIGTERM record it
+    interrupted (trained again on resume); a killed worker stops its heartbeat and a live worker fails
+    and retries its trial (``storage_url``: the study's storage, opened once more to reach other
+    workers' trials). Every storage call waits up to ``patience`` seconds for a storage that is away
+    (:func:`budgetnas.storage.patient`); a trial whose heartbeats cannot be written meanwhile is
+    stopped, told failed and retried, so no other worker trains it a second time.
+
+    Raises:
+        budgetnas.storage.StorageLost: the storage stayed away for ``patience`` seconds.
     """
+    def s(call, *args, what: str = "", **kwargs):
+        return storage.patient(call, *args, patience=patience, what=what, **kwargs)
+
     t0 = time.monotonic()
-    store = storage.open_storage(storage_url) if storage_url else None  # to fail other workers' dead trials
+    store = s(storage.open_storage, storage_url) if storage_url else None  # to fail other workers' dead trials
     while True:
         if store is not None:
-            storage.fail_dead_trials(study, store, grace)
-        existing = study.get_trials(deepcopy=False)
+            s(storage.fail_dead_trials, study, store, grace, what="checking other workers' heartbeats")
+        existing = s(study.get_trials, deepcopy=False, what="reading the study")
         waiting = any(t.state == optuna.trial.TrialState.WAITING for t in existing)
         originals = sum(1 for t in existing if counts_toward_budget(t))
         if not waiting and originals >= trials:
@@ -195,42 +204,79 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             continue
         if timeout_s and time.monotonic() - t0 > timeout_s:
             break
-        trial = study.ask()
-        trial.set_user_attr("worker", _worker_id())
-        values = propose(ctx, lambda p: domains.suggest(trial, p))
+        trial = s(study.ask, what="starting a trial")
+        s(trial.set_user_attr, "worker", _worker_id(), what="starting a trial")
+        # suggesting a parameter twice returns its first value: retrying the whole proposal is safe
+        values = s(propose, ctx, lambda p: domains.suggest(trial, p), what=f"proposing trial {trial.number}")
         if on_start is not None:
             on_start(trial.number)
+        beat = storage.Heartbeat(trial, heartbeat, grace)
 
         def report(epoch: int, acc: float) -> None:
-            trial.report(acc, epoch)
+            beat.check()
+            try:
+                s(trial.report, acc, epoch, what=f"reporting trial {trial.number}")
+            except optuna.exceptions.UpdateFinishedTrialError:
+                raise storage.HeartbeatLost("another worker failed this trial (its heartbeats came late)") from None
+            beat.check()  # the report may have waited out an outage
             if on_epoch is not None:
                 on_epoch(trial.number, epoch, acc)
             # The last epoch has nothing left to save: such a trial completes, never counts as pruned.
-            if epoch < ctx.epochs and trial.should_prune():
+            if epoch < ctx.epochs and s(trial.should_prune, what=f"asking the pruner about trial {trial.number}"):
                 raise Pruned()
+
+        def batch(step: int, logs: dict) -> None:
+            beat.check()
+            if on_batch is not None:
+                on_batch(step, logs)
 
         prior: list[TrialRecord | None] = []  # what `seen` found, kept for telling Optuna below
 
         def seen(key: str) -> TrialRecord | None:
-            prior.append(finished_with(study, key, lambda v: network_key(ctx, v)))
+            prior.append(s(finished_with, study, key, lambda v: network_key(ctx, v), what="looking for duplicates"))
             return prior[-1]
 
         try:
-            with storage.Heartbeat(trial, heartbeat):
-                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=on_batch, seen=seen,
+            with beat:
+                rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=batch, seen=seen,
                                seed_of=trial.user_attrs.get("seed_of"))
         except KeyboardInterrupt as exc:
             with interrupts.deferred():  # a second Ctrl-C waits until the record is whole
-                trial.set_user_attr("status", INTERRUPTED)
-                trial.set_user_attr("reason", f"{interrupts.reason(exc)}; trained again on --resume")
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                try:  # briefly: the user is waiting; a trial left RUNNING is trained again on resume all the same
+                    storage.patient(_record_interrupted, study, trial, interrupts.reason(exc), patience=5.0)
+                except storage.StorageLost:
+                    pass
             raise
-        with interrupts.deferred():  # trained: record it whole before stopping for a Ctrl-C that came meanwhile
-            _tell(study, trial, rec, prior)
+        except storage.HeartbeatLost as exc:
+            rec = TrialRecord(number=trial.number, status="failed", values=values,
+                              reason=f"{exc}: stopped so that no other worker trains it twice; retried")
+            s(_abandon, study, trial, rec.reason, what=f"recording trial {trial.number} as stopped")
+        else:
+            with interrupts.deferred():  # trained: record it whole before stopping for a Ctrl-C that came meanwhile
+                s(_tell, study, trial, rec, prior, what=f"recording trial {trial.number}")
         if on_done is not None:
             rec.worker = trial.user_attrs.get("worker", "")
             rec.retry_of = trial.user_attrs.get("retry_of")
             on_done(rec)
+
+
+def _record_interrupted(study: optuna.Study, trial: optuna.Trial, why: str) -> None:
+    trial.set_user_attr("status", INTERRUPTED)
+    trial.set_user_attr("reason", f"{why}; trained again on --resume")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _abandon(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Tell a trial failed that this worker stopped for want of heartbeats, and enqueue its one retry
+    (unless another worker failed it first, and retries it)."""
+    try:
+        trial.set_user_attr("status", "failed")
+        trial.set_user_attr("reason", reason)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return
+    if trial.user_attrs.get("retry_of") is None:
+        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, rec: TrialRecord, prior: list[TrialRecord | None]) -> None:
