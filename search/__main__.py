@@ -1,5 +1,3 @@
-import sys
+from budgetnas.cli import entry
 
-from budgetnas.cli import main
-
-sys.exit(main())
+entry()

@@ -27,7 +27,6 @@ def _quiet_tf() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import warnings
 
-    warnings.filterwarnings("ignore", message=".*shuffle.*tf.data.Dataset.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
 
 
@@ -274,7 +273,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from budgetnas.report.dashboard import serve
     from budgetnas.runs import run_dir
 
+    import signal
+
     path = run_dir(args.run, args.reports_dir)
+    # nothing to record when it stops: SIGTERM ends the server at once (optuna-dashboard's own server would
+    # swallow the KeyboardInterrupt a search turns it into)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     print(f"optuna-dashboard for {path}: http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     try:
         serve(path, args.storage, args.host, args.port)
@@ -354,6 +358,12 @@ def _print_outcome(console, path: Path, finalists) -> None:
     meta, budget, space, _ = open_run(path)
     console.print(_finalists_table(finalists, f"Finalists — {meta.name} (test accuracy, final epoch)"))
     w = winner(finalists)
+    if w is not None and budget.target is not None:
+        from budgetnas.finalists import load, target_verdict
+
+        proto = load(path)[0]
+        if "test_images" in proto:
+            console.print(target_verdict(w, budget.target, proto["test_images"]), markup=False)
     if w is not None:
         verdict, _ = gate.admit(budget, space, w.values, allow_repair=False, build=False)
         if verdict.table is not None:
@@ -607,13 +617,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def entry() -> None:
+    """The ``budgetnas`` program: :func:`main`, then exit with its code."""
+    sys.exit(main(_exits=True))
+
+
+def main(argv: Sequence[str] | None = None, _exits: bool = False) -> int:
+    """Run one ``budgetnas`` command; returns its exit code (``_exits``: the process ends right after)."""
     from budgetnas import interrupts
 
     args = build_parser().parse_args(argv)
     _log_to_stderr()
     try:
-        with interrupts.handled():
+        with interrupts.handled(restore=not _exits):
             return args.func(args)
     except BudgetNasError as exc:
         print(f"budgetnas: error: {exc}", file=sys.stderr)
@@ -653,4 +669,4 @@ def _away(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

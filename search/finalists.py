@@ -9,6 +9,7 @@ rebuilds each model, so nothing here needs the search machinery.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 import time
@@ -105,6 +106,20 @@ def winner(finalists: list[Finalist]) -> Finalist | None:
     searched = [f for f in finalists if f.trial is not None] or finalists
     return max(searched, key=lambda f: (f.val_mean if f.val_mean is not None else -1.0,
                                         f.val_accuracy_search or 0.0), default=None)
+
+
+def target_verdict(finalist: Finalist, target: float, test_images: int) -> str:
+    """Whether ``finalist``'s test mean meets ``target``, by how much, and whether that margin is inside
+    the test set's own noise: 2 binomial standard errors of an accuracy on ``test_images`` images (the same
+    images score every seed, so averaging seeds does not shrink it)."""
+    mean = finalist.mean
+    se = math.sqrt(max(mean * (1 - mean), 1e-12) / test_images)
+    margin = mean - target
+    noise = (f"within the noise of a {test_images:,}-image test set" if abs(margin) < 2 * se
+             else f"beyond the noise of a {test_images:,}-image test set")
+    return (f"Target {100 * target:.2f}% {'met' if margin >= 0 else 'NOT met'} by {finalist.label}: test mean "
+            f"{100 * mean:.2f}% over {len(finalist.seeds)} seed{'s' if len(finalist.seeds) != 1 else ''}, "
+            f"{100 * margin:+.2f} points, {noise} (one standard error {100 * se:.2f} points).")
 
 
 def confusion_matrix(y_true, y_pred, classes: int) -> list[list[int]]:

@@ -25,12 +25,13 @@ def _raise_terminated(signum, frame) -> None:
 
 
 @contextmanager
-def handled() -> Iterator[None]:
+def handled(restore: bool = True) -> Iterator[None]:
     """While inside, SIGTERM stops the process as Ctrl-C does (main thread only; a no-op elsewhere).
 
-    The handlers found on entry are put back on exit (the command line runs in-process in tests and
-    notebooks). SIGINT keeps what the process inherited: a job that a non-interactive shell starts in
-    the background ignores it, as its shell asked.
+    With ``restore`` the handlers found on entry are put back on exit (the command line run in-process,
+    in tests and notebooks); a process that exits right after leaves them, so that a last Ctrl-C
+    ignored by :func:`ignore` stays ignored until the exit. SIGINT keeps what the process inherited: a
+    job that a non-interactive shell starts in the background ignores it, as its shell asked.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -40,8 +41,9 @@ def handled() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        if restore:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def ignore() -> None:

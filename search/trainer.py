@@ -144,7 +144,10 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if checkpoint_dir is not None:
         callbacks.append(_Checkpoint(Path(checkpoint_dir), history, epochs))
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
+    # A tf.data pipeline shuffles itself; fit's default shuffle=True only warns about it (in every seed process).
+    # The NumPy batches of the other backends keep Keras' default, which they were measured with.
+    shuffle = {"shuffle": False} if keras.backend.backend() == "tensorflow" else {}
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks, **shuffle)
     if recorder.bad_loss is not None:
         raise TrialFailed(f"loss became {recorder.bad_loss} in epoch {history.epochs + 1}")
     return history

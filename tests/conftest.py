@@ -83,7 +83,7 @@ trials = 3
 epochs = 8
 min_epochs = 8
 finalists = 1
-seeds = 1
+seeds = 2
 
 [tiny-strict]
 description = "a budget almost nothing fits, with repair off: the gate must reject"

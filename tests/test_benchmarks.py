@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "benchmarks" / "ranking"))
 
+import mnist_recipe  # noqa: E402
 import proxies  # noqa: E402
 import ranking  # noqa: E402
 import search_vs_random  # noqa: E402
@@ -231,3 +232,21 @@ def test_rescores_merge_the_whole_search_and_the_prefix_files_and_a_folder_keeps
             search_vs_random.main(["run", "--out", str(tmp_path), "--trials", "24", "--seeds", "0"])
     finally:
         search_vs_random.use_folder(old)
+
+
+def test_recipe_table_pairs_each_setting_with_base_on_the_same_network_and_seed(tmp_path, monkeypatch):
+    rows = [("base", 1, 0, 0.9950), ("base", 2, 0, 0.9930), ("lr=0.1", 1, 0, 0.9940), ("lr=0.1", 2, 0, 0.9960),
+            ("base", 1, 1, 0.9946), ("lr=0.1", 1, 1, 0.9954), ("ema=0.999", 2, 0, 0.9935)]
+    path = tmp_path / "results.csv"
+    for setting, net, seed, val in rows:
+        ranking.append_row(path, mnist_recipe.FIELDS, {"setting": setting, "changes": "{}", "network": net,
+                                                       "seed": seed, "final_val_accuracy": val,
+                                                       "test_accuracy": 0.99, "wall_seconds": 600})
+    monkeypatch.setattr(mnist_recipe, "RESULTS", path)
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in mnist_recipe.table().splitlines()
+             if line.startswith("| ") and "---" not in line}
+    # lr=0.1 against base, pair by pair: (99.40 - 99.50), (99.60 - 99.30), (99.54 - 99.46) -> mean +0.0933
+    assert "| +0.09 |" in lines["lr=0.1"] and "| 3 |" in lines["lr=0.1"]
+    assert "99.40 / 99.54" in lines["lr=0.1"] and "| 99.51 |" in lines["lr=0.1"]  # mean of the three runs
+    assert "| +0.05 |" in lines["ema=0.999"]  # one pair: 99.35 - 99.30
+    assert "setting" in lines and "augment=none" not in lines  # settings without a run are left out

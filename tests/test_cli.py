@@ -103,7 +103,7 @@ def board(capsys, reports, run_name):
     return json.loads(out)
 
 
-def test_resume_marks_trials_of_a_dead_process_failed(capsys, tmp_path, tiny_budgets):
+def test_resume_trains_the_trial_of_a_dead_process_again(capsys, tmp_path, tiny_budgets):
     import optuna
 
     reports = tmp_path / "reports"
@@ -114,10 +114,10 @@ def test_resume_marks_trials_of_a_dead_process_failed(capsys, tmp_path, tiny_bud
     optuna.load_study(study_name=meta["study"], storage=meta["storage"]).ask()  # a trial whose process died
     code, out, err = run(capsys, *common, "--trials", "3", "--resume")
     assert code == 0, err
-    assert "1 trial(s) left running by an earlier process marked failed" in out
+    assert "trial(s) 1, stopped before they finished, train again" in out
     trials = board(capsys, reports, "r2")["trials"]
-    assert trials[1]["status"] == "failed" and "process ended" in trials[1]["reason"]
-    assert len(trials) == 3
+    assert trials[1]["status"] == "interrupted" and "process ended" in trials[1]["reason"]
+    assert len(trials) == 4  # three that count toward --trials 3, and the interrupted one
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(capsys, tmp_path, tiny_budgets):

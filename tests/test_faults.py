@@ -106,6 +106,10 @@ def test_ctrl_c_then_sigterm_then_resume_trains_the_planned_trials(tmp_path, tin
     # the resumed sampler did not replay the first process's proposals as duplicates
     assert not [t for t in counted if t.user_attrs["status"] == "duplicate" and "resumes" not in t.user_attrs]
     assert "2 interrupted (trained again on resume)" in out
+    # the printed command carries no --no-retrain: the last resume retrained the finalist and reported,
+    # as an uninterrupted run does
+    report = (run / "report.md").read_text()
+    assert "## Finalists" in report and (run / "finalists.json").exists() and (run / "report.html").exists()
 
 
 def test_kill_9_mid_trial_then_resume(tmp_path, tiny_budgets):
@@ -144,6 +148,49 @@ def test_second_ctrl_c_while_the_first_is_recorded_leaves_the_study_whole(tmp_pa
     assert code == 0
     trials = study_of(run).get_trials(deepcopy=False)
     assert len([t for t in trials if t.user_attrs.get("status") != "interrupted"]) == 2
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                out.append(int(status.parent.name))
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_sigterm_during_the_finalists_retrain_stops_the_seeds_and_resumes(tmp_path, tiny_budgets):
+    """SIGTERM while two seed processes train: both stop, and `search --resume` finishes the retrain."""
+    reports = tmp_path / "reports"
+    run = reports / "seeds"
+    proc = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", "seeds", "--reports-dir",
+                 reports, "--trials", 1, "--jobs", 2)
+    end = time.monotonic() + 240
+    while not list((run / "finalists").glob("*_seed*.resume/history.json")):  # a seed finished an epoch
+        assert time.monotonic() < end and proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.2)
+    seeds = _children(proc.pid)
+    assert seeds
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    assert "Traceback" not in out and "stopped by SIGTERM: the search and every finished seed are saved" in out
+    time.sleep(1)
+    assert not [p for p in seeds if _alive(p)], "seed processes outlived the search"
+    again = resume_command(out)
+    assert again == ["search", "--budget", "tiny-long", "--name", "seeds", "--resume", "--reports-dir", str(reports)]
+    assert main(again) == 0
+    [fin] = json.loads((run / "finalists.json").read_text())["finalists"]
+    assert [s["seed"] for s in fin["seeds"]] == [0, 1] and (run / "report.md").exists()
 
 
 # ------------------------------------------------------------------ files cut mid-write
@@ -267,13 +314,32 @@ def _published(run: Path) -> bool:
         return False
 
 
-def test_postgres_stopped_and_started_mid_search(tmp_path, tiny_budgets):
-    """The server goes down for longer than the heartbeat grace while a search and a worker train.
+@pytest.fixture
+def away(request, tmp_path):
+    """(storage URL, command that takes it away, command that brings it back) for each kind of storage."""
+    if request.param == "postgres":
+        yield _postgres()
+        return
+    if os.geteuid() != 0:
+        pytest.skip("remounting a tmpfs read-only needs root (CI runs as root)")
+    disk = tmp_path / "journal-disk"  # a read-only file system: file permissions do not stop root
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(disk)], check=True)
+    try:
+        yield (f"journal:{disk / 'study.log'}", f"mount -o remount,ro {disk}", f"mount -o remount,rw {disk}")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("away", ["postgres", "journal-readonly"], indirect=True)
+def test_storage_away_and_back_mid_search(away, tmp_path, tiny_budgets):
+    """The storage goes away for longer than the heartbeat grace while a search and a worker train: the
+    PostgreSQL server stopped, or the journal file's file system made read-only.
 
     Both wait for it, stop the trials whose heartbeats went unwritten (so neither trains the other's trial
     twice), retry those, and end with exactly the planned trials; nothing finished is lost or told twice.
     """
-    url, stop, start_ = _postgres()
+    url, stop, start_ = away
     name = f"away{os.getpid()}{int(time.time())}"
     beat = ["--heartbeat", "1", "--grace", "6", "--patience", "90"]
     first = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", name, "--reports-dir",

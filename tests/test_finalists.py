@@ -46,6 +46,9 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     assert html.count("<img") == 4 and "data:image/png;base64," in html
     assert "<em>validation</em>" in html and "<li>" in html and "<table>" in html  # rendered, not literal *
     md = (run_path / "report.md").read_text()
+    # architectures: the pipe escaped in the markdown table (GitHub needs it), a plain pipe in the page
+    assert "\\| gap-conv`" in md or "\\| shrink-conv`" in md or "\\| flatten" in md
+    assert "\\|" not in html and re.search(r"<code>[^<]* \| (gap|shrink|flatten)", html)
     assert "| layer | kind | output | params | MACs | k/s/d | jump | RF | start |" in md
     assert "## Architecture notation" in md and "`B` BatchNorm before it" in md
     # the number that chooses the winner stands beside the test number in the finalists table
@@ -309,3 +312,19 @@ def test_a_bad_recipe_change_is_one_line_and_exit_2(capsys, searched, argv, mess
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not any((searched / n).exists() for n in ("bad1", "bad2", "bad3"))
+
+
+def test_target_verdict_says_met_or_not_and_whether_the_margin_is_noise():
+    from budgetnas.finalists import Finalist, SeedResult, target_verdict
+
+    def fin(*accs):
+        return Finalist("trial 3", 3, "space.toml", {}, "C8", 1, 1, 1, [1, 1], 15, {},
+                        seeds=[SeedResult(i, a, None, 1.0, {}, f"s{i}.keras") for i, a in enumerate(accs)])
+
+    # 99.46% on 10,000 images: one binomial standard error sqrt(.9946 * .0054 / 1e4) = 0.073 points
+    line = target_verdict(fin(0.9946, 0.9941, 0.9951), 0.994, 10000)
+    assert line == ("Target 99.40% met by trial 3: test mean 99.46% over 3 seeds, +0.06 points, within the noise "
+                    "of a 10,000-image test set (one standard error 0.07 points).")
+    assert "NOT met" in target_verdict(fin(0.9939), 0.994, 10000) and "-0.01 points" in target_verdict(
+        fin(0.9939), 0.994, 10000) and "over 1 seed," in target_verdict(fin(0.9939), 0.994, 10000)
+    assert "+0.20 points, beyond the noise" in target_verdict(fin(0.9960), 0.994, 10000)  # > 2 x 0.063

@@ -16,7 +16,7 @@ from typing import Any
 
 from budgetnas import files, gate
 from budgetnas.budget import Budget
-from budgetnas.finalists import Finalist, Unfinished, unfinished as unfinished_seeds, winner
+from budgetnas.finalists import Finalist, Unfinished, target_verdict, unfinished as unfinished_seeds, winner
 from budgetnas.receptive import LayerTable, fmt_pair
 from budgetnas.runs import RunMeta, TrialRecord, ranked
 from budgetnas.space import Space
@@ -111,6 +111,9 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                        f"{f.spread} | {pct(f.minimum)} | {len(f.seeds)} | "
                        f"{f.train_seconds / 60:.1f} min |")
         out.append("")
+        w = winner(finalists)
+        if budget.target is not None and w is not None and protocol.get("test_images"):
+            out += [f"**{target_verdict(w, budget.target, protocol['test_images'])}**", ""]
         for f in finalists:
             verdict, _ = gate.admit(budget, space, f.values, allow_repair=False, build=False)
             recipe = ", ".join(f"{k} {v}" for k, v in f.recipe.items())
@@ -150,6 +153,9 @@ def markdown_to_html(md: str, folder: Path, title: str) -> str:
         return f"![{m.group(1)}](data:image/png;base64,{data})"
 
     md = re.sub(r"^!\[([^\]]*)\]\(([^)]+\.png)\)$", inline, md, flags=re.M)
+    # GitHub needs a pipe escaped even inside a code span in a table; Python-Markdown does not (it keeps code
+    # spans whole) and would show the backslash: unescape inside code spans
+    md = re.sub(r"`[^`\n]*`", lambda m: m.group(0).replace("\\|", "|"), md)
     body = markdown.markdown(md, extensions=["tables"], output_format="html")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
