@@ -1,3 +1,18 @@
-"""budgetnas: find small convolutional networks under a hard parameter budget."""
+"""budgetnas: find small convolutional networks under a hard parameter budget.
+
+The library API (:mod:`budgetnas.api`) is importable from here; it loads Keras only when first used::
+
+    import budgetnas
+    budgetnas.check(model, budget="mnist-15k")
+"""
 
 __version__ = "0.1.0"
+__all__ = ["check", "layer_table", "load_budget", "ModelCheck"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from budgetnas import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'budgetnas' has no attribute {name!r}")

@@ -94,6 +94,19 @@ class LayerTable:
     def kinds(self) -> set[str]:
         return {r.kind for r in self.rows}
 
+    def _repr_html_(self) -> str:
+        """The table in Jupyter."""
+        import markdown
+
+        from budgetnas.report.document import layer_markdown
+
+        return markdown.markdown(layer_markdown(self), extensions=["tables"], output_format="html")
+
+    def __rich__(self):
+        from budgetnas.report.leaderboard import layer_table
+
+        return layer_table(self)
+
 
 @dataclass(frozen=True)
 class _State:

@@ -1,0 +1,58 @@
+"""The library API on in-memory Keras models: counts against Keras's own, verdicts, and how they display."""
+
+import io
+
+import keras
+from rich.console import Console
+
+import budgetnas
+from budgetnas.build import build_model
+from budgetnas.space import load_space
+from tests.conftest import ROOT
+
+
+def _seed_net():
+    return build_model(load_space(ROOT / "spaces" / "seed_mnist_13794.toml"), {})
+
+
+def test_layer_table_counts_what_keras_counts():
+    model = _seed_net()
+    table = budgetnas.layer_table(model)
+    assert table.total_params == model.count_params() == 13794
+    assert table.trainable_params == sum(int(w.numpy().size) for w in model.trainable_weights) == 13582
+    assert sum(r.params for r in table.rows) == model.count_params()
+
+
+def test_check_gives_every_broken_rule_of_a_hand_written_model():
+    model = _seed_net()
+    fits = budgetnas.check(model, budget="mnist-15k")
+    assert fits.ok and fits.violations == () and fits.counted_params == 13794 and fits.max_params == 15000
+    over = budgetnas.check(model, budget=budgetnas.load_budget("mnist-8k"))
+    assert not over.ok and over.violations == ("params: 13,794 total params > limit 8,000",)
+
+    # the exercise a student writes by hand: Conv2D and Dense in a separable-only CIFAR budget
+    x = keras.Input((32, 32, 3))
+    y = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    y = keras.layers.Dense(10, activation="softmax")(y)
+    v = budgetnas.check(keras.Model(x, y), budget="cifar10-sep-100k")
+    assert not v.ok
+    assert {s.split(" (")[0] for s in v.violations} >= {"layers: Conv2D is forbidden", "layers: Dense is forbidden",
+                                                        "batchnorm: the budget requires BatchNormalization and "
+                                                        "the model has none",
+                                                        "dropout: the budget requires Dropout and the model has none"}
+    assert any(s.startswith("rf: final receptive field 3") for s in v.violations)
+
+
+def test_a_check_shows_itself_in_a_notebook_a_terminal_and_a_log():
+    v = budgetnas.check(_seed_net(), budget="mnist-15k")
+    page = v._repr_html_()
+    assert page.count("<table>") == 1 and "<td>conv2d_6</td>" in page.replace(" ", "")
+    assert "within budget mnist-15k (13,794 of 15,000 params)" in page
+    buf = io.StringIO()
+    Console(file=buf, width=100, color_system=None).print(v)
+    text = buf.getvalue()
+    assert "conv2d_6" in text and "13,794" in text and "within budget mnist-15k" in text
+    plain = str(v)
+    assert plain.startswith("| layer |") and plain.endswith("within budget mnist-15k (13,794 of 15,000 params)")
+    assert budgetnas.layer_table(_seed_net())._repr_html_().startswith("<table>")
