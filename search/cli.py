@@ -659,7 +659,8 @@ def _away(exc: BaseException) -> str:
     import errno
 
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"disk full{f' writing {exc.filename}' if exc.filename else ''}; free space and run the command again"
+        return (f"disk full{f' writing {exc.filename}' if exc.filename else ''}; what finished is saved: free space, "
+                "then run the command again with --resume")
     if "optuna" in sys.modules:
         from budgetnas import storage
 

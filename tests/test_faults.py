@@ -375,9 +375,10 @@ def test_storage_away_and_back_mid_search(away, tmp_path, tiny_budgets):
     stopped = [t for t in trials if "stopped so that no other worker trains it twice" in t.user_attrs.get("reason", "")]
     assert stopped, "no trial was stopped for want of heartbeats"
     for t in trials:
-        if t.state.name == "FAIL" and t.user_attrs.get("retry_of") is None:  # one retry each, trained to the end
-            [retry] = [r for r in trials if r.user_attrs.get("retry_of") == t.number]
-            assert retry.state.name in ("COMPLETE", "PRUNED") and retry.params == t.params
+        if t.state.name == "FAIL" and t.user_attrs.get("retry_of") is None:  # retried until one finished, once
+            retries = [r for r in trials if r.user_attrs.get("retry_of") == t.number]
+            assert [r.state.name in ("COMPLETE", "PRUNED") for r in retries].count(True) == 1
+            assert all(r.params == t.params for r in retries)
         if "retry_of" in t.user_attrs:  # a retry only of a trial that did not finish itself
             assert trials[t.user_attrs["retry_of"]].state.name == "FAIL"
 

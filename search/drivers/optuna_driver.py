@@ -154,7 +154,8 @@ def resume_interrupted(study: optuna.Study) -> list[int]:
 def reseed(study: optuna.Study, algorithm: str, seed: int) -> None:
     """A resumed study's sampler, seeded apart from the first process's: a seeded sampler started again
     replays its proposals from the start, and every replayed network would be a duplicate."""
-    study.sampler = make_sampler(algorithm, zlib.crc32(f"{seed}:resume:{len(study.get_trials(deepcopy=False))}".encode()))
+    n = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(algorithm, zlib.crc32(f"{seed}:resume:{n}".encode()))
 
 
 def _worker_id() -> str:
@@ -267,16 +268,16 @@ def _record_interrupted(study: optuna.Study, trial: optuna.Trial, why: str) -> N
 
 
 def _abandon(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-    """Tell a trial failed that this worker stopped for want of heartbeats, and enqueue its one retry
-    (unless another worker failed it first, and retries it)."""
+    """Tell a trial failed that this worker stopped for want of heartbeats, and enqueue a retry (unless
+    another worker failed it first, and retries it). A stopped retry is retried too: its network never
+    failed, the storage did; the new retry names the same original trial, which alone counts."""
     try:
         trial.set_user_attr("status", "failed")
         trial.set_user_attr("reason", reason)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return
-    if trial.user_attrs.get("retry_of") is None:
-        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.user_attrs.get("retry_of", trial.number)})
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, rec: TrialRecord, prior: list[TrialRecord | None]) -> None:
