@@ -1,0 +1,118 @@
+"""The default main job over seeds: does a fresh `budgetnas search` clear its budget's target, and how fast?
+
+    python benchmarks/main_job.py run --seeds 0 1 2 3 4     # one default main job per seed, one after another
+    python benchmarks/main_job.py table                     # -> benchmarks/main_job/table.md
+
+Each run is exactly the README's main job with only ``--seed`` and ``--name`` set (default budget, its
+search, its finalists retrained with their seeds side by side), in ``main_job/runs/`` (not committed).
+A finished run appends one row to ``main_job/runs.csv``: the winner's params, its mean final validation
+accuracy (which chose it), its test mean and std over the seeds (scored once per seed, never used to
+choose), and the wall minutes. A run stopped midway is continued with ``--resume`` by the next ``run``;
+its minutes are then the sum of its attempts and the row says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "main_job"
+RUNS = HERE / "runs"
+CSV = HERE / "runs.csv"
+FIELDS = ["seed", "params", "val_mean", "test_mean", "test_std", "minutes", "hardware", "budget", "notes"]
+HARDWARE = f"{os.cpu_count()}-core CPU"
+
+
+def _rows() -> list[dict]:
+    if not CSV.exists():
+        return []
+    with CSV.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def run_one(seed: int, data_dir: str | None) -> dict:
+    name = f"main-s{seed}"
+    folder = RUNS / name
+    attempts_file = folder / "attempts.json"
+    attempts = json.loads(attempts_file.read_text()) if attempts_file.exists() else []
+    argv = [sys.executable, "-m", "budgetnas", "search", "--seed", str(seed), "--name", name,
+            "--reports-dir", str(RUNS)]
+    if (folder / "run.json").exists():
+        argv.append("--resume")
+    env = {**os.environ, **({"BUDGETNAS_DATA_DIR": data_dir} if data_dir else {})}
+    t0 = time.monotonic()
+    code = subprocess.call(argv, env=env)
+    attempts.append(round(time.monotonic() - t0, 1))
+    folder.mkdir(parents=True, exist_ok=True)
+    attempts_file.write_text(json.dumps(attempts))
+    if code != 0:
+        raise SystemExit(f"{name}: budgetnas search exited {code}; `run` again continues it")
+    data = json.loads((folder / "finalists.json").read_text())
+    fins = [f for f in data["finalists"] if f["trial"] is not None]
+    # the winner rule of budgetnas.finalists.winner: best mean final validation accuracy over its seeds
+    win = max(fins, key=lambda f: (statistics.fmean(s["final_val_accuracy"] for s in f["seeds"]),
+                                   f.get("val_accuracy_search") or 0.0))
+    tests = [s["test_accuracy"] for s in win["seeds"]]
+    budget = json.loads((folder / "run.json").read_text())["budget"]
+    return {"seed": seed, "params": win["params"],
+            "val_mean": f"{100 * statistics.fmean(s['final_val_accuracy'] for s in win['seeds']):.2f}",
+            "test_mean": f"{100 * statistics.fmean(tests):.2f}",
+            "test_std": f"{100 * statistics.stdev(tests):.2f}" if len(tests) > 1 else "",
+            "minutes": f"{sum(attempts) / 60:.1f}", "hardware": HARDWARE, "budget": budget,
+            "notes": "" if len(attempts) == 1 else f"resumed: {len(attempts)} attempts"}
+
+
+def table() -> str:
+    rows = _rows()
+    lines = ["# The default main job over seeds", "",
+             f"`budgetnas search --seed S --name main-sS` (nothing else set), one run at a time, "
+             f"`python benchmarks/main_job.py run --seeds …`; {HARDWARE}. Test = mean over the winner's seeds, "
+             "final epoch; the winner is chosen on validation.", "",
+             "| seed | params | val mean | test mean ± std | minutes | notes |", "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        lines.append(f"| {r['seed']} | {int(r['params']):,} | {r['val_mean']}% | {r['test_mean']}% ± {r['test_std']} | "
+                     f"{r['minutes']} | {r['notes']} |")
+    if rows:
+        tests = [float(r["test_mean"]) for r in rows]
+        mins = [float(r["minutes"]) for r in rows]
+        lines += ["", f"{len(rows)} runs: test mean {statistics.fmean(tests):.2f}% (lowest {min(tests):.2f}%, "
+                      f"{sum(t >= 99.40 for t in tests)} of {len(rows)} at or above 99.40%), median "
+                      f"{statistics.median(mins):.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the default main job for each seed not yet in runs.csv")
+    r.add_argument("--seeds", type=int, nargs="+", required=True)
+    r.add_argument("--data-dir", default=None)
+    sub.add_parser("table", help="write main_job/table.md")
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        RUNS.mkdir(parents=True, exist_ok=True)
+        for seed in args.seeds:
+            if str(seed) in {row["seed"] for row in _rows()}:
+                continue
+            row = run_one(seed, args.data_dir)
+            new = not CSV.exists()
+            with CSV.open("a", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerow(row)
+            print(f"seed {seed}: {row}", flush=True)
+    else:
+        (HERE / "table.md").write_text(table(), encoding="utf-8")
+        print(table())
+
+
+if __name__ == "__main__":
+    main()
