@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import statistics
 import sys
 import time
@@ -88,12 +87,7 @@ def train_job(label: str, net_id: int, seed: int, data_dir: str | None) -> dict:
     test_acc, _ = evaluate(model, ds.test, space.classes)
     return {"setting": label, "changes": json.dumps(changes, sort_keys=True), "network": net_id, "seed": seed,
             "architecture": net["architecture"], "params": verdict.total_params, "epochs": epochs,
-            "final_val_accuracy": f"{h.val_accuracy[-1]:.4f}", "test_accuracy": f"{test_acc:.4f}",
-            "val_accuracy_curve": json.dumps([round(v, 4) for v in h.val_accuracy]),
-            "loss_curve": json.dumps([round(v, 5) for v in h.loss]),
-            "epoch_seconds": json.dumps([round(s, 1) for s in h.epoch_seconds]),
-            "wall_seconds": f"{wall:.0f}", "threads": os.environ.get("TF_NUM_INTRAOP_THREADS", "default"),
-            "host": f"{os.cpu_count()}-core CPU", "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            **ranking.training_fields(h, test_acc, wall)}
 
 
 def run(data_dir: str | None, stop_after_s: float | None) -> None:

@@ -173,7 +173,12 @@ def train_one(net: dict, seed: int, data_dir: str | None, checkpoint: Path | Non
     test_acc, _ = evaluate(model, test, space.classes)
     return {"id": net["id"], "seed": seed, "architecture": net["architecture"], "params": verdict.total_params,
             "macs": verdict.macs, "epochs": budget.epochs, "train_images": len(tr), "val_images": len(val),
-            "final_val_accuracy": f"{h.val_accuracy[-1]:.4f}", "test_accuracy": f"{test_acc:.4f}",
+            **training_fields(h, test_acc, wall)}
+
+
+def training_fields(h, test_acc: float, wall: float) -> dict:
+    """The part of a results row every full-fidelity training shares: scores, curves, time and machine."""
+    return {"final_val_accuracy": f"{h.val_accuracy[-1]:.4f}", "test_accuracy": f"{test_acc:.4f}",
             "val_accuracy_curve": json.dumps([round(v, 4) for v in h.val_accuracy]),
             "loss_curve": json.dumps([round(v, 5) for v in h.loss]),
             "epoch_seconds": json.dumps([round(s, 1) for s in h.epoch_seconds]),
