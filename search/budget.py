@@ -61,6 +61,8 @@ class SearchDefaults:
     seeds: int = 3
     repair: bool = True
     rescore: int = 0  # the best completed trials trained again on all training images before finalists are chosen
+    objective: str = "accuracy"  # "front": search the accuracy–size front (budgetnas.front)
+    cost: str = "params"  # a front's second objective: "params" or "macs"
 
 
 @dataclass(frozen=True)
@@ -159,8 +161,11 @@ def parse_budget(name: str, table: Mapping[str, Any], path: str, root: Path) -> 
     for key, value in search_raw.items():
         if key not in known:
             raise ConfigError(f"{path}: {where}.search.{key}: unknown key (known: {', '.join(known)})")
-        typ = {"int": int, "float": float, "bool": bool}[known[key]]
+        typ = {"int": int, "float": float, "bool": bool, "str": str}[known[key]]
         sd[key] = _typed(path, f"{where}.search.{key}", value, typ)
+    for key, allowed in (("objective", ("accuracy", "front")), ("cost", ("params", "macs"))):
+        if sd.get(key, allowed[0]) not in allowed:
+            raise ConfigError(f"{path}: {where}.search.{key} = {sd[key]!r} must be one of {', '.join(allowed)}")
     sd.setdefault("epochs", min(SearchDefaults.epochs, t["epochs"]))
     search = SearchDefaults(**sd)
     if search.epochs > t["epochs"]:

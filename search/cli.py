@@ -166,7 +166,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         budget=args.budget, budgets_file=args.budgets, space=args.space, trials=args.trials,
         timeout=args.timeout, name=args.name, reports_dir=args.reports_dir, data_dir=args.data_dir,
         storage=args.storage, seed=args.seed, max_epochs=args.max_epochs, train_subset=args.train_subset,
-        resume=args.resume, driver=args.driver, algorithm=args.algorithm)
+        resume=args.resume, driver=args.driver, algorithm=args.algorithm, objective=args.objective, cost=args.cost)
     path, meta, budget, space = prepare(opts)
     return _drive(args, path, meta, budget, space, create=not args.resume)
 
@@ -200,7 +200,8 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     console.print(f"run {path} · budget {budget.name} ≤{budget.max_params:,} params · space {space.path} · "
                   f"{len(ctx.train)} train / {len(ctx.val)} val images · up to {meta.max_epochs} epochs per trial")
     display_cls = LiveDisplay if console.is_terminal and not args.json else PlainDisplay
-    kwargs = {"steps_per_epoch": steps_per_epoch(ctx)} if display_cls is LiveDisplay else {}
+    kwargs = {"steps_per_epoch": steps_per_epoch(ctx), "front": meta.cost if ctx.front else None} \
+        if display_cls is LiveDisplay else {}
     t0 = time.monotonic()
     with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records_from_study(study),
                      **kwargs) as ui:
@@ -213,7 +214,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
             print(f"budgetnas: error: {exc}; every finished trial is in the storage; once it is back, continue "
                   f"with `{resume_command(path, meta, worker)}`", file=sys.stderr)
             return 2
-    if budget.search.rescore and not worker:
+    if budget.search.rescore and not worker and not ctx.front:  # re-scoring ranks one objective
         def rescored(number: int, first: float, second: float) -> None:
             console.print(f"re-scored trial {number} on all {len(ctx.full_train)} training images: "
                           f"{100 * first:.2f}% → {100 * second:.2f}%")
@@ -228,7 +229,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     if args.json:
         print(json.dumps(_board_json(meta, records)))
         return 0
-    console.print(leaderboard(records, budget.max_params, top=10, title=f"Leaderboard — {meta.name}"))
+    console.print(_board(path, meta, budget, records, front=ctx.front, top=10))
     console.print(summary_line(records) + f" in {time.monotonic() - t0:.0f}s")
     if args.no_retrain:
         console.print(f"finalists: `budgetnas retrain {meta.name}` (skipped: --no-retrain)")
@@ -238,7 +239,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     t1 = time.monotonic()
     try:
         fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console),
-                           resume=args.resume, jobs=args.jobs)
+                           resume=args.resume, jobs=args.jobs, front=0 if ctx.front else None)
     except KeyboardInterrupt as exc:
         return _interrupted(console, exc, "the search and every finished seed are saved", resume_command(path, meta))
     console.print(f"retrained {len(fins)} finalist(s) in {time.monotonic() - t1:.0f}s")
@@ -287,6 +288,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _board(path: Path, meta, budget, records, front: bool, top: int):
+    """The leaderboard, or for a front search (or ``--front``) the front with the named budgets each point fits."""
+    from budgetnas.report.leaderboard import front_table, leaderboard
+    from budgetnas.session import fitting_budgets
+
+    if front:
+        return front_table(records, budget.max_params, meta.cost if meta.objective == "front" else "params",
+                           title=f"Front — {meta.name}", limits=fitting_budgets(meta, budget))
+    return leaderboard(records, budget.max_params, top=top, title=f"Leaderboard — {meta.name}")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from budgetnas.runs import load_records, run_dir
 
@@ -296,11 +308,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(json.dumps(_board_json(meta, records)))
         return 0
     from budgetnas.session import run_budget
-    from budgetnas.report.leaderboard import leaderboard, summary_line
+    from budgetnas.report.leaderboard import summary_line
 
     budget = run_budget(path, meta)
     console = _console()
-    console.print(leaderboard(records, budget.max_params, top=args.top, title=f"Leaderboard — {meta.name}"))
+    console.print(_board(path, meta, budget, records, front=args.front, top=args.top))
     console.print(summary_line(records))
     return 0
 
@@ -388,7 +400,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         console.print(f"{path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
     try:
         fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
-                           _epoch_printer(console), resume=args.resume, jobs=args.jobs)
+                           _epoch_printer(console), resume=args.resume, jobs=args.jobs, front=args.front)
     except KeyboardInterrupt as exc:
         return _interrupted(console, exc, "every finished seed is saved", _retrain_command(args, path))
     _print_outcome(console, path, fins)
@@ -397,8 +409,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def _retrain_command(args: argparse.Namespace, path: Path) -> str:
     """``budgetnas retrain`` with the options that chose these finalists, and ``--resume``."""
-    return _command(["retrain", str(path)], [("--top", args.top), ("--seeds", args.seeds), ("--epochs", args.epochs),
-                                             ("--data-dir", args.data_dir)])
+    return _command(["retrain", str(path)], [("--top", args.top), ("--front", args.front), ("--seeds", args.seeds),
+                                             ("--epochs", args.epochs), ("--data-dir", args.data_dir)])
 
 
 def _command(words: list[str], options: list[tuple[str, Any]], budgets: str | None = None) -> str:
@@ -535,9 +547,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-epochs", type=int, help="epochs per candidate during the search")
     s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
     s.add_argument("--resume", action="store_true", help="continue the run named by --name")
-    s.add_argument("--driver", choices=("optuna", "keras-tuner"), default="optuna")
+    s.add_argument("--driver", choices=("optuna", "keras-tuner"), default="optuna",
+                   help="optuna (default) or keras-tuner (single-objective only: no --objective front)")
     s.add_argument("--algorithm", choices=("tpe", "hyperband", "bayesian", "random"),
                    help="optuna: tpe (default) or random; keras-tuner: hyperband (default), bayesian or random")
+    s.add_argument("--objective", choices=("accuracy", "front"),
+                   help="accuracy: the best network under the budget; front: the accuracy–size front up to it "
+                        "(default: the budget's search.objective)")
+    s.add_argument("--cost", choices=("params", "macs"), help="a front's second objective (default: params)")
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
     _jobs_arg(s)
     _heartbeat_args(s)
@@ -558,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reports-dir", default="reports")
     s.add_argument("--storage", help="storage URL (default: the run's)")
     s.add_argument("--top", type=int, default=10)
+    s.add_argument("--front", action="store_true", help="the accuracy–size front, cheapest first")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
 
@@ -572,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("retrain", help="retrain a run's best trials with several seeds; score them on test once")
     s.add_argument("run")
     s.add_argument("--top", type=int, help="finalists (default: the budget's)")
+    s.add_argument("--front", type=int, nargs="?", const=0, metavar="K",
+                   help="retrain points of the front: K spread along it, or (no K) the best under each named "
+                        "budget that fits (the default for a front search)")
     s.add_argument("--seeds", type=int, help="seeds per finalist (default: the budget's)")
     s.add_argument("--epochs", type=int, help="epochs (default: the budget's full count)")
     s.add_argument("--resume", action="store_true",

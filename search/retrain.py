@@ -16,7 +16,7 @@ from budgetnas import files
 from budgetnas.budget import FROZEN, Budget, Recipe, freeze, parse_budget
 from budgetnas.errors import ConfigError, RunError
 from budgetnas.runs import RunMeta, load_meta, save_meta
-from budgetnas.session import load_data_splits, open_run, write_run_report
+from budgetnas.session import fitting_budgets, load_data_splits, open_run, write_run_report
 from budgetnas.space import Space, load_space
 
 
@@ -28,8 +28,13 @@ def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epo
 
 
 def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
-                on_seed=None, on_epoch=None, resume: bool = False, jobs: int | None = None) -> list:
+                on_seed=None, on_epoch=None, resume: bool = False, jobs: int | None = None,
+                front: int | None = None) -> list:
     """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report.
+
+    ``front``: retrain points of the accuracy–size front instead: ``front`` of them spread along it
+    (:func:`budgetnas.front.spread`), or with 0 the best trial under each named budget that fits
+    (:func:`budgetnas.session.fitting_budgets`; each chosen on validation).
 
     ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
     continues its unfinished seed from the last epoch checkpoint. ``jobs`` seeds train at once in
@@ -43,7 +48,8 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     top = top if top is not None else budget.search.finalists
     n_seeds = seeds if seeds is not None else budget.search.seeds
     epochs = epochs if epochs is not None else budget.epochs
-    chosen = [r for r in ranked(records) if r.status == "complete"][:top]
+    chosen = ([r for r in ranked(records) if r.status == "complete"][:top] if front is None
+              else front_points(records, front, fitting_budgets(meta, budget), meta.cost))
     if not chosen:
         raise RunError(f"{path}: no completed trial to retrain")
     ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
@@ -56,6 +62,19 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
                         data_dir or meta.data_dir, meta.seed, proto, resume, jobs, on_seed, on_epoch)
     write_run_report(path)
     return done
+
+
+def front_points(records: list, k: int, limits: dict[str, int], cost: str = "params") -> list:
+    """The front's trials to retrain: ``k`` spread along it, or (``k`` = 0) the best under each of ``limits``
+    (name → max params), cheapest first, each trial once; three spread along it when no trial fits them."""
+    from budgetnas import front
+
+    picked = {} if k else {r.number: r for r in front.best_under(records, limits).values()}
+    if picked:
+        return sorted(picked.values(), key=lambda r: r.params)
+    line = front.front_records(records, cost)  # k points, or three when no named budget has a trial
+    pts = [front.Point(r.val_accuracy, front.cost_of(r, cost)) for r in line]
+    return [line[i] for i in front.spread(pts, k or 3)] if line else []
 
 
 def branch(path: Path, name: str, changes: list[str]) -> Path:

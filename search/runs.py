@@ -38,6 +38,8 @@ class RunMeta:
     study: str
     driver: str = "optuna"  # "optuna", "keras-tuner", or "train" for a fixed network
     algorithm: str = "tpe"  # tpe (optuna); hyperband, bayesian or random (keras-tuner)
+    objective: str = "accuracy"  # or "front": accuracy against ``cost`` (budgetnas.front)
+    cost: str = "params"  # a front's second objective: "params" or "macs"
     created: float = field(default_factory=time.time)
 
     def to_json(self) -> str:

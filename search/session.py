@@ -41,6 +41,8 @@ class SearchOptions:
     resume: bool = False
     driver: str = "optuna"
     algorithm: str | None = None
+    objective: str | None = None  # default: the budget's search.objective
+    cost: str | None = None
 
 
 def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: int):
@@ -82,6 +84,9 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         raise RunError(f"{path}: a run with this name exists; continue it with --resume or pick another --name")
     gate.check_space_fits(budget, space)
     s = budget.search
+    objective, cost = opts.objective or s.objective, opts.cost or s.cost
+    if objective == "front" and opts.driver != "optuna":
+        raise ConfigError("--objective front: only the optuna driver searches a front (keras-tuner's is single-objective)")
     epochs = opts.max_epochs if opts.max_epochs is not None else s.epochs
     if not 1 <= epochs <= budget.epochs:
         raise ConfigError(f"--max-epochs {epochs}: must be between 1 and the budget's {budget.epochs} epochs")
@@ -96,6 +101,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         train_subset=opts.train_subset if opts.train_subset is not None else s.train_subset,
         storage=opts.storage or default_storage(path), study=name, driver=opts.driver,
         algorithm=opts.algorithm or ("tpe" if opts.driver == "optuna" else "hyperband"),
+        objective=objective, cost=cost,
     )
     save_meta(path, meta)
     return path, meta, budget, space
@@ -105,7 +111,7 @@ def context(meta: RunMeta, budget: Budget, space: Space, data_dir: str | None = 
     _, full, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
     return SearchContext(budget=budget, space=space, train=data_mod.subset(full, meta.train_subset, meta.seed), val=val,
                          classes=space.classes, epochs=meta.max_epochs, seed=meta.seed,
-                         repair=budget.search.repair, full_train=full)
+                         repair=budget.search.repair, full_train=full, objective=meta.objective, cost=meta.cost)
 
 
 def steps_per_epoch(ctx: SearchContext) -> int:
@@ -121,6 +127,21 @@ def run_budget(path: Path, meta: RunMeta) -> Budget:
     if (path / FROZEN).is_file():
         return load_frozen(path)
     return get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
+
+
+def fitting_budgets(meta: RunMeta, budget: Budget) -> dict[str, int]:
+    """The named budgets of the run's budgets file on its dataset whose limit is within the run's: name → max
+    params (a front search reports its best network under each)."""
+    from budgetnas.budget import load_budgets
+
+    source = meta.budgets_file if Path(meta.budgets_file).is_file() else None
+    try:
+        named = load_budgets(source)
+    except ConfigError:
+        named = {}
+    out = {n: b.max_params for n, b in named.items() if b.dataset == budget.dataset and b.count == budget.count
+           and b.max_params <= budget.max_params and b.search.objective != "front"}
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
 
 def open_run(path: Path) -> tuple[RunMeta, Budget, Space, list]:
@@ -143,7 +164,32 @@ def write_run_report(path: Path) -> list[Path]:
         proto, fins = fin_mod.load(path)
     else:
         proto, fins = {"name": meta.name, "space": space.path, "seed": meta.seed}, []
-    return write_report(path, meta if meta.driver != "train" else None, budget, space, records, fins, proto)
+    limits, baselines = {}, []
+    if meta.objective == "front":
+        limits = fitting_budgets(meta, budget)
+        baselines = _baselines(meta, budget, limits)
+    return write_report(path, meta if meta.driver != "train" else None, budget, space, records, fins, proto,
+                        limits, baselines)
+
+
+def _baselines(meta: RunMeta, budget: Budget, limits: dict[str, int]) -> list[tuple[str, int, float]]:
+    """The hand-made baselines of the named budgets a front is drawn against: (label, params, published
+    accuracy), each baseline network once."""
+    from budgetnas.budget import load_budgets
+
+    out, seen = [], set()
+    for b in load_budgets(meta.budgets_file if Path(meta.budgets_file).is_file() else None).values():
+        if b.name not in limits or not b.baseline_space or b.baseline_accuracy is None or b.baseline_space in seen:
+            continue
+        seen.add(b.baseline_space)
+        try:
+            base = load_space(b.baseline_space)
+        except ConfigError:
+            continue
+        verdict, _ = gate.admit(b, base, {}, allow_repair=False, build=False)
+        if verdict.total_params:
+            out.append((f"{base.name} (published, test)", verdict.total_params, b.baseline_accuracy))
+    return out
 
 
 
@@ -167,7 +213,8 @@ def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: 
     seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
     algorithm = meta.algorithm if meta.driver == "optuna" else "tpe"
     study = optuna_driver.make_study(meta.storage, meta.study, seed, budget.search.min_epochs, meta.max_epochs,
-                                     load_if_exists=not create, algorithm=algorithm)
+                                     load_if_exists=not create, algorithm=algorithm, objective=meta.objective,
+                                     cost=meta.cost)
     if create:
         publish(study, path, meta)
     if create or worker:

@@ -26,6 +26,7 @@ BATCHNORM = ("none", "before", "after")  # position relative to the activation
 PADDINGS = ("valid", "same")
 HEAD_KINDS = ("gap", "shrink", "flatten")
 HEAD_LAYERS = ("conv", "separable", "dense")
+HEAD_DEFAULT_LAYER = {"gap": "conv", "shrink": "conv", "flatten": "dense"}  # when head.layer is not written
 
 # Per-field type and the allowed values (None: any value of the type).
 _BLOCK_FIELDS: dict[str, tuple[type, tuple | None]] = {
@@ -336,7 +337,7 @@ class Space:
         h = {k: pick(v, f"head.{k}") for k, v in self.head.items()}
         head = ConcreteHead(
             kind=h["kind"],
-            layer=h["layer"],
+            layer=h["layer"] or HEAD_DEFAULT_LAYER[h["kind"]],
             batchnorm=h["batchnorm"],
             dropout=float(h["dropout"]),
             hidden=tuple(h["hidden"]),
@@ -521,11 +522,8 @@ def parse_space(data: Mapping[str, Any], path: str) -> Space:
             params[f"head.{key}"] = head[key]
     if not (isinstance(head["hidden"], list) and all(isinstance(u, int) and u > 0 for u in head["hidden"])):
         raise ConfigError(f"{path}: head.hidden must be a list of positive ints (dense units)")
-    if head["layer"] is None:
-        kinds = head["kind"].options if isinstance(head["kind"], Domain) else (head["kind"],)
-        if len(kinds) > 1:
-            raise ConfigError(f"{path}: head.layer: required when head.kind is a choice")
-        head["layer"] = {"gap": "conv", "shrink": "conv", "flatten": "dense"}[kinds[0]]
+    if head["layer"] is None and not isinstance(head["kind"], Domain):
+        head["layer"] = HEAD_DEFAULT_LAYER[head["kind"]]  # a choice of kinds: each kind's own layer (resolve)
     if not isinstance(head["kind"], Domain) and not isinstance(head["layer"], Domain):
         _check_head(path, ConcreteHead(head["kind"], head["layer"], False, 0.0, ()))
 

@@ -108,3 +108,13 @@ def test_every_shipped_space_parses_and_samples(path):
 def test_seed_spaces_are_fixed():
     for name in ("seed_mnist_13794", "seed_cifar10_separable_81973", "cifar10_base_network"):
         assert load_space(ROOT / "spaces" / f"{name}.toml").params == ()
+
+
+def test_a_head_kind_choice_without_a_layer_takes_each_kinds_own_layer():
+    space = load_space("mnist_wide")
+    layers = {}
+    for kind in ("gap", "shrink", "flatten"):
+        values = space.sample(random.Random(0))
+        values["head.kind"] = kind
+        layers[kind] = space.resolve(values).head.layer
+    assert layers == {"gap": "conv", "shrink": "conv", "flatten": "dense"}

@@ -31,6 +31,12 @@ class SearchContext:
     seed: int
     repair: bool = True
     full_train: Arrays | None = None  # the whole training split ``train`` was drawn from (re-scoring trains on it)
+    objective: str = "accuracy"  # or "front": validation accuracy up, ``cost`` down (budgetnas.front)
+    cost: str = "params"  # the front's second objective: "params" or "macs"
+
+    @property
+    def front(self) -> bool:
+        return self.objective == "front"
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -64,7 +70,8 @@ class Pruned(Exception):
 def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
              on_epoch: Callable[[int, float], None] | None = None,
              on_batch: Callable[[int, dict], None] | None = None,
-             seen: Callable[[str], TrialRecord | None] | None = None, seed_of: int | None = None) -> TrialRecord:
+             seen: Callable[[str], TrialRecord | None] | None = None, seed_of: int | None = None,
+             on_built: Callable[[TrialRecord], None] | None = None) -> TrialRecord:
     """Gate, then train one candidate; never raises for a bad candidate, returns its record.
 
     It trains with seed ``ctx.seed + number``, or ``ctx.seed + seed_of`` when it repeats trial ``seed_of``
@@ -73,6 +80,7 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
     ``on_epoch(epoch, val_accuracy)`` may raise :class:`Pruned` to stop training early.
     ``seen(key)`` returns a finished trial with the same :func:`network_key` (after repair), if any:
     then nothing is trained (or built) and the record has status ``duplicate`` and that trial's score.
+    ``on_built(record)``: called once the network that will train is built (its params and MACs known).
     """
     t0 = time.perf_counter()
     verdict, _ = gate.admit(ctx.budget, ctx.space, values, allow_repair=ctx.repair, build=False)
@@ -98,6 +106,8 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
         rec.wall_seconds = time.perf_counter() - t0
         return rec
     recipe = ctx.budget.train.resolve(verdict.values)
+    if on_built is not None:
+        on_built(rec)
 
     def epoch_hook(epoch: int, logs: dict) -> None:
         acc = float(logs.get("val_accuracy", 0.0))

@@ -35,6 +35,13 @@ it out) and does not count toward the trial budget; on ``--resume`` (:func:`resu
 enqueued again with the same values and trains from its own seed, and the resumed sampler is reseeded
 (:func:`reseed`), so it does not replay the proposals of the first process as duplicates.
 
+Fronts (``--objective front``, :mod:`budgetnas.front`): the study has two objectives, validation
+accuracy (maximised) and total params or MACs (minimised), and Optuna's multi-objective TPE (or random
+sampling) proposes. Optuna refuses to prune a multi-objective study, so this driver prunes it itself:
+each epoch's accuracy is kept on the trial (``curve``) beside its cost, and at a rung of the same
+successive-halving schedule (:func:`rungs`) a candidate goes on only if :func:`budgetnas.front.promote`
+puts it among the best third, by non-dominated sorting, of the candidates that reached that rung.
+
 Duplicates: a candidate whose built network and recipe (its key) match a completed or pruned trial
 (workers asking at once, TPE late in a search, several samples repaired to one network) is not
 trained again; it is told to Optuna as that trial ended and recorded with status ``duplicate``, out
@@ -52,7 +59,7 @@ from typing import Any, Callable
 
 import optuna
 
-from budgetnas import interrupts, storage
+from budgetnas import front, interrupts, storage
 from budgetnas.drivers import domains
 from budgetnas.drivers.common import Pruned, SearchContext, evaluate, network_key, propose
 from budgetnas.runs import TrialRecord
@@ -71,11 +78,51 @@ def make_sampler(algorithm: str, seed: int) -> optuna.samplers.BaseSampler:
                                           group=True, constant_liar=True)
 
 
+OBJECTIVES = ("accuracy", "front")
+
+
 def make_study(url: str, study_name: str, seed: int, min_epochs: int, max_epochs: int,
-               load_if_exists: bool, algorithm: str = "tpe") -> optuna.Study:
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_epochs, reduction_factor=REDUCTION_FACTOR)
-    return optuna.create_study(storage=storage.open_storage(url), study_name=study_name, direction="maximize",
-                               sampler=make_sampler(algorithm, seed), pruner=pruner, load_if_exists=load_if_exists)
+               load_if_exists: bool, algorithm: str = "tpe", objective: str = "accuracy",
+               cost: str = "params") -> optuna.Study:
+    """The run's study: one objective (validation accuracy, pruned by successive halving), or for a front
+    two (accuracy up, ``cost`` down), pruned by this driver (:func:`rungs`). Its metrics are named, so
+    optuna-dashboard labels its plots (and draws the Pareto front of a front study)."""
+    if objective == "front":
+        pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()  # Optuna cannot prune multi-objective
+        directions, names = ["maximize", "minimize"], ["val accuracy", cost]
+    else:
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_epochs, reduction_factor=REDUCTION_FACTOR)
+        directions, names = ["maximize"], ["val accuracy"]
+    study = optuna.create_study(storage=storage.open_storage(url), study_name=study_name, directions=directions,
+                                sampler=make_sampler(algorithm, seed), pruner=pruner, load_if_exists=load_if_exists)
+    if not load_if_exists:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2; the names only label plots
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    return study
+
+
+def rungs(min_epochs: int, max_epochs: int) -> list[int]:
+    """The epochs at which a front search may stop a candidate: ``min_epochs`` × 3^k, before the last epoch
+    (the rungs of Optuna's ``SuccessiveHalvingPruner`` with the same settings)."""
+    out, e = [], max(1, min_epochs)
+    while e < max_epochs:
+        out.append(e)
+        e *= REDUCTION_FACTOR
+    return out
+
+
+def company(study: optuna.Study, number: int, epoch: int, cost: str) -> list[front.Point]:
+    """(accuracy at ``epoch``, cost) of every other trial that trained that far: running, completed or pruned
+    (not duplicates, rejections, failures or interrupted trials, whose replacement counts instead)."""
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        curve = a.get("curve") or []
+        if t.number != number and a.get("status") in (None, "complete", "pruned") and len(curve) >= epoch \
+                and a.get(cost) is not None:
+            out.append(front.Point(curve[epoch - 1], a[cost]))
+    return out
 
 
 def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
@@ -212,18 +259,37 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
         if on_start is not None:
             on_start(trial.number)
         beat = storage.Heartbeat(trial, heartbeat, grace)
+        curve: list[float] = []
+        own: dict[str, Any] = {}
+
+        def built(rec: TrialRecord) -> None:  # a front's company reads the cost of running trials
+            own.update(params=rec.params, macs=rec.macs)
+            if ctx.front:
+                for k in ("params", "macs"):
+                    s(trial.set_user_attr, k, own[k], what=f"starting trial {trial.number}")
 
         def report(epoch: int, acc: float) -> None:
             beat.check()
+            curve.append(acc)
             try:
-                s(trial.report, acc, epoch, what=f"reporting trial {trial.number}")
+                if ctx.front:  # no intermediate values in a multi-objective study: the curve is an attribute
+                    s(trial.set_user_attr, "curve", list(curve), what=f"reporting trial {trial.number}")
+                else:
+                    s(trial.report, acc, epoch, what=f"reporting trial {trial.number}")
             except optuna.exceptions.UpdateFinishedTrialError:
                 raise storage.HeartbeatLost("another worker failed this trial (its heartbeats came late)") from None
             beat.check()  # the report may have waited out an outage
             if on_epoch is not None:
                 on_epoch(trial.number, epoch, acc)
             # The last epoch has nothing left to save: such a trial completes, never counts as pruned.
-            if epoch < ctx.epochs and s(trial.should_prune, what=f"asking the pruner about trial {trial.number}"):
+            if epoch >= ctx.epochs:
+                return
+            if ctx.front:
+                if epoch in rungs(ctx.budget.search.min_epochs, ctx.epochs):
+                    others = s(company, study, trial.number, epoch, ctx.cost, what="reading the rung")
+                    if not front.promote(front.Point(acc, own[ctx.cost]), others, REDUCTION_FACTOR):
+                        raise Pruned()
+            elif s(trial.should_prune, what=f"asking the pruner about trial {trial.number}"):
                 raise Pruned()
 
         def batch(step: int, logs: dict) -> None:
@@ -240,7 +306,7 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
         try:
             with beat:
                 rec = evaluate(ctx, trial.number, values, on_epoch=report, on_batch=batch, seen=seen,
-                               seed_of=trial.user_attrs.get("seed_of"))
+                               seed_of=trial.user_attrs.get("seed_of"), on_built=built)
         except KeyboardInterrupt as exc:
             with interrupts.deferred():  # a second Ctrl-C waits until the record is whole
                 try:  # briefly: the user is waiting; a trial left RUNNING is trained again on resume all the same
@@ -254,7 +320,7 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             s(_abandon, study, trial, rec.reason, what=f"recording trial {trial.number} as stopped")
         else:
             with interrupts.deferred():  # trained: record it whole before stopping for a Ctrl-C that came meanwhile
-                s(_tell, study, trial, rec, prior, what=f"recording trial {trial.number}")
+                s(_tell, study, trial, rec, prior, ctx, what=f"recording trial {trial.number}")
         if on_done is not None:
             rec.worker = trial.user_attrs.get("worker", "")
             rec.retry_of = trial.user_attrs.get("retry_of")
@@ -280,15 +346,23 @@ def _abandon(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.user_attrs.get("retry_of", trial.number)})
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, rec: TrialRecord, prior: list[TrialRecord | None]) -> None:
+def objective_values(ctx: SearchContext, rec: TrialRecord) -> float | list[float]:
+    """What Optuna is told for a completed trial: its validation accuracy, and for a front its cost too."""
+    if ctx.front:
+        return [rec.val_accuracy, float(front.cost_of(rec, ctx.cost))]
+    return rec.val_accuracy
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, rec: TrialRecord, prior: list[TrialRecord | None],
+          ctx: SearchContext) -> None:
     try:
         record_attrs(trial, rec)
         if rec.status == "duplicate":  # scored as the trial it repeats: TPE learns nothing false
             complete = prior[-1].status == "complete"
-            study.tell(trial, rec.val_accuracy if complete else None,
+            study.tell(trial, objective_values(ctx, rec) if complete else None,
                        state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.PRUNED)
         elif rec.status == "complete":
-            study.tell(trial, rec.val_accuracy)
+            study.tell(trial, objective_values(ctx, rec))
         elif rec.status == "pruned":
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:

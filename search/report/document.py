@@ -52,9 +52,31 @@ NOTATION = (
     "added to its input (through a 1×1 projection of the same layer kind when width or stride changes).")
 
 
+def front_markdown(records: list[TrialRecord], max_params: int, cost: str, limits: dict[str, int]) -> list[str]:
+    """The front section of a front search's report: its points, cheapest first, and the best trial under
+    each named budget that fits (both at the search's fidelity, on validation)."""
+    from budgetnas.front import best_under, front_records
+    from budgetnas.report.leaderboard import pct
+
+    out = ["## Front", "", f"Completed trials not beaten by one at most as costly ({cost}) and more accurate, at the "
+           "search's fidelity (validation accuracy).", "",
+           "| trial | params | % budget | MACs | val acc | fits | architecture |",
+           "| ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in front_records(records, cost):
+        fits = ", ".join(n for n, m in limits.items() if (r.params or 0) <= m)
+        out.append(f"| {r.number} | {r.params:,} | {100 * (r.params or 0) / max_params:.1f} | {(r.macs or 0) / 1e6:.2f}M"
+                   f" | {pct(r.val_accuracy)} | {fits} | `{_cell(r.architecture)}` |")
+    best = best_under(records, limits)
+    if best:
+        out += ["", "Best trial under each named budget (validation, search fidelity):", ""]
+        out += [f"- `{n}` (≤ {limits[n]:,}): trial {r.number}, {r.params:,} params, {pct(r.val_accuracy)}"
+                for n, r in best.items()]
+    return out + [""]
+
+
 def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
                     finalists: list[Finalist], protocol: dict[str, Any], figures: list[str],
-                    unfinished: list[Unfinished] = ()) -> str:
+                    unfinished: list[Unfinished] = (), limits: dict[str, int] | None = None) -> str:
     from budgetnas.report.leaderboard import pct, score_text, summary_line
 
     out = [f"# budgetnas report — {meta.name if meta else protocol.get('name', '')}", ""]
@@ -92,8 +114,10 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         out += ["## Search", "", f"- {summary_line(records)}.",
                 f"- Up to {meta.max_epochs} epochs per candidate on "
                 f"{meta.train_subset or 'all'} training images; training time of all trials, summed "
-                f"(several workers overlap it): {sum(r.wall_seconds for r in records) / 60:.1f} min.", "",
-                "| # | trial | params | % budget | MACs | val acc | epochs | status | architecture |",
+                f"(several workers overlap it): {sum(r.wall_seconds for r in records) / 60:.1f} min.", ""]
+        if meta.objective == "front":
+            out += front_markdown(records, budget.max_params, meta.cost, limits or {})
+        out += ["| # | trial | params | % budget | MACs | val acc | epochs | status | architecture |",
                 "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for i, r in enumerate(ranked(records)[:10], 1):
             out.append(f"| {i} | {r.number} | {r.params:,} | {100 * (r.params or 0) / budget.max_params:.1f} | "
@@ -183,8 +207,10 @@ def trials_csv(records: list[TrialRecord]) -> str:
 
 
 def write_report(folder: Path, meta: RunMeta | None, budget: Budget, space: Space, records: list[TrialRecord],
-                 finalists: list[Finalist], protocol: dict[str, Any]) -> list[Path]:
-    """Write every report file into ``folder``; returns their paths."""
+                 finalists: list[Finalist], protocol: dict[str, Any], limits: dict[str, int] | None = None,
+                 baselines: list[tuple[str, int, float]] = ()) -> list[Path]:
+    """Write every report file into ``folder``; returns their paths. A front search's report draws ``limits``
+    (named budgets: name → max params) and ``baselines`` (label, params, accuracy) on its log-x plot."""
     import matplotlib.pyplot as plt
 
     from budgetnas.report import figures as figs
@@ -193,7 +219,9 @@ def write_report(folder: Path, meta: RunMeta | None, budget: Budget, space: Spac
     if finalists:
         made.append(("curves.png", figs.learning_curves(finalists)))
     if records:
-        made.append(("accuracy_vs_params.png", figs.accuracy_vs_params(records, budget.max_params)))
+        front = meta is not None and meta.objective == "front"
+        made.append(("accuracy_vs_params.png", figs.accuracy_vs_params(
+            records, budget.max_params, limits if front else None, baselines if front else (), log_x=front)))
         made.append(("best_so_far.png", figs.best_so_far(records)))
     w = winner(finalists)
     if w is not None:
@@ -205,7 +233,7 @@ def write_report(folder: Path, meta: RunMeta | None, budget: Budget, space: Spac
         plt.close(fig)
         paths.append(folder / name)
     md = render_markdown(meta, budget, space, records, finalists, protocol, [n for n, _ in made],
-                         unfinished_seeds(folder / "finalists"))
+                         unfinished_seeds(folder / "finalists"), limits)
     files.write_text(folder / "report.md", md)
     title = f"budgetnas — {meta.name if meta else budget.name}"
     files.write_text(folder / "report.html", markdown_to_html(md, folder, title))

@@ -37,33 +37,33 @@ def learning_curves(finalists: list[Finalist]) -> Figure:
     return fig
 
 
-def pareto(records: list[TrialRecord]) -> list[TrialRecord]:
-    """Completed trials not beaten by one with fewer (or equal) params and higher accuracy."""
-    done = sorted((r for r in records if r.status == "complete" and r.val_accuracy is not None),
-                  key=lambda r: (r.params or 0, -(r.val_accuracy or 0)))
-    front, best = [], -1.0
-    for r in done:
-        if (r.val_accuracy or 0) > best:
-            front.append(r)
-            best = r.val_accuracy or 0
-    return front
+def accuracy_vs_params(records: list[TrialRecord], max_params: int, limits: dict[str, int] | None = None,
+                       baselines: list[tuple[str, int, float]] = (), log_x: bool = False) -> Figure:
+    """Every trial's validation accuracy against its params, the front (:func:`budgetnas.front.front_records`),
+    a line at the budget, or at each of ``limits`` (name → max params), and ``baselines`` (label, params,
+    accuracy) as stars; ``log_x`` for a front that spans decades."""
+    from budgetnas.front import front_records
 
-
-def accuracy_vs_params(records: list[TrialRecord], max_params: int) -> Figure:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5 if limits else 7, 4.5))
     styles = {"complete": ("o", "tab:blue"), "pruned": ("x", "tab:orange"), "running": ("s", "tab:gray")}
     for status, (marker, color) in styles.items():
         pts = [(r.params, r.val_accuracy) for r in records if r.status == status and r.val_accuracy is not None]
         if pts:
             ax.scatter(*zip(*pts), marker=marker, color=color, label=status, alpha=0.8)
-    front = pareto(records)
+    front = front_records(records)
     if front:
         ax.step([r.params for r in front], [r.val_accuracy for r in front], where="post", color="tab:green",
                 label="Pareto front")
-    ax.axvline(max_params, color="tab:red", ls="--", label=f"budget {max_params:,}")
-    ax.set(xlabel="parameters", ylabel="validation accuracy (search fidelity)",
+    lines = limits or {f"budget {max_params:,}": max_params}
+    for i, (name, limit) in enumerate(sorted(lines.items(), key=lambda kv: kv[1])):
+        ax.axvline(limit, color="tab:red", ls=("--", ":", "-.")[i % 3], lw=1, label=f"{name} ≤ {limit:,}")
+    for label, params, acc in baselines:
+        ax.scatter([params], [acc], marker="*", s=140, color="black", zorder=5, label=label)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(xlabel="parameters" + (" (log scale)" if log_x else ""), ylabel="validation accuracy (search fidelity)",
            title="validation accuracy vs parameter count")
-    scored = [r.val_accuracy for r in records if r.val_accuracy is not None]
+    scored = [r.val_accuracy for r in records if r.val_accuracy is not None] + [b[2] for b in baselines]
     if scored:
         ax.set_ylim(max(0.0, sorted(scored)[len(scored) // 4] - 0.02), min(1.0, max(scored) + 0.005))
     ax.legend(fontsize=8)

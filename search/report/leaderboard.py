@@ -40,6 +40,28 @@ def leaderboard(records: list[TrialRecord], max_params: int, top: int = 10, titl
     return t
 
 
+def front_table(records: list[TrialRecord], max_params: int, cost: str = "params", title: str = "Front",
+                limits: dict[str, int] | None = None) -> Table:
+    """The completed trials on the accuracy–``cost`` front (:func:`budgetnas.front.front_records`), cheapest
+    first: trial, params, % of budget, MACs, val acc, architecture; ``limits`` (name → max params) adds
+    the named budgets each point fits."""
+    from budgetnas.front import front_records
+
+    t = Table(title=title, title_justify="left")
+    cols = ["trial", "params", "% budget", "MACs", "val acc"] + (["fits"] if limits else []) + ["architecture"]
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("fits", "architecture") else "right",
+                     no_wrap=col != "architecture")
+    for r in front_records(records, cost):
+        row = [str(r.number), f"{r.params:,}" if r.params else "—",
+               f"{100 * r.params / max_params:.1f}" if r.params else "—",
+               f"{r.macs / 1e6:.2f}M" if r.macs else "—", pct(r.val_accuracy)]
+        if limits:
+            row.append(", ".join(n for n, m in sorted(limits.items(), key=lambda kv: kv[1]) if (r.params or 0) <= m))
+        t.add_row(*row, r.architecture)
+    return t
+
+
 def counts(records: list[TrialRecord]) -> dict[str, Any]:
     """Trials by status, and rejections by reason (the part before the colon)."""
     by_status = Counter(r.status for r in records)

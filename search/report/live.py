@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from budgetnas.report.leaderboard import leaderboard, summary_line
+from budgetnas.report.leaderboard import front_table, leaderboard, summary_line
 from budgetnas.runs import TrialRecord
 
 
@@ -52,9 +52,9 @@ class LiveDisplay(PlainDisplay):
     """Trials done / planned with ETA, the current trial's epoch bar with live loss/accuracy, top trials."""
 
     def __init__(self, console: Console, planned: int, epochs: int, max_params: int, records: list[TrialRecord],
-                 steps_per_epoch: int):
+                 steps_per_epoch: int, front: str | None = None):
         super().__init__(console, planned, epochs, max_params, records)
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch, self.front = steps_per_epoch, front  # front: the cost of a front search
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=console)
@@ -64,8 +64,9 @@ class LiveDisplay(PlainDisplay):
         self.current, self.epoch = -1, 1
 
     def _render(self):
-        return Group(self.progress, leaderboard(self.records, self.max_params, top=8, title="Top trials"),
-                     summary_line(self.records))
+        board = (front_table(self.records, self.max_params, self.front, title=f"Front (val acc against {self.front})")
+                 if self.front else leaderboard(self.records, self.max_params, top=8, title="Top trials"))
+        return Group(self.progress, board, summary_line(self.records))
 
     def __enter__(self):
         self.live.__enter__()
