@@ -186,7 +186,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False) -> int:
     """Search this run with the right display (session.run_search); retrain unless told not to."""
     _quiet_tf()
-    from budgetnas.report.leaderboard import leaderboard, summary_line
+    from budgetnas.report.leaderboard import summary_line
     from budgetnas.report.live import LiveDisplay, PlainDisplay
     from budgetnas.runs import records_from_study
     from budgetnas.session import context, open_study, rescore_top, resume_command, run_search, steps_per_epoch
