@@ -166,7 +166,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         budget=args.budget, budgets_file=args.budgets, space=args.space, trials=args.trials,
         timeout=args.timeout, name=args.name, reports_dir=args.reports_dir, data_dir=args.data_dir,
         storage=args.storage, seed=args.seed, max_epochs=args.max_epochs, train_subset=args.train_subset,
-        resume=args.resume, driver=args.driver, algorithm=args.algorithm, objective=args.objective, cost=args.cost)
+        resume=args.resume, driver=args.driver, algorithm=args.algorithm, objective=args.objective, cost=args.cost,
+        min_epochs=args.min_epochs)
     path, meta, budget, space = prepare(opts)
     return _drive(args, path, meta, budget, space, create=not args.resume)
 
@@ -545,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run folder)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--max-epochs", type=int, help="epochs per candidate during the search")
+    s.add_argument("--min-epochs", type=int,
+                   help="the first pruning rung, optuna driver (default: the budget's); as many as --max-epochs: "
+                        "no pruning, every candidate trains in full")
     s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
     s.add_argument("--resume", action="store_true", help="continue the run named by --name")
     s.add_argument("--driver", choices=("optuna", "keras-tuner"), default="optuna",

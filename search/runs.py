@@ -40,6 +40,7 @@ class RunMeta:
     algorithm: str = "tpe"  # tpe (optuna); hyperband, bayesian or random (keras-tuner)
     objective: str = "accuracy"  # or "front": accuracy against ``cost`` (budgetnas.front)
     cost: str = "params"  # a front's second objective: "params" or "macs"
+    min_epochs: int | None = None  # the first pruning rung (None: the budget's); ≥ max_epochs: no pruning
     created: float = field(default_factory=time.time)
 
     def to_json(self) -> str:

@@ -43,6 +43,7 @@ class SearchOptions:
     algorithm: str | None = None
     objective: str | None = None  # default: the budget's search.objective
     cost: str | None = None
+    min_epochs: int | None = None  # the first pruning rung; default: the budget's search.min_epochs
 
 
 def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: int):
@@ -86,10 +87,13 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
     s = budget.search
     objective, cost = opts.objective or s.objective, opts.cost or s.cost
     if objective == "front" and opts.driver != "optuna":
-        raise ConfigError("--objective front: only the optuna driver searches a front (keras-tuner's is single-objective)")
+        raise ConfigError("--objective front: only the optuna driver searches a front "
+                          "(keras-tuner's is single-objective)")
     epochs = opts.max_epochs if opts.max_epochs is not None else s.epochs
     if not 1 <= epochs <= budget.epochs:
         raise ConfigError(f"--max-epochs {epochs}: must be between 1 and the budget's {budget.epochs} epochs")
+    if opts.min_epochs is not None and opts.min_epochs < 1:
+        raise ConfigError(f"--min-epochs {opts.min_epochs}: must be at least 1 (equal to --max-epochs: no pruning)")
     path.mkdir(parents=True, exist_ok=True)
     files.copy(space_path, path / "space.toml")  # the run keeps the exact space it searched
     freeze(budget, path)  # ... and the budget: retrain, report, export and workers read this copy
@@ -101,7 +105,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         train_subset=opts.train_subset if opts.train_subset is not None else s.train_subset,
         storage=opts.storage or default_storage(path), study=name, driver=opts.driver,
         algorithm=opts.algorithm or ("tpe" if opts.driver == "optuna" else "hyperband"),
-        objective=objective, cost=cost,
+        objective=objective, cost=cost, min_epochs=opts.min_epochs,
     )
     save_meta(path, meta)
     return path, meta, budget, space
@@ -111,7 +115,13 @@ def context(meta: RunMeta, budget: Budget, space: Space, data_dir: str | None = 
     _, full, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
     return SearchContext(budget=budget, space=space, train=data_mod.subset(full, meta.train_subset, meta.seed), val=val,
                          classes=space.classes, epochs=meta.max_epochs, seed=meta.seed,
-                         repair=budget.search.repair, full_train=full, objective=meta.objective, cost=meta.cost)
+                         repair=budget.search.repair, full_train=full, objective=meta.objective, cost=meta.cost,
+                         min_epochs=first_rung(meta, budget))
+
+
+def first_rung(meta: RunMeta, budget: Budget) -> int:
+    """The epoch of the run's first pruning rung: its ``--min-epochs``, else its budget's."""
+    return meta.min_epochs if meta.min_epochs is not None else budget.search.min_epochs
 
 
 def steps_per_epoch(ctx: SearchContext) -> int:
@@ -212,7 +222,7 @@ def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
     algorithm = meta.algorithm if meta.driver == "optuna" else "tpe"
-    study = optuna_driver.make_study(meta.storage, meta.study, seed, budget.search.min_epochs, meta.max_epochs,
+    study = optuna_driver.make_study(meta.storage, meta.study, seed, first_rung(meta, budget), meta.max_epochs,
                                      load_if_exists=not create, algorithm=algorithm, objective=meta.objective,
                                      cost=meta.cost)
     if create:

@@ -33,6 +33,7 @@ class SearchContext:
     full_train: Arrays | None = None  # the whole training split ``train`` was drawn from (re-scoring trains on it)
     objective: str = "accuracy"  # or "front": validation accuracy up, ``cost`` down (budgetnas.front)
     cost: str = "params"  # the front's second objective: "params" or "macs"
+    min_epochs: int = 1  # the first pruning rung (≥ epochs: no pruning)
 
     @property
     def front(self) -> bool:

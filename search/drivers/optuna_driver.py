@@ -285,7 +285,7 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, timeout_s: float |
             if epoch >= ctx.epochs:
                 return
             if ctx.front:
-                if epoch in rungs(ctx.budget.search.min_epochs, ctx.epochs):
+                if epoch in rungs(ctx.min_epochs, ctx.epochs):
                     others = s(company, study, trial.number, epoch, ctx.cost, what="reading the rung")
                     if not front.promote(front.Point(acc, own[ctx.cost]), others, REDUCTION_FACTOR):
                         raise Pruned()

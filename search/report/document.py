@@ -64,8 +64,8 @@ def front_markdown(records: list[TrialRecord], max_params: int, cost: str, limit
            "| ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in front_records(records, cost):
         fits = ", ".join(n for n, m in limits.items() if (r.params or 0) <= m)
-        out.append(f"| {r.number} | {r.params:,} | {100 * (r.params or 0) / max_params:.1f} | {(r.macs or 0) / 1e6:.2f}M"
-                   f" | {pct(r.val_accuracy)} | {fits} | `{_cell(r.architecture)}` |")
+        out.append(f"| {r.number} | {r.params:,} | {100 * (r.params or 0) / max_params:.1f} | "
+                   f"{(r.macs or 0) / 1e6:.2f}M | {pct(r.val_accuracy)} | {fits} | `{_cell(r.architecture)}` |")
     best = best_under(records, limits)
     if best:
         out += ["", "Best trial under each named budget (validation, search fidelity):", ""]
