@@ -4,10 +4,12 @@ The library API (:mod:`budgetnas.api`) is importable from here; it loads Keras o
 
     import budgetnas
     budgetnas.check(model, budget="mnist-15k")
+    run = budgetnas.search("mnist-8k", trials=12)
+    run.leaderboard()
 """
 
 __version__ = "0.1.0"
-__all__ = ["check", "layer_table", "load_budget", "ModelCheck"]
+__all__ = ["check", "layer_table", "load_budget", "ModelCheck", "search", "open_run", "Run", "Board"]
 
 
 def __getattr__(name: str):

@@ -101,3 +101,183 @@ def check(model, *, budget: str | Budget, budgets_file: str | Path | None = None
     table = table_from_model(model)
     return ModelCheck(budget=b.name, violations=tuple(gate.violations(b, table)), counted_params=gate.counted(b, table),
                       max_params=b.max_params, table=table)
+
+
+# ------------------------------------------------------------------ searches and runs
+@dataclass(frozen=True)
+class Board:
+    """A run's leaderboard (best first) or its front (cheapest first), as text, a rich table or HTML."""
+
+    records: tuple = field(repr=False)
+    max_params: int
+    title: str
+    front: bool = False
+    cost: str = "params"
+    top: int = 10
+    limits: dict | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> list:
+        """The trial records shown, in order."""
+        from budgetnas.front import front_records
+        from budgetnas.runs import ranked
+
+        return front_records(list(self.records), self.cost) if self.front else ranked(list(self.records))[:self.top]
+
+    def __rich__(self):
+        from budgetnas.report.leaderboard import front_table, leaderboard
+
+        if self.front:
+            return front_table(list(self.records), self.max_params, self.cost, self.title, self.limits)
+        return leaderboard(list(self.records), self.max_params, self.top, self.title)
+
+    def __str__(self) -> str:
+        import io
+
+        from rich.console import Console
+
+        buf = io.StringIO()
+        Console(file=buf, width=160, color_system=None).print(self)
+        return buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from budgetnas.report.leaderboard import pct
+
+        head = ["trial", "params", "MACs", "val acc", "epochs", "status", "architecture"]
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+                r.number, f"{r.params:,}" if r.params else "—", f"{r.macs / 1e6:.2f}M" if r.macs else "—",
+                pct(r.score), r.epochs, r.status, r.architecture)) + "</tr>" for r in self.rows)
+        return (f"<p><b>{html.escape(self.title)}</b></p><table><thead><tr>"
+                + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table>")
+
+
+class Run:
+    """A run folder (``reports/<name>/``): its trials, leaderboard or front, finalists, report and export.
+
+    Example:
+        >>> run = budgetnas.open_run("mnist-15k-20261204-101500")
+        >>> run.leaderboard(top=3)
+    """
+
+    def __init__(self, path: str | Path):
+        from budgetnas.runs import load_meta
+
+        self.path = Path(path)
+        self.meta = load_meta(self.path)  # a missing or damaged run is one RunError line here
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, budget={self.meta.budget!r}, objective={self.meta.objective!r})"
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def budget(self) -> Budget:
+        """The budget the run froze when it started."""
+        from budgetnas.session import run_budget
+
+        return run_budget(self.path, self.meta)
+
+    def records(self) -> list:
+        """Every trial record, in trial order (read from the run's storage: a search may still be running)."""
+        from budgetnas.runs import load_records
+
+        return load_records(self.path)[1]
+
+    def leaderboard(self, *, top: int = 10, front: bool | None = None) -> Board:
+        """The best trials by validation score, or (``front``; the default for a front search) the front."""
+        from budgetnas.session import fitting_budgets
+
+        front = self.meta.objective == "front" if front is None else front
+        budget = self.budget
+        title = f"{'Front' if front else 'Leaderboard'} — {self.name}"
+        return Board(tuple(self.records()), budget.max_params, title, front, self.meta.cost, top,
+                     fitting_budgets(self.meta, budget) if front else None)
+
+    def retrain(self, *, top: int | None = None, seeds: int | None = None, epochs: int | None = None,
+                front: int | None = None, resume: bool = False, jobs: int | None = None,
+                data_dir: str | None = None) -> list:
+        """Retrain the best ``top`` trials (or, with ``front``, points of the front: see ``budgetnas retrain
+        --front``) with ``seeds`` seeds for ``epochs`` epochs; test scored once per seed. Returns the finalists
+        and writes the report."""
+        from budgetnas.retrain import retrain_run
+
+        if front is None and self.meta.objective == "front" and top is None:
+            front = 0
+        return retrain_run(self.path, top, seeds, epochs, data_dir, resume=resume, jobs=jobs, front=front)
+
+    def finalists(self) -> list:
+        """The retrained finalists (empty before :meth:`retrain`)."""
+        from budgetnas import finalists as fin_mod
+
+        return fin_mod.load(self.path)[1] if (self.path / fin_mod.FILE).exists() else []
+
+    def report(self) -> list[Path]:
+        """(Re)write ``report.md``, ``report.html``, the plots and ``trials.csv``; returns their paths."""
+        from budgetnas.session import write_run_report
+
+        return write_run_report(self.path)
+
+    def export(self, *, trial: int | None = None, formats: list[str] | None = None, out: str | Path | None = None,
+               data_dir: str | None = None) -> Path:
+        """Export a finalist (default: the winner on validation) as ``.keras``, SavedModel, TFLite float32 and
+        int8 with its model card, each format checked on the test set; returns the folder."""
+        from budgetnas.export import export_run
+
+        return export_run(self.path, trial, formats, Path(out) if out else None, data_dir)[2]
+
+
+def open_run(name: str | Path, *, reports_dir: str | Path = "reports") -> Run:
+    """An existing run, by name (under ``reports_dir``) or by its folder.
+
+    Raises:
+        budgetnas.errors.RunError: no such run, or its ``run.json`` is damaged.
+    """
+    from budgetnas.runs import run_dir
+
+    return Run(run_dir(str(name), reports_dir))
+
+
+def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials: int | None = None,
+           name: str | None = None, seed: int = 0, objective: str | None = None, cost: str | None = None,
+           max_epochs: int | None = None, min_epochs: int | None = None, train_subset: int | None = None,
+           timeout: float | None = None, algorithm: str | None = None, storage: str | None = None,
+           reports_dir: str | Path = "reports", data_dir: str | None = None, budgets_file: str | Path | None = None,
+           resume: bool = False, retrain: bool = True, progress: bool = False) -> Run:
+    """Run a budgeted search (what ``budgetnas search`` runs), then retrain its finalists unless ``retrain`` is
+    False; returns the :class:`Run`. Every argument is the CLI option of the same name; ``progress`` prints one
+    line per epoch and per trial.
+
+    Raises:
+        KeyboardInterrupt: stopped; finished trials are kept and ``search(..., name=NAME, resume=True)`` continues.
+
+    Example:
+        >>> run = budgetnas.search("mnist-8k", trials=12, name="nb-8k")
+        >>> run.leaderboard(top=5)
+    """
+    from budgetnas.session import SearchOptions, begin, prepare
+
+    opts = SearchOptions(budget=budget, budgets_file=None if budgets_file is None else str(budgets_file),
+                         space=None if space is None else str(space), trials=trials, timeout=timeout, name=name,
+                         reports_dir=str(reports_dir), data_dir=data_dir, storage=storage, seed=seed,
+                         max_epochs=max_epochs, train_subset=train_subset, resume=resume, algorithm=algorithm,
+                         objective=objective, cost=cost, min_epochs=min_epochs)
+    path, meta, b, sp = prepare(opts)
+    s = begin(path, meta, b, sp, create=not resume, data_dir=data_dir)
+    hooks = None
+    if progress:
+        from rich.console import Console
+
+        from budgetnas.report.live import PlainDisplay
+
+        hooks = PlainDisplay(Console(), meta.trials, meta.max_epochs, b.max_params, s.records())
+    s.run(hooks)
+    s.rescore()
+    run = Run(path)
+    if retrain:
+        run.retrain(resume=resume, data_dir=data_dir)
+    return run

@@ -185,48 +185,45 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False) -> int:
-    """Search this run with the right display (session.run_search); retrain unless told not to."""
+    """Search this run (:func:`budgetnas.session.begin`) with the right display; retrain unless told not to."""
     _quiet_tf()
     from budgetnas.report.leaderboard import summary_line
     from budgetnas.report.live import LiveDisplay, PlainDisplay
-    from budgetnas.runs import records_from_study
-    from budgetnas.session import context, open_study, rescore_top, resume_command, run_search, steps_per_epoch
+    from budgetnas.session import begin, resume_command, steps_per_epoch
     from budgetnas.storage import StorageLost
 
     console = _console()
-    ctx = context(meta, budget, space, args.data_dir)
-    study, again = open_study(path, meta, budget, create=create, worker=worker)
-    if again:
-        console.print(f"resume: trial(s) {', '.join(map(str, again))}, stopped before they finished, train again")
+    s = begin(path, meta, budget, space, create=create, worker=worker, data_dir=args.data_dir)
+    ctx = s.ctx
+    if s.again:
+        console.print(f"resume: trial(s) {', '.join(map(str, s.again))}, stopped before they finished, train again")
     console.print(f"run {path} · budget {budget.name} ≤{budget.max_params:,} params · space {space.path} · "
                   f"{len(ctx.train)} train / {len(ctx.val)} val images · up to {meta.max_epochs} epochs per trial")
     display_cls = LiveDisplay if console.is_terminal and not args.json else PlainDisplay
     kwargs = {"steps_per_epoch": steps_per_epoch(ctx), "front": meta.cost if ctx.front else None} \
         if display_cls is LiveDisplay else {}
     t0 = time.monotonic()
-    with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, records_from_study(study),
-                     **kwargs) as ui:
+    with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, s.records(), **kwargs) as ui:
         try:
-            run_search(ctx, study, path, meta, resume=not create, hooks=ui, heartbeat=args.heartbeat,
-                       grace=args.grace, patience=args.patience)
+            s.run(ui, heartbeat=args.heartbeat, grace=args.grace, patience=args.patience)
         except KeyboardInterrupt as exc:
-            return _interrupted(console, exc, "finished trials are saved", resume_command(path, meta, worker))
+            return _interrupted(console, exc, "finished trials are saved", s.resume_command())
         except StorageLost as exc:
             print(f"budgetnas: error: {exc}; every finished trial is in the storage; once it is back, continue "
-                  f"with `{resume_command(path, meta, worker)}`", file=sys.stderr)
+                  f"with `{s.resume_command()}`", file=sys.stderr)
             return 2
-    if budget.search.rescore and not worker and not ctx.front:  # re-scoring ranks one objective
+    if s.rescores:
         def rescored(number: int, first: float, second: float) -> None:
             console.print(f"re-scored trial {number} on all {len(ctx.full_train)} training images: "
                           f"{100 * first:.2f}% → {100 * second:.2f}%")
 
-        console.print(f"re-scoring the {budget.search.rescore} best completed trials on all training images")
+        console.print(f"re-scoring the {s.rescores} best completed trials on all training images")
         try:
-            rescore_top(ctx, study, budget.search.rescore, rescored)
+            s.rescore(rescored)
         except KeyboardInterrupt as exc:
             return _interrupted(console, exc, "finished trials and re-scorings are saved",
                                 resume_command(path, meta))
-    records = records_from_study(study)
+    records = s.records()
     if args.json:
         print(json.dumps(_board_json(meta, records)))
         return 0
@@ -464,31 +461,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     formats = parse_formats(args.format)
     _quiet_tf()
-    from budgetnas import files, gate
-    from budgetnas import finalists as fin_mod
-    from budgetnas.errors import RunError
-    from budgetnas.export import export, model_card
-    from budgetnas.finalists import winner
-    from budgetnas.report.document import layer_markdown
+    from budgetnas.export import export_run
     from budgetnas.runs import run_dir
-    from budgetnas.session import load_data_splits, open_run
 
-    path = run_dir(args.run, args.reports_dir)
-    meta, budget, space, _ = open_run(path)
-    proto, fins = fin_mod.load(path)
-    if args.trial is not None:
-        chosen = next((f for f in fins if f.trial == args.trial), None)
-        if chosen is None:
-            raise RunError(f"{path}: trial {args.trial} is not a finalist (finalists: "
-                           f"{', '.join(str(f.trial) for f in fins)})")
-    else:
-        chosen = winner(fins)
-    ds, train, _ = load_data_splits(budget, space, args.data_dir or meta.data_dir, meta.seed)
-    out = Path(args.out) if args.out else path / "export"
-    checks = export(chosen, path, out, formats, train, ds.test, space.classes)
-    verdict, _ = gate.admit(budget, space, chosen.values, allow_repair=False, build=False)
-    card = model_card(chosen, budget, budget.dataset, checks, layer_markdown(verdict.table), proto)
-    files.write_text(out / "MODEL_CARD.md", card)
+    chosen, checks, out = export_run(run_dir(args.run, args.reports_dir), args.trial, formats,
+                                     Path(args.out) if args.out else None, args.data_dir)
     console = _console()
     for c in checks:
         console.print(("" if c.ok else "[yellow]") + c.line())

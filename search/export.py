@@ -152,3 +152,38 @@ def model_card(finalist: Finalist, budget, dataset: str, checks: list[Check], ta
               "```", "", "TFLite: `tf.lite.Interpreter('model_float32.tflite')` takes float32 0–255; "
               "`model_int8.tflite` takes uint8 0–255 directly.", "", "## Layers", "", table_md, ""]
     return "\n".join(lines)
+
+
+def export_run(path: Path, trial: int | None = None, formats: list[str] | None = None, out: Path | None = None,
+               data_dir: str | None = None) -> tuple[Finalist, list[Check], Path]:
+    """Export one retrained finalist of a run (``trial``; default: the winner, by mean final validation
+    accuracy) in ``formats`` into ``out`` (default ``RUN/export``) with its model card; returns the finalist,
+    each format's check on the test set, and the folder.
+
+    Raises:
+        budgetnas.errors.RunError: ``trial`` is not a finalist of the run.
+    """
+    from budgetnas import finalists as fin_mod
+    from budgetnas import gate
+    from budgetnas.errors import RunError
+    from budgetnas.report.document import layer_markdown
+    from budgetnas.session import load_data_splits, open_run
+
+    meta, budget, space, _ = open_run(path)
+    proto, fins = fin_mod.load(path)
+    if trial is not None:
+        chosen = next((f for f in fins if f.trial == trial), None)
+        if chosen is None:
+            raise RunError(f"{path}: trial {trial} is not a finalist (finalists: "
+                           f"{', '.join(str(f.trial) for f in fins)})")
+    else:
+        chosen = fin_mod.winner(fins)
+        if chosen is None:
+            raise RunError(f"{path}: no retrained finalist to export (`budgetnas retrain {meta.name}`)")
+    ds, train, _ = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
+    out = Path(out) if out else path / "export"
+    checks = export(chosen, path, out, list(formats or FORMATS), train, ds.test, space.classes)
+    verdict, _ = gate.admit(budget, space, chosen.values, allow_repair=False, build=False)
+    card = model_card(chosen, budget, budget.dataset, checks, layer_markdown(verdict.table), proto)
+    files.write_text(out / "MODEL_CARD.md", card)
+    return chosen, checks, out

@@ -42,6 +42,7 @@ class RunMeta:
     cost: str = "params"  # a front's second objective: "params" or "macs"
     min_epochs: int | None = None  # the first pruning rung (None: the budget's); ≥ max_epochs: no pruning
     created: float = field(default_factory=time.time)
+    versions: dict[str, str] = field(default_factory=dict)  # the libraries the run started with (library_versions)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -81,6 +82,23 @@ class TrialRecord:
 
 
 RESCORES = "rescores"  # study user attribute: {trial number: val accuracy after training on all images}
+
+
+LIBRARIES = ("budgetnas", "tensorflow", "tensorflow-cpu", "keras", "optuna", "keras-tuner", "numpy", "jax")
+
+
+def library_versions() -> dict[str, str]:
+    """Python's and each installed library's version, as the installer recorded it (nothing is imported)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def run_dir(run: str, reports_dir: str | Path = "reports") -> Path:

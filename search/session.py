@@ -18,7 +18,7 @@ from budgetnas import files, gate
 from budgetnas.budget import FROZEN, Budget, freeze, get_budget, load_frozen
 from budgetnas.drivers.common import SearchContext
 from budgetnas.errors import ConfigError, DataError, RunError
-from budgetnas.runs import RunMeta, default_storage, load_meta, save_meta
+from budgetnas.runs import RunMeta, default_storage, library_versions, load_meta, save_meta
 from budgetnas.space import Space, load_space
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -105,7 +105,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         train_subset=opts.train_subset if opts.train_subset is not None else s.train_subset,
         storage=opts.storage or default_storage(path), study=name, driver=opts.driver,
         algorithm=opts.algorithm or ("tpe" if opts.driver == "optuna" else "hyperband"),
-        objective=objective, cost=cost, min_epochs=opts.min_epochs,
+        objective=objective, cost=cost, min_epochs=opts.min_epochs, versions=library_versions(),
     )
     save_meta(path, meta)
     return path, meta, budget, space
@@ -237,6 +237,75 @@ def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: 
     again = optuna_driver.resume_interrupted(study)
     optuna_driver.reseed(study, algorithm, meta.seed)
     return study, again
+
+
+@dataclass
+class Search:
+    """One process's part in a run's search: its data and study, opened by :func:`begin`.
+
+    ``again``: the trials an interrupted process left, trained again first. The CLI and
+    :func:`budgetnas.search` both drive a run through this object: :meth:`run`, then :meth:`rescore`.
+    """
+
+    path: Path
+    meta: RunMeta
+    budget: Budget
+    space: Space
+    ctx: SearchContext
+    study: object
+    again: list[int]
+    created: bool  # the run started here (else: resumed, or joined by a worker)
+    worker: bool = False
+
+    def records(self) -> list:
+        from budgetnas.runs import records_from_study
+
+        return records_from_study(self.study)
+
+    def run(self, hooks=None, *, heartbeat: float | None = None, grace: float | None = None,
+            patience: float | None = None) -> None:
+        """Train trials until the run's count is reached. ``hooks``: a display (on_start/on_epoch/on_batch/on_done).
+
+        Raises:
+            KeyboardInterrupt: Ctrl-C or SIGTERM (:class:`budgetnas.interrupts.Terminated`); finished trials are
+                saved and :meth:`resume_command` continues.
+            budgetnas.storage.StorageLost: the storage stayed away for ``patience`` seconds.
+        """
+        from budgetnas import storage
+
+        run_search(self.ctx, self.study, self.path, self.meta, resume=not self.created, hooks=hooks or _Silent(),
+                   heartbeat=storage.HEARTBEAT_S if heartbeat is None else heartbeat,
+                   grace=storage.GRACE_S if grace is None else grace,
+                   patience=storage.PATIENCE_S if patience is None else patience)
+
+    @property
+    def rescores(self) -> int:
+        """How many top trials this search re-scores after it (0 for a worker or a front)."""
+        return 0 if self.worker or self.ctx.front else self.budget.search.rescore
+
+    def rescore(self, on_rescored=None) -> int:
+        """Re-score the budget's ``search.rescore`` best trials (:func:`rescore_top`); returns how many trained."""
+        return rescore_top(self.ctx, self.study, self.rescores, on_rescored) if self.rescores else 0
+
+    def resume_command(self) -> str:
+        return resume_command(self.path, self.meta, self.worker)
+
+
+class _Silent:
+    """Hooks that show nothing (a search driven from code without a display)."""
+
+    def on_start(self, number): ...
+    def on_epoch(self, number, epoch, acc): ...
+    def on_batch(self, step, logs): ...
+    def on_done(self, rec): ...
+
+
+def begin(path: Path, meta: RunMeta, budget: Budget, space: Space, *, create: bool, worker: bool = False,
+          data_dir: str | None = None) -> Search:
+    """Load the run's data and open its study (:func:`open_study`): what every search process does first."""
+    ctx = context(meta, budget, space, data_dir)
+    study, again = open_study(path, meta, budget, create=create, worker=worker)
+    return Search(path, meta, budget, space, ctx, study, again, created=create, worker=worker)
 
 
 def resume_command(path: Path, meta: RunMeta, worker: bool = False) -> str:

@@ -56,3 +56,49 @@ def test_a_check_shows_itself_in_a_notebook_a_terminal_and_a_log():
     plain = str(v)
     assert plain.startswith("| layer |") and plain.endswith("within budget mnist-15k (13,794 of 15,000 params)")
     assert budgetnas.layer_table(_seed_net())._repr_html_().startswith("<table>")
+
+
+def test_search_from_code_returns_a_run_that_retrains_reports_and_exports(tmp_path, tiny_budgets):
+    reports = tmp_path / "reports"
+    run = budgetnas.search("tiny", budgets_file=tiny_budgets, name="nb", trials=2, seed=1, reports_dir=reports,
+                           retrain=False)
+    assert run.name == "nb" and run.meta.trials == 2 and run.finalists() == []
+    records = run.records()
+    assert len(records) == 2 and all(r.status in ("complete", "pruned") for r in records)
+
+    board = run.leaderboard(top=5)
+    assert [r.number for r in board.rows] == [r.number for r in budgetnas.open_run("nb", reports_dir=reports)
+                                              .leaderboard().rows]
+    html = board._repr_html_()
+    assert html.count("<tr>") == 1 + len(board.rows) and "Leaderboard — nb" in html
+    assert "Leaderboard — nb" in str(board)
+
+    fins = run.retrain(seeds=1)
+    assert len(fins) == 1 and fins[0].trial == board.rows[0].number and len(fins[0].seeds) == 1
+    assert [f.trial for f in run.finalists()] == [fins[0].trial]
+    assert (reports / "nb" / "report.md").exists()
+    assert {p.name for p in run.report()} >= {"report.md", "report.html", "trials.csv"}
+    out = run.export(formats=["keras"])
+    assert (out / "model.keras").exists() and (out / "MODEL_CARD.md").exists()
+
+
+def test_open_run_names_a_missing_run_in_one_line(tmp_path):
+    import pytest
+
+    from budgetnas.errors import RunError
+
+    with pytest.raises(RunError, match="no such run"):
+        budgetnas.open_run("nope", reports_dir=tmp_path)
+
+
+def test_a_run_records_the_library_versions_it_started_with(tmp_path, tiny_budgets):
+    from importlib import metadata
+
+    from budgetnas.runs import load_meta
+    from budgetnas.session import SearchOptions, prepare
+
+    path, meta, _, _ = prepare(SearchOptions(budget="tiny", budgets_file=str(tiny_budgets), name="v",
+                                             reports_dir=str(tmp_path)))
+    versions = load_meta(path).versions
+    assert versions["optuna"] == metadata.version("optuna") and versions["keras"] == metadata.version("keras")
+    assert "python" in versions and ("tensorflow" in versions or "tensorflow-cpu" in versions)
