@@ -23,6 +23,26 @@ def data_dir() -> Path:
     raise RuntimeError("tests need the real datasets: set BUDGETNAS_DATA_DIR to the folder with mnist.npz")
 
 
+def copy_run(run: Path, reports: Path) -> Path:
+    """A copy of a run folder under ``reports`` with its own study file: a test may change it freely."""
+    import json
+    import shutil
+
+    target = reports / run.name
+    shutil.copytree(run, target)
+    meta = json.loads((target / "run.json").read_text())
+    meta["storage"] = f"sqlite:///{target / 'study.db'}"
+    (target / "run.json").write_text(json.dumps(meta))
+    return target
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs a PostgreSQL server carries the ``postgres`` marker (``-m "not postgres"``)."""
+    for item in items:
+        if "postgres" in item.nodeid:
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     random.seed(0)

@@ -3,6 +3,7 @@
 import io
 
 import keras
+import pytest
 from rich.console import Console
 
 import budgetnas
@@ -58,6 +59,7 @@ def test_a_check_shows_itself_in_a_notebook_a_terminal_and_a_log():
     assert budgetnas.layer_table(_seed_net())._repr_html_().startswith("<table>")
 
 
+@pytest.mark.slow
 def test_search_from_code_returns_a_run_that_retrains_reports_and_exports(tmp_path, tiny_budgets):
     reports = tmp_path / "reports"
     run = budgetnas.search("tiny", budgets_file=tiny_budgets, name="nb", trials=2, seed=1, reports_dir=reports,
@@ -83,7 +85,7 @@ def test_search_from_code_returns_a_run_that_retrains_reports_and_exports(tmp_pa
 
 
 def test_open_run_names_a_missing_run_in_one_line(tmp_path):
-    import pytest
+
 
     from budgetnas.errors import RunError
 

@@ -103,6 +103,7 @@ def board(capsys, reports, run_name):
     return json.loads(out)
 
 
+@pytest.mark.slow
 def test_resume_trains_the_trial_of_a_dead_process_again(capsys, tmp_path, tiny_budgets):
     import optuna
 
@@ -120,6 +121,7 @@ def test_resume_trains_the_trial_of_a_dead_process_again(capsys, tmp_path, tiny_
     assert len(trials) == 4  # three that count toward --trials 3, and the interrupted one
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(capsys, tmp_path, tiny_budgets):
     text = tiny_budgets.read_text().split("[tiny-strict]")[0].replace("[tiny]", "[boom]").replace(
         "[tiny.", "[boom.").replace('lr = 0.003', 'lr = [0.003, 1e12]')
@@ -135,6 +137,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(capsys, 
     assert any(t["status"] == "complete" for t in trials)
 
 
+@pytest.mark.slow
 def test_search_then_retrain_in_one_command(capsys, tmp_path, tiny_budgets):
     code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r5",
                          "--reports-dir", tmp_path, "--trials", "1", "--max-epochs", "1")
@@ -179,6 +182,7 @@ layer = "separable"
 """
 
 
+@pytest.mark.slow
 def test_a_residual_space_is_described_searched_reported_and_exported(capsys, tmp_path, tiny_budgets):
     space = tmp_path / "mnist_residual.toml"
     space.write_text(RESIDUAL_MNIST)

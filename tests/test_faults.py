@@ -22,7 +22,9 @@ import pytest
 from budgetnas.cli import main
 from budgetnas.errors import ConfigError
 from budgetnas.storage import open_storage
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_run
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` leaves this module out
 
 
 def _default_sigint() -> None:
@@ -230,14 +232,7 @@ def finished_run(tmp_path_factory, tiny_budgets):
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    target = tmp_path / "reports" / run.name
-    shutil.copytree(run, target)
-    meta = json.loads((target / "run.json").read_text())  # the copy's own study file
-    meta["storage"] = f"sqlite:///{target / 'study.db'}"
-    (target / "run.json").write_text(json.dumps(meta))
-    return target
+    return copy_run(run, tmp_path / "reports")
 
 
 def _cut(path: Path) -> None:

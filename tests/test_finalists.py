@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 from budgetnas.cli import main
+from tests.conftest import copy_run
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` leaves this module out
 
 
 def run(capsys, *argv):
@@ -19,11 +22,18 @@ def run(capsys, *argv):
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory, tiny_budgets):
+def _searched_once(tmp_path_factory, tiny_budgets):
     reports = tmp_path_factory.mktemp("reports")
     assert main(["--budgets", str(tiny_budgets), "search", "--budget", "tiny", "--name", "r", "--reports-dir",
                  str(reports), "--trials", "2", "--max-epochs", "1"]) == 0
-    return reports
+    return reports / "r"
+
+
+@pytest.fixture
+def searched(_searched_once, tmp_path):
+    """A reports folder holding a copy of one searched and retrained run, "r": each test changes only its own."""
+    copy_run(_searched_once, tmp_path / "reports")
+    return tmp_path / "reports"
 
 
 def test_retrain_report_export(capsys, searched, tiny_mnist):

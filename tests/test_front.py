@@ -183,6 +183,7 @@ baseline_accuracy = 0.9942
     return path
 
 
+@pytest.mark.slow
 def test_a_front_search_end_to_end(capsys, tmp_path, front_budgets):
     import optuna
 

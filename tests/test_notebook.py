@@ -3,9 +3,12 @@
 import json
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` leaves this module out
 
 
 def test_the_quickstart_notebook_runs(tmp_path, tiny_budgets):

@@ -29,6 +29,7 @@ def strip(trials):
     return [{k: v for k, v in t.items() if k != "rank"} for t in trials]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("driver", ["optuna", "keras-tuner-random", "keras-tuner-hyperband"])
 def test_search_persists_resumes_and_refuses_to_overwrite(driver, capsys, tmp_path, tiny_budgets):
     reports = tmp_path / "reports"
@@ -72,6 +73,7 @@ def test_over_budget_candidates_are_rejected_without_training(driver, capsys, tm
     assert result["counts"]["rejected_by_reason"] == {"params": len(rejected)}
 
 
+@pytest.mark.slow
 def test_keras_tuner_hyperband_records_rungs_and_retrains(capsys, tmp_path, tiny_budgets):
     code, out, err = run(capsys, "--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "hb",
                          "--reports-dir", tmp_path, "--trials", "4", *DRIVERS["keras-tuner-hyperband"])
@@ -280,6 +282,7 @@ def test_ranked_puts_re_scored_trials_first_by_their_re_score():
     assert recs[1].score == 0.991 and recs[2].score == 0.995
 
 
+@pytest.mark.slow
 def test_rescoring_trains_the_top_trials_on_all_images_and_finalists_follow_it(capsys, tmp_path, tiny_budgets):
     import csv
 

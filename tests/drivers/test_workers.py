@@ -17,6 +17,8 @@ import pytest
 from budgetnas.storage import open_storage
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` leaves this module out
+
 
 def storages(tmp_path):
     yield "journal", f"journal:{tmp_path / 'study.log'}"

@@ -10,6 +10,8 @@ import urllib.request
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts a server process
+
 from budgetnas.cli import main
 from tests.conftest import ROOT
 

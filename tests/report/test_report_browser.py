@@ -9,7 +9,8 @@ import pytest
 from budgetnas.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)"),
+              pytest.mark.slow, pytest.mark.browser]
 
 # Counts the page's images and those that decoded, into the title, once the page has loaded.
 PROBE = """<script>window.addEventListener('load', () => { const imgs = [...document.images];
