@@ -178,7 +178,7 @@ class Run:
     @property
     def budget(self) -> Budget:
         """The budget the run froze when it started."""
-        from budgetnas.session import run_budget
+        from budgetnas.runs import run_budget
 
         return run_budget(self.path, self.meta)
 

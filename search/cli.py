@@ -305,7 +305,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_board_json(meta, records)))
         return 0
-    from budgetnas.session import run_budget
+    from budgetnas.runs import run_budget
     from budgetnas.report.leaderboard import summary_line
 
     budget = run_budget(path, meta)

@@ -101,6 +101,16 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def run_budget(path: Path, meta: RunMeta):
+    """The budget a run was started with: its frozen copy (runs made before copies existed read
+    the budgets file they name, else the default one)."""
+    from budgetnas.budget import FROZEN, get_budget, load_frozen
+
+    if (path / FROZEN).is_file():
+        return load_frozen(path)
+    return get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
+
+
 def run_dir(run: str, reports_dir: str | Path = "reports") -> Path:
     """A run name (under ``reports_dir``) or a path to a run directory."""
     p = Path(run)

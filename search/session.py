@@ -15,10 +15,10 @@ from pathlib import Path
 
 from budgetnas import data as data_mod
 from budgetnas import files, gate
-from budgetnas.budget import FROZEN, Budget, freeze, get_budget, load_frozen
+from budgetnas.budget import Budget, freeze, get_budget
 from budgetnas.drivers.common import SearchContext
 from budgetnas.errors import ConfigError, DataError, RunError
-from budgetnas.runs import RunMeta, default_storage, library_versions, load_meta, save_meta
+from budgetnas.runs import RunMeta, default_storage, library_versions, load_meta, run_budget, save_meta
 from budgetnas.space import Space, load_space
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -131,14 +131,6 @@ def steps_per_epoch(ctx: SearchContext) -> int:
 
 
 # ------------------------------------------------------------------ an existing run
-def run_budget(path: Path, meta: RunMeta) -> Budget:
-    """The budget a run was started with: its frozen copy (runs made before copies existed read
-    the budgets file they name, else the default one)."""
-    if (path / FROZEN).is_file():
-        return load_frozen(path)
-    return get_budget(meta.budget, meta.budgets_file if Path(meta.budgets_file).is_file() else None)
-
-
 def fitting_budgets(meta: RunMeta, budget: Budget) -> dict[str, int]:
     """The named budgets of the run's budgets file on its dataset whose limit is within the run's: name → max
     params (a front search reports its best network under each)."""

@@ -9,7 +9,7 @@ from budgetnas import files
 from budgetnas.budget import FROZEN, Budget, frozen_text
 from budgetnas.errors import RunError
 from budgetnas.runs import RunMeta, save_meta
-from budgetnas.session import run_budget
+from budgetnas.runs import run_budget
 from budgetnas.space import Space, load_space
 
 _ATTR = "budgetnas"
