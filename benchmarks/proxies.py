@@ -132,7 +132,7 @@ def zero_cost(model, x: np.ndarray, y: np.ndarray, classes: int) -> dict[str, fl
 # ---------------------------------------------------------------- measure
 def measure_one(net: dict, data_dir: str | None) -> dict:
     from budgetnas import data as data_mod
-    from budgetnas import gate
+    from budgetnas.build import build_model
     from budgetnas.session import load_data_splits
     from budgetnas.trainer import train
 
@@ -143,7 +143,7 @@ def measure_one(net: dict, data_dir: str | None) -> dict:
     row = {"id": net["id"], "architecture": net["architecture"], "params": net["params"], "macs": net["macs"]}
 
     t0 = time.perf_counter()
-    _, model = gate.admit(budget, space, values, allow_repair=False, seed=0)
+    model = build_model(space, values, seed=0)
     batch = data_mod.subset(tr, 128, 0)
     row.update({k: f"{v:.6g}" for k, v in zero_cost(model, batch.x.astype(np.float32), batch.y,
                                                     space.classes).items()})
@@ -157,7 +157,7 @@ def measure_one(net: dict, data_dir: str | None) -> dict:
         row[f"val_20k_e{e + 1}"] = f"{h.val_accuracy[e]:.4f}"
         row[f"loss_20k_e{e + 1}"] = f"{h.loss[e]:.5f}"
 
-    _, model = gate.admit(budget, space, values, allow_repair=False, seed=0)
+    model = build_model(space, values, seed=0)
     t0 = time.perf_counter()
     h = train(model, tr, val, recipe, 1, seed=0, classes=space.classes)
     row["seconds_55k_1ep"] = f"{time.perf_counter() - t0:.0f}"
@@ -201,7 +201,7 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int], images:
     ``images="55k"``: the same 3 epochs on all training images (a higher fidelity to re-score with).
     ``part`` (k, n) takes every n-th network from the k-th, so n processes can share the list."""
     from budgetnas import data as data_mod
-    from budgetnas import gate
+    from budgetnas.build import build_model
     from budgetnas.session import load_data_splits
     from budgetnas.trainer import train
 
@@ -214,7 +214,7 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int], images:
         if out.exists() and net["id"] in {r["id"] for r in ranking.read_csv(out)}:
             continue
         values = json.loads(net["values"])
-        _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
+        model = build_model(space, values, seed=seed)
         t0 = time.perf_counter()
         h = train(model, train_on, val, budget.train.resolve(values), 3, seed=seed, classes=space.classes)
         row = {"id": net["id"], "seed": seed, f"seconds_{images}_3ep": f"{time.perf_counter() - t0:.0f}",

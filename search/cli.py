@@ -375,7 +375,7 @@ def _print_outcome(console, path: Path, finalists) -> None:
         if "test_images" in proto:
             console.print(target_verdict(w, budget.target, proto["test_images"]), markup=False)
     if w is not None:
-        verdict, _ = gate.admit(budget, space, w.values, allow_repair=False, build=False)
+        verdict = gate.judge(budget, space, w.values)
         if verdict.table is not None:
             console.print(layer_table(verdict.table, title=f"Winner {w.label}: per-layer table"))
     console.print(f"report: {path / 'report.html'}")

@@ -183,7 +183,7 @@ def export_run(path: Path, trial: int | None = None, formats: list[str] | None =
     ds, train, _ = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
     out = Path(out) if out else path / "export"
     checks = export(chosen, path, out, list(formats or FORMATS), train, ds.test, space.classes)
-    verdict, _ = gate.admit(budget, space, chosen.values, allow_repair=False, build=False)
+    verdict = gate.judge(budget, space, chosen.values)
     card = model_card(chosen, budget, budget.dataset, checks, layer_markdown(verdict.table), proto)
     files.write_text(out / "MODEL_CARD.md", card)
     return chosen, checks, out

@@ -133,7 +133,7 @@ def confusion_matrix(y_true, y_pred, classes: int) -> list[list[int]]:
 def shell(label: str, trial: int | None, budget: Budget, space: Space, values: Mapping[str, Any], recipe: Recipe,
           epochs: int, val_accuracy_search: float | None = None) -> Finalist:
     """A finalist with its architecture and counts from the gate, and no seeds trained yet."""
-    verdict, _ = gate.admit(budget, space, values, allow_repair=False, build=False)
+    verdict = gate.judge(budget, space, values)
     return Finalist(label=label, trial=trial, space=Path(space.path).name, values=dict(values),
                     architecture=verdict.architecture,
                     params=verdict.total_params, trainable_params=verdict.trainable_params, macs=verdict.macs,
@@ -158,12 +158,11 @@ def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, An
     checkpoint = out_dir / f"{_slug(label)}_seed{seed}.resume"
     if not resume:
         shutil.rmtree(checkpoint, ignore_errors=True)
-    _, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
-    if model is None:
-        # Fixed baselines (e.g. the 1.17M-param base network) may break the budget they are compared in.
-        from budgetnas.build import build_model
+    from budgetnas.build import build_model
 
-        model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
+    # no judging here: it was judged when chosen, and fixed baselines (the 1.17M-param base network) may break
+    # the budget they are compared in
+    model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
     t0 = time.perf_counter()
     history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes,
                   on_epoch=(lambda e, logs: on_epoch(label, seed, e, {**logs, "epochs": epochs}))

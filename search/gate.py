@@ -1,4 +1,5 @@
-"""The budget gate: every driver calls :func:`admit` before a candidate is trained.
+"""The budget gate: every driver calls :func:`admit` before a candidate is trained (its three jobs, :func:`repair`,
+:func:`judge` and :func:`judge_built`, are callable alone).
 
 It resolves the chosen values, repairs over-budget candidates by shrinking channel widths
 (cheap, on the pure-Python plan), then builds the Keras model and judges *that* model: the
@@ -8,11 +9,11 @@ breaks the budget; a rejected candidate never reaches training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from budgetnas.budget import Budget
-from budgetnas.build import build_architecture, plan
+from budgetnas.build import build_model, plan
 from budgetnas.errors import OverBudgetError
 from budgetnas.receptive import LayerTable, fmt_pair, table_from_model, table_from_plan
 from budgetnas.space import Space
@@ -150,42 +151,58 @@ def _give_back(budget: Budget, space: Space, sampled: Mapping[str, Any], fitted:
     return current
 
 
+def _split(space: Space, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The space's values in canonical spelling (inactive parameters at their first option: one network, one
+    spelling) and the recipe's ``train.*`` values."""
+    return (space.canonical({k: v for k, v in values.items() if not k.startswith("train.")}),
+            {k: v for k, v in values.items() if k.startswith("train.")})
+
+
+def _verdict(budget: Budget, arch, values: dict[str, Any], repairs: tuple[str, ...], table: LayerTable) -> Verdict:
+    found = violations(budget, table)
+    return Verdict(ok=not found, violations=tuple(found), values=values, repairs=repairs,
+                   total_params=table.total_params, trainable_params=table.trainable_params, macs=table.macs,
+                   final_rf=table.final_rf, architecture=arch.describe(), table=table)
+
+
+def judge(budget: Budget, space: Space, values: Mapping[str, Any], repairs: tuple[str, ...] = ()) -> Verdict:
+    """A candidate as it stands (no repair, nothing built): every rule it breaks, its counts and its per-layer
+    table, from the pure-Python plan (which counts what Keras counts: ``tests/test_receptive.py``)."""
+    space_values, extra = _split(space, values)
+    arch = space.resolve(space_values)
+    p = plan(arch)
+    if p.problems:
+        return Verdict(False, p.problems, {**space_values, **extra}, repairs, architecture=arch.describe())
+    return _verdict(budget, arch, {**space_values, **extra}, repairs, table_from_plan(p))
+
+
+def judge_built(budget: Budget, space: Space, model, verdict: Verdict) -> Verdict:
+    """``verdict`` (of :func:`judge`) again on the built ``model``'s own table: the exact count Keras reports."""
+    arch = space.resolve(_split(space, verdict.values)[0])
+    return _verdict(budget, arch, dict(verdict.values), verdict.repairs, table_from_model(model))
+
+
 def admit(budget: Budget, space: Space, values: Mapping[str, Any], *, allow_repair: bool = True,
           build: bool = True, seed: int | None = None):
-    """Judge (and if allowed repair) one candidate. Returns ``(verdict, keras_model_or_None)``.
+    """Repair (if allowed), judge and build one candidate: :func:`repair`, :func:`judge`,
+    :func:`budgetnas.build.build_model` and :func:`judge_built` in turn. Returns ``(verdict, keras_model_or_None)``.
 
     With ``build=True`` the verdict comes from the built Keras model (the exact count); the model
     is returned only when the candidate is within budget; ``seed`` fixes its initial weights.
     """
-    # Inactive parameters (fields of an absent block, channels of a depthwise block, ...) are set to
-    # their first option: one network, one spelling, before and after the repair.
-    space_values = space.canonical({k: v for k, v in values.items() if not k.startswith("train.")})
-    extra = {k: v for k, v in values.items() if k.startswith("train.")}
-    repairs: list[str] = []
+    space_values, extra = _split(space, values)
+    repairs: tuple[str, ...] = ()
     if allow_repair:
-        space_values, repairs = repair(budget, space, space_values)
-        space_values = space.canonical(space_values)
-    arch = space.resolve(space_values)
-    p = plan(arch)
-    if p.problems:
-        return Verdict(False, p.problems, {**space_values, **extra}, tuple(repairs),
-                       architecture=arch.describe()), None
-    model = None
-    if build:
-        try:
-            model = build_architecture(arch, name=space.name, seed=seed)
-        except ValueError as exc:  # Keras refuses some combinations (e.g. stride with dilation)
-            return Verdict(False, (f"build: {exc}",), {**space_values, **extra}, tuple(repairs),
-                           architecture=arch.describe()), None
-        table = table_from_model(model)
-    else:
-        table = table_from_plan(p)
-    found = violations(budget, table)
-    verdict = Verdict(
-        ok=not found, violations=tuple(found), values={**space_values, **extra}, repairs=tuple(repairs),
-        total_params=table.total_params, trainable_params=table.trainable_params, macs=table.macs,
-        final_rf=table.final_rf, architecture=arch.describe(), table=table,
-    )
+        space_values, changes = repair(budget, space, space_values)
+        repairs = tuple(changes)
+    verdict = judge(budget, space, {**space_values, **extra}, repairs)
+    if not build or verdict.table is None:
+        return verdict, None
+    try:
+        model = build_model(space, _split(space, verdict.values)[0], seed=seed)
+    except ValueError as exc:  # Keras refuses some combinations (e.g. stride with dilation)
+        return replace(verdict, ok=False, violations=(f"build: {exc}",), table=None), None
+    verdict = judge_built(budget, space, model, verdict)
     return verdict, (model if verdict.ok else None)
 
 
@@ -227,7 +244,7 @@ def check_space_fits(budget: Budget, space: Space) -> None:
             f"budget {budget.name!r} ({budget.max_params:,} {budget.count} params): the smallest network in "
             f"space {space.path} already has {n:,} params")
     if not space.params:
-        verdict, _ = admit(budget, space, values, allow_repair=False, build=False)
+        verdict = judge(budget, space, values)
         if not verdict.ok:
             raise OverBudgetError(
                 f"budget {budget.name!r}: space {space.path} describes one network and it breaks the budget: "

@@ -188,7 +188,7 @@ def _baselines(meta: RunMeta, budget: Budget, limits: dict[str, int]) -> list[tu
             base = load_space(b.baseline_space)
         except ConfigError:
             continue
-        verdict, _ = gate.admit(b, base, {}, allow_repair=False, build=False)
+        verdict = gate.judge(b, base, {})
         if verdict.total_params:
             out.append((f"{base.name} (published, test)", verdict.total_params, b.baseline_accuracy))
     return out
@@ -360,10 +360,11 @@ def rescore_top(ctx: SearchContext, study, k: int, on_rescored=None) -> int:
 def rescore_one(ctx: SearchContext, number: int, values: dict) -> float:
     """Trial ``number`` (its sampled ``values``) trained again on all training images for the search's epochs,
     with its own re-scoring seed; the final validation accuracy. The same trial always gets the same seed."""
+    from budgetnas.build import build_model
     from budgetnas.trainer import train
 
     seed = ctx.seed + number + RESCORE_SEED
-    _, model = gate.admit(ctx.budget, ctx.space, values, allow_repair=False, seed=seed)
+    model = build_model(ctx.space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
     h = train(model, ctx.full_train, ctx.val, ctx.budget.train.resolve(values), ctx.epochs, seed=seed,
               classes=ctx.classes)
     return h.val_accuracy[-1]

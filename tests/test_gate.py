@@ -151,3 +151,20 @@ def test_residual_networks_keep_a_separable_only_budget_separable_only():
         residual += kinds.count("Add")
         projected += sum(r.kind == "SeparableConv2D" and r.kernel == (1, 1) for r in verdict.table.rows[:-3])
     assert residual >= 45 and projected > 0  # most stages kept their skip; widening ones got a separable 1x1
+
+
+def test_the_gates_jobs_run_alone_and_admit_is_their_composition():
+    from budgetnas.build import build_model
+
+    budget, space = BUDGETS["mnist-8k"], load_space(ROOT / "spaces" / "mnist_tiny.toml")
+    rng = random.Random(3)
+    for _ in range(5):
+        sampled = space.sample(rng)
+        fixed, changes = gate.repair(budget, space, space.canonical(sampled))
+        judged = gate.judge(budget, space, fixed, tuple(changes))  # no build: the plan's table
+        admitted, model = gate.admit(budget, space, sampled)  # repair, judge, build, judge the built model
+        assert (judged.ok, judged.values, judged.repairs, judged.total_params) == \
+            (admitted.ok, admitted.values, admitted.repairs, admitted.total_params)
+        built = gate.judge_built(budget, space, build_model(space, fixed, seed=0), judged)
+        assert built.total_params == (model.count_params() if model is not None else built.total_params)
+        assert built.violations == admitted.violations

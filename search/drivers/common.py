@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping
 
 from budgetnas import gate
+from budgetnas.build import build_model
 from budgetnas.budget import Budget
 from budgetnas.data import Arrays
 from budgetnas.errors import TrialFailed
@@ -90,8 +91,14 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
     model = None
     seed = ctx.seed + (number if seed_of is None else seed_of)
     if verdict.ok and prior is None:  # build only what will train; the built model gives the exact count
-        built, model = gate.admit(ctx.budget, ctx.space, verdict.values, allow_repair=False, seed=seed)
-        verdict = replace(built, repairs=verdict.repairs)
+        try:
+            model = build_model(ctx.space, {k: v for k, v in verdict.values.items() if not k.startswith("train.")},
+                                seed=seed)
+            verdict = gate.judge_built(ctx.budget, ctx.space, model, verdict)
+        except ValueError as exc:  # Keras refuses some combinations (e.g. stride with dilation)
+            verdict = replace(verdict, ok=False, violations=(f"build: {exc}",))
+        if not verdict.ok:
+            model = None
     rec = TrialRecord(
         number=number, status="running", values=dict(verdict.values), params=verdict.total_params,
         trainable_params=verdict.trainable_params, macs=verdict.macs, final_rf=list(verdict.final_rf),

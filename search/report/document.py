@@ -139,7 +139,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
         if budget.target is not None and w is not None and protocol.get("test_images"):
             out += [f"**{target_verdict(w, budget.target, protocol['test_images'])}**", ""]
         for f in finalists:
-            verdict, _ = gate.admit(budget, space, f.values, allow_repair=False, build=False)
+            verdict = gate.judge(budget, space, f.values)
             recipe = ", ".join(f"{k} {v}" for k, v in f.recipe.items())
             out += [f"### {f.label}", "", f"Architecture: `{f.architecture}`", "",
                     f"Training: {f.epochs} epochs; {recipe}.", "",
