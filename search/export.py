@@ -52,9 +52,9 @@ def parse_formats(raw: str) -> list[str]:
 
 
 def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
+    from budgetnas.compat import tflite_interpreter
 
-    interp = tf.lite.Interpreter(model_path=str(path))
+    interp = tflite_interpreter(path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     preds = []
     for i in range(0, len(x), 500):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import keras
 
+from budgetnas import compat
+
 
 def fuse_batch_norm(model) -> int:
     """Route the training-mode batch norms of ``model`` through the fused kernel; returns how many.
@@ -31,7 +33,7 @@ def fuse(layer) -> bool:
     if (keras.backend.backend() != "tensorflow" or type(layer) is not keras.layers.BatchNormalization
             or getattr(layer, "_budgetnas_fused", False)):
         return False
-    object.__setattr__(layer, "call", _fused_call(layer, layer.call))
+    compat.replace_call(layer, _fused_call(layer, layer.call))
     object.__setattr__(layer, "_budgetnas_fused", True)
     return True
 

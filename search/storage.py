@@ -25,6 +25,7 @@ from typing import Any, Callable, TypeVar
 
 import optuna
 
+from budgetnas import compat
 from budgetnas.errors import ConfigError, RunError
 
 HEARTBEAT_S = 5.0
@@ -184,7 +185,6 @@ def fail_dead_trials(study: optuna.Study, store, grace: float = GRACE_S) -> list
     trials this call failed.
     """
     now = time.time()
-    study_id = None
     failed = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         beat = t.user_attrs.get("heartbeat")
@@ -193,10 +193,7 @@ def fail_dead_trials(study: optuna.Study, store, grace: float = GRACE_S) -> list
             continue
         reason = f"worker {t.user_attrs.get('worker', '?')} stopped sending heartbeats (none for {grace:.0f}s); retried"
         try:
-            study_id = study_id if study_id is not None else store.get_study_id_from_name(study.study_name)
-            trial_id = store.get_trial_id_from_study_id_trial_number(study_id, t.number)
-            store.set_trial_user_attr(trial_id, "status", "failed")
-            store.set_trial_user_attr(trial_id, "reason", reason)
+            compat.set_trial_user_attrs(store, study.study_name, t.number, {"status": "failed", "reason": reason})
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
             continue  # finished meanwhile, or another worker got there first

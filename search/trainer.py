@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from budgetnas import files
+from budgetnas import compat, files
 from budgetnas.budget import Recipe
 from budgetnas.data import Arrays, pipeline
 from budgetnas.errors import RunError, TrialFailed
@@ -189,7 +189,7 @@ class _Recorder(keras.callbacks.Callback):
             self.on_epoch(epoch + 1, logs)
 
 
-class _Checkpoint(keras.callbacks.BackupAndRestore):
+class _Checkpoint(compat.EpochBackup):
     """Keras' epoch-level backup (weights + optimizer state + epoch), plus our curves so far.
 
     Each of the three files is written whole or not at all (:mod:`budgetnas.files`): curves, then
@@ -197,10 +197,7 @@ class _Checkpoint(keras.callbacks.BackupAndRestore):
     epoch ahead at most; loading cuts the curves back to the epoch the metadata names. A checkpoint that
     cannot be read anyway (cut by hand or by a full disk) is one :class:`RunError` line naming its folder.
 
-    Private Keras names, for want of public ones (Keras 3.15): BackupAndRestore reports the restored
-    epoch only as ``model._initial_epoch``; ``_save_model`` is its one save hook, and ``_weights_path``,
-    ``_training_metadata_path``, ``_current_epoch``, ``_last_batch_seen`` what it writes (Keras writes them
-    in place). ``tests/test_trainer.py::test_resumed_run_matches_an_unbroken_one`` pins them.
+    The Keras internals it rests on are named in :mod:`budgetnas.compat` (:class:`~budgetnas.compat.EpochBackup`).
     """
 
     def __init__(self, folder: Path, history: History, epochs: int):
@@ -214,7 +211,7 @@ class _Checkpoint(keras.callbacks.BackupAndRestore):
             raise RunError(f"{self.file.parent}: the epoch checkpoint is damaged ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}); remove the folder to train this seed "
                            "from its first epoch") from None
-        done = getattr(self.model, "_initial_epoch", 0) or 0
+        done = self.restored_epoch()
         if done and self.file.exists():
             saved = files.read_json(self.file, "the epoch checkpoint's curves")
             if saved.get("planned_epochs") != self.epochs:
@@ -225,12 +222,11 @@ class _Checkpoint(keras.callbacks.BackupAndRestore):
             self.h.steps = int(self.model.optimizer.iterations.numpy())
             self.h.resumed_at = done
 
-    def _save_model(self):
+    def write_backup(self, weights: Path, metadata: Path, epoch: int, batch: int) -> None:
         files.write_text(self.file, json.dumps({**self.h.as_dict(), "planned_epochs": self.epochs}))
-        with files.replacing(self._weights_path) as tmp:
+        with files.replacing(weights) as tmp:
             self.model.save_weights(filepath=str(tmp), overwrite=True)
-        files.write_text(self._training_metadata_path,
-                         json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        files.write_text(metadata, json.dumps({"epoch": epoch, "batch": batch}))
 
 
 def evaluate(model, data: Arrays, classes: int) -> tuple[float, np.ndarray]:

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import keras_tuner as kt
 import optuna
 
+from budgetnas import compat
 from budgetnas.drivers import domains
 from budgetnas.drivers.common import SearchContext, evaluate, network_key
 from budgetnas.drivers.optuna_driver import finished_with
@@ -90,7 +91,7 @@ def make_oracle(algorithm: str, space: Space, params, trials: int, max_epochs: i
         # Enough Hyperband iterations that the trial count, not the bracket schedule, ends the search.
         oracle = kt.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, hyperband_iterations=max(1, trials),
                                             **common)
-        oracle.max_trials = trials  # Hyperband has no such argument; the base oracle honours it
+        compat.set_max_trials(oracle, trials)  # Hyperband has no such argument; the base oracle honours it
         return oracle
     if algorithm == "bayesian":
         return kt.oracles.BayesianOptimizationOracle(max_trials=trials, num_initial_points=4, **common)

@@ -59,7 +59,7 @@ from typing import Any, Callable
 
 import optuna
 
-from budgetnas import front, interrupts, storage
+from budgetnas import compat, front, interrupts, storage
 from budgetnas.drivers import domains
 from budgetnas.drivers.common import Pruned, SearchContext, evaluate, network_key, propose
 from budgetnas.runs import TrialRecord
@@ -168,11 +168,9 @@ def fail_stale(study: optuna.Study, store) -> int:
     the study's URL (a ``Study`` cannot set attributes of a trial it did not ask). Returns how many.
     """
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    study_id = store.get_study_id_from_name(study.study_name) if stale else None
     for t in stale:
-        trial_id = store.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        store.set_trial_user_attr(trial_id, "status", INTERRUPTED)
-        store.set_trial_user_attr(trial_id, "reason", "its process ended while it trained; trained again on --resume")
+        compat.set_trial_user_attrs(store, study.study_name, t.number, {
+            "status": INTERRUPTED, "reason": "its process ended while it trained; trained again on --resume"})
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     return len(stale)
 
