@@ -92,8 +92,25 @@ def patient(call: Callable[..., T], *args: Any, patience: float = PATIENCE_S, wh
         return result
 
 
+_SERVERS: dict[str, Any] = {}  # one RDB storage (one connection pool) per database-server URL and process
+
+
 def open_storage(url: str):
-    """An Optuna storage for ``url`` (see the module docstring for the schemes)."""
+    """An Optuna storage for ``url`` (see the module docstring for the schemes).
+
+    A database server's storage is opened once per process and shared: each RDB storage holds its own
+    connection pool, and a caller that polls (a notebook refreshing a leaderboard, a test waiting on a
+    worker) would otherwise run a server out of connections.
+    """
+    if "://" in url and not url.startswith("sqlite") and url in _SERVERS:
+        return _SERVERS[url]
+    store = _open(url)
+    if "://" in url and not url.startswith("sqlite"):
+        _SERVERS[url] = store
+    return store
+
+
+def _open(url: str):
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 

@@ -105,11 +105,11 @@ def test_conditional_scopes_follow_block_kinds():
 
 def test_a_network_already_trained_is_not_trained_again(capsys, tmp_path, tiny_budgets, monkeypatch):
     # two possible networks, five trials: at least three proposals repeat a finished trial
-    from budgetnas import gate
+    from budgetnas import build
 
-    builds = []
-    real_build = gate.build_architecture
-    monkeypatch.setattr(gate, "build_architecture", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+    builds = []  # every Keras build goes through build.build_architecture, whoever asks for it
+    real_build = build.build_architecture
+    monkeypatch.setattr(build, "build_architecture", lambda *a, **k: builds.append(1) or real_build(*a, **k))
     space = tmp_path / "two.toml"
     space.write_text('name = "two"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
                      '[[blocks]]\nkind = "conv"\nchannels = [4, 8]\n[[blocks]]\nkind = "maxpool"\n'

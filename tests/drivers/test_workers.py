@@ -116,3 +116,21 @@ def test_three_workers_one_killed(kind, tmp_path, tiny_budgets):
     workers = {t["worker"].split(":")[-1] for t in finished}
     assert {str(first.pid), str(second.pid)} <= workers | {str(victim.pid)}
     assert len(workers) >= 2
+
+
+def test_polling_a_postgres_storage_keeps_one_connection_pool():
+    # a caller that polls a run (these tests, a notebook refreshing a leaderboard) opens the storage again and
+    # again: each RDB storage is a connection pool, so a fresh one per call ran the server out of connections
+    import sqlalchemy
+
+    url = postgres_url()
+    name = f"poll{os.getpid()}{int(time.time())}"
+    optuna.create_study(study_name=name, storage=open_storage(url))
+    assert open_storage(url) is open_storage(url)
+    for _ in range(40):
+        study_or_none(name, url).get_trials(deepcopy=False)
+    probe = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    with probe.connect() as conn:
+        count = conn.execute(sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"))
+        connections = count.scalar_one()
+    assert connections <= 3  # this probe and the one pool's connection (the pool may keep a second one idle)
