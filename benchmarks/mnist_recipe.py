@@ -16,16 +16,13 @@ benchmark's, and a killed job resumes from its last finished epoch.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "ranking"))
-import ranking  # noqa: E402  (the ranking benchmark's network sample, claims and CSV appends)
+import ranking  # noqa: E402  (benchmarks/ranking.py, beside this script: its sample, claims and CSV appends)
 
 OUT = HERE / "mnist_recipe"
 RESULTS = OUT / "results.csv"
@@ -59,35 +56,23 @@ def jobs() -> list[tuple[str, int, int]]:
 
 
 def train_job(label: str, net_id: int, seed: int, data_dir: str | None) -> dict:
-    from budgetnas import gate
-    from budgetnas.budget import get_budget
-    from budgetnas.session import load_data_splits
-    from budgetnas.space import load_space
-    from budgetnas.trainer import evaluate, train
+    import budgetnas
 
     changes, epochs = next((c, e) for lab, c, e in SETTINGS if lab == label)
-    budget = get_budget(BUDGET, ranking.ROOT / "budgets.toml")
-    space = load_space(ranking.ROOT / budget.space)
+    budget = budgetnas.load_budget(BUDGET, budgets_file=ranking.ROOT / "budgets.toml")
     net = next(n for n in ranking.read_csv(ranking.NETWORKS) if int(n["id"]) == net_id)
-    values = json.loads(net["values"])
-    ds, tr, val = load_data_splits(budget, space, data_dir, 0)
-    verdict, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
-    if not verdict.ok or verdict.architecture != net["architecture"]:
-        raise SystemExit(f"network {net_id} no longer builds as recorded: {verdict.violations}")
-    recipe = dataclasses.replace(budget.train.resolve(values), **changes)
     epochs = epochs or budget.epochs
     key = f"{label.replace(' ', '_')}_net{net_id:02d}_seed{seed}"
-    t0 = time.perf_counter()
-    h = train(model, tr, val, recipe, epochs, seed=seed, classes=space.classes,
-              on_epoch=lambda e, logs: print(f"{time.strftime('%H:%M:%S')} {key} epoch {e}/{epochs} "
-                                             f"val {logs.get('val_accuracy', 0):.4f} ({logs['seconds']:.0f} s)",
-                                             flush=True),
-              checkpoint_dir=WORK / f"{key}.resume")
-    wall = time.perf_counter() - t0 + sum(h.epoch_seconds[:h.resumed_at])
-    test_acc, _ = evaluate(model, ds.test, space.classes)
+    t = budgetnas.train_candidate(
+        json.loads(net["values"]), budget=budget, space=ranking.ROOT / budget.space, epochs=epochs, seed=seed,
+        recipe=changes, data_dir=data_dir, checkpoint_dir=WORK / f"{key}.resume",
+        on_epoch=lambda e, logs: print(f"{time.strftime('%H:%M:%S')} {key} epoch {e}/{epochs} "
+                                       f"val {logs.get('val_accuracy', 0):.4f} ({logs['seconds']:.0f} s)", flush=True))
+    if not t.within_budget or t.architecture != net["architecture"]:
+        raise SystemExit(f"network {net_id} no longer builds as recorded ({t.architecture})")
     return {"setting": label, "changes": json.dumps(changes, sort_keys=True), "network": net_id, "seed": seed,
-            "architecture": net["architecture"], "params": verdict.total_params, "epochs": epochs,
-            **ranking.training_fields(h, test_acc, wall)}
+            "architecture": net["architecture"], "params": t.params, "epochs": epochs,
+            **ranking.training_fields(t.history, t.test_accuracy, t.seconds)}
 
 
 def run(data_dir: str | None, stop_after_s: float | None) -> None:

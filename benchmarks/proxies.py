@@ -39,9 +39,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE / "ranking"))
 
-import ranking  # noqa: E402  (benchmarks/ranking/ranking.py)
+import ranking  # noqa: E402  (benchmarks/ranking.py, beside this script: its sample, claims and CSV appends)
 
 PROXIES = HERE / "ranking" / "proxies.csv"
 TABLE = HERE / "ranking" / "proxy_table.md"
@@ -131,37 +130,33 @@ def zero_cost(model, x: np.ndarray, y: np.ndarray, classes: int) -> dict[str, fl
 
 # ---------------------------------------------------------------- measure
 def measure_one(net: dict, data_dir: str | None) -> dict:
+    import budgetnas
     from budgetnas import data as data_mod
     from budgetnas.build import build_model
-    from budgetnas.session import load_data_splits
-    from budgetnas.trainer import train
 
     budget, space = ranking._budget_and_space()
     values = json.loads(net["values"])
-    _, tr, val = load_data_splits(budget, space, data_dir, 0)
-    recipe = budget.train.resolve(values)
+    splits = budgetnas.load_splits(budget, seed=0, space=space.path, data_dir=data_dir)
     row = {"id": net["id"], "architecture": net["architecture"], "params": net["params"], "macs": net["macs"]}
 
     t0 = time.perf_counter()
     model = build_model(space, values, seed=0)
-    batch = data_mod.subset(tr, 128, 0)
+    batch = data_mod.subset(splits.train, 128, 0)
     row.update({k: f"{v:.6g}" for k, v in zero_cost(model, batch.x.astype(np.float32), batch.y,
                                                     space.classes).items()})
     row["seconds_zero_cost"] = f"{time.perf_counter() - t0:.1f}"
 
-    small = data_mod.subset(tr, SUBSET, 0)  # the subset a search with seed 0 trains on
-    t0 = time.perf_counter()
-    h = train(model, small, val, recipe, 3, seed=0, classes=space.classes)
-    row["seconds_20k_3ep"] = f"{time.perf_counter() - t0:.0f}"
+    # the subset a search with seed 0 trains on
+    t = budgetnas.train_candidate(values, budget=budget, space=space, splits=splits, epochs=3, seed=0,
+                                  train_subset=SUBSET, test=False)
+    row["seconds_20k_3ep"] = f"{t.seconds:.0f}"
     for e in range(3):
-        row[f"val_20k_e{e + 1}"] = f"{h.val_accuracy[e]:.4f}"
-        row[f"loss_20k_e{e + 1}"] = f"{h.loss[e]:.5f}"
+        row[f"val_20k_e{e + 1}"] = f"{t.history.val_accuracy[e]:.4f}"
+        row[f"loss_20k_e{e + 1}"] = f"{t.history.loss[e]:.5f}"
 
-    model = build_model(space, values, seed=0)
-    t0 = time.perf_counter()
-    h = train(model, tr, val, recipe, 1, seed=0, classes=space.classes)
-    row["seconds_55k_1ep"] = f"{time.perf_counter() - t0:.0f}"
-    row["val_55k_e1"] = f"{h.val_accuracy[0]:.4f}"
+    t = budgetnas.train_candidate(values, budget=budget, space=space, splits=splits, epochs=1, seed=0, test=False)
+    row["seconds_55k_1ep"] = f"{t.seconds:.0f}"
+    row["val_55k_e1"] = f"{t.history.val_accuracy[0]:.4f}"
     return row
 
 
@@ -200,24 +195,19 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int], images:
     """The search score (3 epochs on the 20k subset) of every network again, with training seed ``seed``;
     ``images="55k"``: the same 3 epochs on all training images (a higher fidelity to re-score with).
     ``part`` (k, n) takes every n-th network from the k-th, so n processes can share the list."""
-    from budgetnas import data as data_mod
-    from budgetnas.build import build_model
-    from budgetnas.session import load_data_splits
-    from budgetnas.trainer import train
+    import budgetnas
 
     budget, space = ranking._budget_and_space()
-    _, tr, val = load_data_splits(budget, space, data_dir, 0)
-    train_on = data_mod.subset(tr, SUBSET, 0) if images == "20k" else tr
+    splits = budgetnas.load_splits(budget, seed=0, space=space.path, data_dir=data_dir)
     out = seed_file(seed, images)
     k, n = part
     for net in ranking.read_csv(ranking.NETWORKS)[k::n]:
         if out.exists() and net["id"] in {r["id"] for r in ranking.read_csv(out)}:
             continue
-        values = json.loads(net["values"])
-        model = build_model(space, values, seed=seed)
-        t0 = time.perf_counter()
-        h = train(model, train_on, val, budget.train.resolve(values), 3, seed=seed, classes=space.classes)
-        row = {"id": net["id"], "seed": seed, f"seconds_{images}_3ep": f"{time.perf_counter() - t0:.0f}",
+        t = budgetnas.train_candidate(json.loads(net["values"]), budget=budget, space=space, splits=splits, epochs=3,
+                                      seed=seed, train_subset=SUBSET if images == "20k" else None, test=False)
+        h = t.history
+        row = {"id": net["id"], "seed": seed, f"seconds_{images}_3ep": f"{t.seconds:.0f}",
                **{f"val_{images}_e{e + 1}": f"{h.val_accuracy[e]:.4f}" for e in range(3)},
                **{f"val_loss_{images}_e{e + 1}": f"{h.val_loss[e]:.5f}" for e in range(3)},
                **{f"loss_{images}_e{e + 1}": f"{h.loss[e]:.5f}" for e in range(3)}}

@@ -9,7 +9,7 @@ For each method (the default TPE search, Optuna's ``RandomSampler``) and search 
 ``budgetnas search --budget mnist-8k --algorithm METHOD --seed SEED --no-retrain --trials N``: the
 budget's fidelity and pruner, identical for both. Each search's pick (its best completed trial
 on validation) is then trained once at full fidelity exactly as the ranking benchmark trains its
-networks (``benchmarks/ranking/ranking.py``: the budget's epochs on all 55k training images of the
+networks (``benchmarks/ranking.py``: the budget's epochs on all 55k training images of the
 seed-0 split, seed 0), so every pick is scored on one validation split and comparable with the
 benchmark's 28 networks. Test accuracy is recorded, never used to choose.
 
@@ -34,9 +34,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE / "ranking"))
 
-import ranking  # noqa: E402
+import ranking  # noqa: E402  (benchmarks/ranking.py, beside this script: its sample, claims and CSV appends)
 
 
 def use_folder(folder: Path) -> None:

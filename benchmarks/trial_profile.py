@@ -14,20 +14,18 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import budgetnas  # noqa: E402
 from budgetnas import data, gate  # noqa: E402
-from budgetnas.budget import get_budget  # noqa: E402
 from budgetnas.space import load_space  # noqa: E402
-from budgetnas.trainer import train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main() -> None:
-    budget = get_budget("mnist-15k", os.path.join(ROOT, "budgets.toml"))
+    budget = budgetnas.load_budget("mnist-15k", budgets_file=os.path.join(ROOT, "budgets.toml"))
     space = load_space(os.path.join(ROOT, "spaces", "seed_mnist_13794.toml"))
-    ds = data.load("mnist", os.environ.get("BUDGETNAS_DATA_DIR"))
-    tr, va = data.split(ds.train, budget.validation, 0)
-    tr = data.subset(tr, budget.search.train_subset, 0)
+    splits = budgetnas.load_splits(budget, seed=0, space=space.path, data_dir=os.environ.get("BUDGETNAS_DATA_DIR"))
+    tr, va = data.subset(splits.train, budget.search.train_subset, 0), splits.val
     recipe = budget.train.resolve({})
     epochs = budget.search.epochs
 
@@ -41,8 +39,9 @@ def main() -> None:
     t_pipe = time.perf_counter() - t
 
     t = time.perf_counter()
-    h = train(model, tr, va, recipe, epochs, seed=0, classes=10)
-    t_train = time.perf_counter() - t
+    trained = budgetnas.train_candidate({}, budget=budget, space=space, splits=splits, epochs=epochs, seed=0,
+                                        train_subset=budget.search.train_subset, test=False)
+    t_train, h, model = time.perf_counter() - t, trained.history, trained.model
 
     val = data.pipeline(va, 10, 500, training=False)
     t = time.perf_counter()
@@ -61,7 +60,7 @@ def main() -> None:
         ("graph tracing (first epoch minus a steady one)", tracing),
         (f"training steps ({epochs} epochs, steady state)", steps),
         (f"validation ({epochs} × {t_val:.1f}s)", epochs * t_val),
-        ("compile, dataset set-up, callbacks outside epochs", outside),
+        ("build, compile, dataset set-up, callbacks outside epochs", outside),
     ]
     for name, sec in rows:
         print(f"  {name:72s} {sec:7.1f} s")

@@ -9,7 +9,8 @@ The library API (:mod:`budgetnas.api`) is importable from here; it loads Keras o
 """
 
 __version__ = "0.1.0"
-__all__ = ["check", "layer_table", "load_budget", "ModelCheck", "search", "open_run", "Run", "Board"]
+__all__ = ["check", "layer_table", "load_budget", "ModelCheck", "search", "open_run", "Run", "Board", "load_splits",
+           "Splits", "train_candidate", "Trained"]
 
 
 def __getattr__(name: str):

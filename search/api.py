@@ -281,3 +281,102 @@ def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials
     if retrain:
         run.retrain(resume=resume, data_dir=data_dir)
     return run
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A budget's dataset as every budgetnas run splits it: ``train`` (what the optimizer sees), ``val`` (the
+    seeded, stratified split carved from the training set that selects) and ``test`` (only reported)."""
+
+    train: object
+    val: object
+    test: object
+    source: str = ""
+
+
+def load_splits(budget: str | Budget, *, seed: int = 0, space: str | Path | None = None,
+                data_dir: str | None = None, budgets_file: str | Path | None = None) -> Splits:
+    """The budget's dataset split as a run with ``seed`` splits it (``budget.validation`` images for validation).
+
+    Example:
+        >>> splits = budgetnas.load_splits("mnist-15k", seed=0, data_dir="../shared/datasets")
+        >>> len(splits.train), len(splits.val), len(splits.test)
+        (55000, 5000, 10000)
+    """
+    from budgetnas.session import load_data_splits
+
+    b, sp = _budget_and_space(budget, space, budgets_file)
+    ds, train, val = load_data_splits(b, sp, data_dir, seed)
+    return Splits(train, val, ds.test, ds.source)
+
+
+@dataclass
+class Trained:
+    """One candidate trained by :func:`train_candidate`: the model, its gate counts and its scores."""
+
+    model: object
+    architecture: str
+    params: int
+    macs: int
+    within_budget: bool
+    epochs: int
+    train_images: int
+    val_accuracy: float | None  # after the last epoch: what selects
+    test_accuracy: float | None  # scored once, after the last epoch; never for selection
+    seconds: float
+    history: object  # budgetnas.trainer.History: per-epoch curves
+
+
+def train_candidate(values: dict | None = None, *, budget: str | Budget, space: str | Path | None = None,
+                    epochs: int | None = None, seed: int = 0, recipe: dict | None = None,
+                    train_subset: int | None = None, splits: Splits | None = None, split_seed: int = 0,
+                    data_dir: str | None = None, budgets_file: str | Path | None = None, test: bool = True,
+                    checkpoint_dir: str | Path | None = None, on_epoch=None) -> Trained:
+    """Train one network of a space under a budget's recipe, as finalists are trained: the values a trial
+    sampled (``{}`` for a fixed space), the budget's full epochs on its whole training split unless
+    ``epochs`` / ``train_subset`` say less, ``recipe`` changes to the budget's recipe (``{"lr": 0.1}``).
+
+    ``splits`` reuses data loaded once (:func:`load_splits`); else the dataset is split with ``split_seed``.
+    ``checkpoint_dir``: checkpoint each epoch there and continue from it when called again. ``on_epoch``:
+    called with (epoch, logs) after each epoch. ``within_budget`` is the gate's verdict (the network is
+    trained either way, so a hand-made baseline can be measured beside the budget it breaks).
+
+    Example:
+        >>> t = budgetnas.train_candidate({}, budget="mnist-15k", space="spaces/seed_mnist_13794.toml", epochs=1)
+        >>> t.params, t.val_accuracy
+    """
+    import dataclasses
+
+    from budgetnas import data as data_mod
+    from budgetnas import gate
+    from budgetnas.trainer import evaluate, fit_candidate
+
+    from budgetnas.budget import Recipe
+    from budgetnas.errors import ConfigError
+
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = sorted(set(recipe or {}) - fields)
+    if unknown:
+        raise ConfigError(f"recipe: no field {', '.join(unknown)} (fields: {', '.join(sorted(fields))})")
+    b, sp = _budget_and_space(budget, space, budgets_file)
+    values = dict(values or {})
+    verdict = gate.judge(b, sp, values)  # also names every space parameter ``values`` lacks
+    splits = splits or load_splits(b, seed=split_seed, space=sp.path, data_dir=data_dir)
+    train = splits.train if train_subset is None else data_mod.subset(splits.train, train_subset, split_seed)
+    rec = dataclasses.replace(b.train.resolve(values), **(recipe or {}))
+    epochs = epochs or b.epochs
+    model, history, seconds = fit_candidate(sp, values, rec, train, splits.val, epochs, seed=seed,
+                                            on_epoch=on_epoch,
+                                            checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None)
+    test_acc = evaluate(model, splits.test, sp.classes)[0] if test else None
+    return Trained(model, verdict.architecture, verdict.total_params, verdict.macs, verdict.ok, epochs, len(train),
+                   history.val_accuracy[-1] if history.val_accuracy else None, test_acc, seconds, history)
+
+
+def _budget_and_space(budget: str | Budget, space, budgets_file):
+    from budgetnas.space import Space, load_space
+
+    b = budget if isinstance(budget, Budget) else get_budget(budget, budgets_file)
+    if isinstance(space, Space):
+        return b, space
+    return b, load_space(space or b.space)

@@ -12,7 +12,6 @@ import json
 import math
 import shutil
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -151,25 +150,17 @@ def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, An
     """
     import keras
 
-    from budgetnas.trainer import evaluate
-    from budgetnas.trainer import train as fit
+    from budgetnas.trainer import evaluate, fit_candidate
 
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / f"{_slug(label)}_seed{seed}.resume"
     if not resume:
         shutil.rmtree(checkpoint, ignore_errors=True)
-    from budgetnas.build import build_model
-
     # no judging here: it was judged when chosen, and fixed baselines (the 1.17M-param base network) may break
     # the budget they are compared in
-    model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
-    t0 = time.perf_counter()
-    history = fit(model, train, val, recipe, epochs, seed=seed, classes=space.classes,
-                  on_epoch=(lambda e, logs: on_epoch(label, seed, e, {**logs, "epochs": epochs}))
-                  if on_epoch else None,
-                  checkpoint_dir=checkpoint)
-    # A resumed seed also counts the epochs it had finished before it was stopped.
-    seconds = time.perf_counter() - t0 + sum(history.epoch_seconds[:history.resumed_at])
+    model, history, seconds = fit_candidate(
+        space, values, recipe, train, val, epochs, seed=seed, checkpoint_dir=checkpoint,
+        on_epoch=(lambda e, logs: on_epoch(label, seed, e, {**logs, "epochs": epochs})) if on_epoch else None)
     acc, pred = evaluate(model, test, space.classes)
     name = f"{_slug(label)}_seed{seed}.keras"
     save_plain(model, out_dir / name)

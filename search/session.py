@@ -360,11 +360,9 @@ def rescore_top(ctx: SearchContext, study, k: int, on_rescored=None) -> int:
 def rescore_one(ctx: SearchContext, number: int, values: dict) -> float:
     """Trial ``number`` (its sampled ``values``) trained again on all training images for the search's epochs,
     with its own re-scoring seed; the final validation accuracy. The same trial always gets the same seed."""
-    from budgetnas.build import build_model
-    from budgetnas.trainer import train
+    from budgetnas.trainer import fit_candidate
 
     seed = ctx.seed + number + RESCORE_SEED
-    model = build_model(ctx.space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
-    h = train(model, ctx.full_train, ctx.val, ctx.budget.train.resolve(values), ctx.epochs, seed=seed,
-              classes=ctx.classes)
+    _, h, _ = fit_candidate(ctx.space, values, ctx.budget.train.resolve(values), ctx.full_train, ctx.val, ctx.epochs,
+                            seed=seed)
     return h.val_accuracy[-1]

@@ -153,6 +153,23 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     return history
 
 
+def fit_candidate(space, values, recipe: Recipe, train_data: Arrays, val_data: Arrays | None, epochs: int, *,
+                  seed: int, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                  checkpoint_dir: Path | None = None) -> tuple[Any, History, float]:
+    """The network ``values`` picks in ``space`` (its ``train.*`` choices aside), built with ``seed`` and
+    trained with :func:`train`: the one place a candidate is trained outside a search trial (finalists,
+    re-scoring, :func:`budgetnas.train_candidate`). Returns the model, its history and its training seconds,
+    counting the epochs a resumed ``checkpoint_dir`` had finished before.
+    """
+    from budgetnas.build import build_model
+
+    model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
+    t0 = time.perf_counter()
+    history = train(model, train_data, val_data, recipe, epochs, seed=seed, classes=space.classes,
+                    on_epoch=on_epoch, checkpoint_dir=checkpoint_dir)
+    return model, history, time.perf_counter() - t0 + sum(history.epoch_seconds[:history.resumed_at])
+
+
 class _Recorder(keras.callbacks.Callback):
     """Records curves and step counts, stops on a non-finite loss, forwards epochs to the caller."""
 

@@ -104,3 +104,35 @@ def test_a_run_records_the_library_versions_it_started_with(tmp_path, tiny_budge
     versions = load_meta(path).versions
     assert versions["optuna"] == metadata.version("optuna") and versions["keras"] == metadata.version("keras")
     assert "python" in versions and ("tensorflow" in versions or "tensorflow-cpu" in versions)
+
+
+def test_train_candidate_trains_what_a_finalist_seed_trains(tmp_path, tiny_budgets):
+    """One training path: the public function and a retrained finalist's seed give the same network the same
+    scores (same values, recipe, split and seed), and its gate counts are the built model's."""
+    from budgetnas import finalists
+
+    budget = budgetnas.load_budget("tiny", budgets_file=tiny_budgets)
+    space = load_space(ROOT / "spaces" / "seed_mnist_13794.toml")
+    splits = budgetnas.load_splits(budget, seed=3, space=space.path)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (300, 100, 200)
+
+    t = budgetnas.train_candidate({}, budget=budget, space=space, splits=splits, seed=5, epochs=1)
+    seed = finalists.train_seed("x", budget, space, {}, budget.train.resolve({}), splits.train, splits.val,
+                                splits.test, 1, 5, tmp_path)
+    assert t.val_accuracy == pytest.approx(seed.final_val_accuracy, abs=1e-6)
+    assert t.test_accuracy == pytest.approx(seed.test_accuracy, abs=1e-6)
+    assert t.params == t.model.count_params() == 13_794 and t.within_budget and t.train_images == 300
+    assert t.history.epochs == 1 and t.seconds > 0
+
+    half = budgetnas.train_candidate({}, budget=budget, space=space, splits=splits, seed=5, epochs=1,
+                                     train_subset=100, recipe={"lr": 0.01}, test=False)
+    assert half.train_images == 100 and half.test_accuracy is None and half.history.steps == 2  # 100 / batch 64
+
+
+def test_train_candidate_names_an_unknown_recipe_field_or_a_missing_value(tiny_budgets):
+    from budgetnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="recipe: no field speed"):
+        budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets, recipe={"speed": 2})
+    with pytest.raises(ConfigError, match="mnist_tiny.toml: no value given for parameter"):
+        budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets)  # a searchable space needs values

@@ -3,20 +3,18 @@
 import csv
 import itertools
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "benchmarks" / "ranking"))
+# the benchmark scripts import as top-level modules: pyproject's pytest `pythonpath = ["benchmarks"]`
+import mnist_recipe
+import proxies
+import ranking
+import search_vs_random
 
-import mnist_recipe  # noqa: E402
-import proxies  # noqa: E402
-import ranking  # noqa: E402
-import search_vs_random  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tau_by_pairs(a, b) -> float:

@@ -1,8 +1,8 @@
 """Ground truth for the search: a fixed sample of mnist-8k networks, each trained at full fidelity.
 
-    python benchmarks/ranking/ranking.py networks            # (re)write networks.csv: the fixed sample
-    python benchmarks/ranking/ranking.py run [--stop-after-s S]   # train what is missing; resumable
-    python benchmarks/ranking/ranking.py status              # what is done
+    python benchmarks/ranking.py networks            # (re)write networks.csv: the fixed sample
+    python benchmarks/ranking.py run [--stop-after-s S]   # train what is missing; resumable
+    python benchmarks/ranking.py status              # what is done
 
 ``networks.csv`` is the committed, seeded sample: the committed mnist-8k winners first, then
 uniform samples of ``spaces/mnist_tiny.toml`` sent through the budget gate exactly as a search sends
@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "ranking"  # the sample, its results and the work folder
 ROOT = HERE.parents[1]
 NETWORKS = HERE / "networks.csv"
 RESULTS = HERE / "results.csv"
@@ -150,30 +150,22 @@ def append_row(path: Path, fields: list[str], row: dict) -> None:
 
 
 def train_one(net: dict, seed: int, data_dir: str | None, checkpoint: Path | None = None) -> dict:
-    """Train one network at full fidelity; its results row. ``checkpoint``: the epoch checkpoint folder."""
-    from budgetnas import gate
-    from budgetnas.session import load_data_splits
-    from budgetnas.trainer import evaluate, train
+    """Train one network at full fidelity (:func:`budgetnas.train_candidate`); its results row.
+    ``checkpoint``: the epoch checkpoint folder."""
+    import budgetnas
 
     budget, space = _budget_and_space()
-    values = json.loads(net["values"])
-    ds, tr, val = load_data_splits(budget, space, data_dir, 0)
-    test = ds.test  # the same load: the split and the test set come from one read of the dataset
-    verdict, model = gate.admit(budget, space, values, allow_repair=False, seed=seed)
-    assert verdict.ok and verdict.architecture == net["architecture"], (verdict.violations, net["architecture"])
-    recipe = budget.train.resolve(values)
     key = f"net{int(net['id']):02d}_seed{seed}" if str(net["id"]).isdigit() else f"{net['id']}_seed{seed}"
-    t0 = time.perf_counter()
-    h = train(model, tr, val, recipe, budget.epochs, seed=seed, classes=space.classes,
-              on_epoch=lambda e, logs: print(f"{time.strftime('%H:%M:%S')} {key} epoch {e}/{budget.epochs} "
-                                             f"val {logs.get('val_accuracy', 0):.4f} "
-                                             f"({logs['seconds']:.0f} s)", flush=True),
-              checkpoint_dir=checkpoint or WORK / f"{key}.resume")
-    wall = time.perf_counter() - t0 + sum(h.epoch_seconds[:h.resumed_at])
-    test_acc, _ = evaluate(model, test, space.classes)
-    return {"id": net["id"], "seed": seed, "architecture": net["architecture"], "params": verdict.total_params,
-            "macs": verdict.macs, "epochs": budget.epochs, "train_images": len(tr), "val_images": len(val),
-            **training_fields(h, test_acc, wall)}
+    t = budgetnas.train_candidate(
+        json.loads(net["values"]), budget=budget, space=space, seed=seed, data_dir=data_dir,
+        checkpoint_dir=checkpoint or WORK / f"{key}.resume",
+        on_epoch=lambda e, logs: print(f"{time.strftime('%H:%M:%S')} {key} epoch {e}/{budget.epochs} "
+                                       f"val {logs.get('val_accuracy', 0):.4f} ({logs['seconds']:.0f} s)", flush=True))
+    if not t.within_budget or t.architecture != net["architecture"]:
+        raise SystemExit(f"network {net['id']} no longer builds as recorded ({t.architecture})")
+    return {"id": net["id"], "seed": seed, "architecture": net["architecture"], "params": t.params,
+            "macs": t.macs, "epochs": t.epochs, "train_images": t.train_images, "val_images": budget.validation,
+            **training_fields(t.history, t.test_accuracy, t.seconds)}
 
 
 def training_fields(h, test_acc: float, wall: float) -> dict:
