@@ -35,8 +35,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import budgetnas
 from budgetnas import front
-from budgetnas.runs import load_records
 
 HERE = Path(__file__).resolve().parent / "front_vs_random"
 RUNS = HERE / "runs"
@@ -73,7 +73,7 @@ def search(name: str, seed: int, algorithm: str, extra: list[str], data_dir: str
 def finished(name: str, trials: int) -> bool:
     if not (RUNS / name / "run.json").exists():
         return False
-    _, recs = load_records(RUNS / name)
+    recs = budgetnas.open_run(RUNS / name).records()
     return sum(1 for r in recs if r.status not in ("interrupted", "running") and r.retry_of is None) >= trials
 
 
@@ -103,7 +103,7 @@ def cmd_naive(args) -> None:
         paired = RUNS / f"tpe-s{seed}"
         if not finished(paired.name, s["trials"]):
             raise SystemExit(f"{name}: the TPE search of seed {seed} is not finished (`run --methods tpe`)")
-        minutes = training_minutes(load_records(paired)[1])
+        minutes = training_minutes(budgetnas.open_run(paired).records())
         print(f"{name}: random, no pruning, {minutes:.1f} min of training", flush=True)
         code = search(name, seed, "random", ["--min-epochs", str(s["max_epochs"]), "--timeout", f"{minutes:.2f}",
                                              "--trials", "1000"], args.data_dir)
@@ -126,11 +126,9 @@ def cmd_check(args) -> None:
 
 def checked() -> list[str]:
     """The front points trained in full (``check``), one table row each."""
-    from budgetnas import finalists as fin_mod
-
     rows = []
     for p in sorted(RUNS.glob("*/finalists.json")) if RUNS.exists() else []:
-        _, fins = fin_mod.load(p.parent)
+        fins = budgetnas.open_run(p.parent).finalists()
         for f in sorted(fins, key=lambda f: f.params):
             rows.append(f"| {p.parent.name} | {f.trial} | {f.params:,} | {100 * f.val_accuracy_search:.2f}% | "
                         f"{100 * f.val_mean:.2f}% | {100 * f.mean:.2f}% |")
@@ -140,7 +138,7 @@ def checked() -> list[str]:
 def summarise(name: str, s: dict) -> dict | None:
     if not (RUNS / name / "run.json").exists():
         return None
-    _, recs = load_records(RUNS / name)
+    recs = budgetnas.open_run(RUNS / name).records()
     done = [r for r in recs if r.status == "complete" and r.val_accuracy is not None and r.params]
     pts = [front.Point(100 * r.val_accuracy, r.params) for r in done]
     ref = front.Point(100 * s["ref_accuracy"], s["ref_params"])
