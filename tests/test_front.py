@@ -85,6 +85,18 @@ def test_best_under_each_limit_is_the_most_accurate_that_fits():
     assert [r.number for r in front.front_records(recs)] == [0, 1]
 
 
+def test_the_front_plot_shows_every_front_point_even_the_weak_small_ones():
+    from budgetnas.report.figures import accuracy_vs_params
+    from budgetnas.runs import TrialRecord
+
+    # the smallest nets of a front score far below the rest, under the quartile a fixed-budget plot starts at
+    recs = [TrialRecord(0, "complete", params=400, val_accuracy=0.52),
+            TrialRecord(1, "complete", params=1200, val_accuracy=0.87)]
+    recs += [TrialRecord(2 + i, "complete", params=13000 + i, val_accuracy=0.97 + 0.001 * i) for i in range(10)]
+    fig = accuracy_vs_params(recs, 15000, limits={"mnist-5k": 5000}, log_x=True)
+    low, high = fig.axes[0].get_ylim()
+    assert low <= 0.52 and high >= 0.979
+
 # ------------------------------------------------------------------ the driver's rung, without training
 class _FakeEvaluate:
     """Stands in for drivers.common.evaluate: reports a fixed cost and rung-1 accuracy per trial."""

@@ -65,7 +65,10 @@ def accuracy_vs_params(records: list[TrialRecord], max_params: int, limits: dict
            title="validation accuracy vs parameter count")
     scored = [r.val_accuracy for r in records if r.val_accuracy is not None] + [b[2] for b in baselines]
     if scored:
-        ax.set_ylim(max(0.0, sorted(scored)[len(scored) // 4] - 0.02), min(1.0, max(scored) + 0.005))
+        low = sorted(scored)[len(scored) // 4]  # the weakest quarter of a fixed-budget search is noise to skip,
+        if front:                                # but every point of a front is an answer: all of it shows
+            low = min([low] + [r.val_accuracy for r in front])
+        ax.set_ylim(max(0.0, low - 0.02), min(1.0, max(scored) + 0.005))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
