@@ -12,8 +12,9 @@ When a library release breaks one of these, this module is the one to change. Ea
   (:func:`set_max_trials`). Pinned by ``tests/drivers/test_drivers.py`` (keras-tuner hyperband).
 * Optuna 5: a ``Study`` cannot set attributes of a trial another process asked; the storage can
   (:func:`set_trial_user_attrs`). Pinned by the resume and dead-worker tests.
-* TensorFlow marks ``tf.lite.Interpreter`` for removal in 2.20; ``ai_edge_litert`` is its successor and is
-  used when installed (:func:`tflite_interpreter`). Pinned by ``tests/test_reports.py`` (exported TFLite).
+* TensorFlow marks ``tf.lite.Interpreter`` for removal in 2.20; ``ai_edge_litert`` is its successor, a
+  dependency where it has wheels, and is used when installed (:func:`tflite_interpreter`). Pinned by
+  ``tests/test_finalists.py`` (the exported TFLite models scored on the test images).
 """
 
 from __future__ import annotations

@@ -149,7 +149,8 @@ def model_card(finalist: Finalist, budget, dataset: str, checks: list[Check], ta
               "import keras, numpy as np",
               "model = keras.saving.load_model('model.keras')",
               "probs = model.predict(images_uint8.astype('float32'))  # N×H×W×C, 0–255",
-              "```", "", "TFLite: `tf.lite.Interpreter('model_float32.tflite')` takes float32 0–255; "
+              "```", "", "TFLite: `ai_edge_litert.interpreter.Interpreter(model_path='model_float32.tflite')` (or TensorFlow's "
+              "`tf.lite.Interpreter`) takes float32 0–255; "
               "`model_int8.tflite` takes uint8 0–255 directly.", "", "## Layers", "", table_md, ""]
     return "\n".join(lines)
 

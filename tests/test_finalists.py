@@ -86,10 +86,10 @@ def test_retrain_report_export(capsys, searched, tiny_mnist):
     acc = float((model.predict(x[..., None].astype("float32"), verbose=0).argmax(1) == y).mean())
     assert acc == chosen["test_accuracy"]
 
-    import tensorflow as tf
+    from budgetnas.compat import tflite_interpreter  # ai_edge_litert's (a dependency), else TensorFlow's
 
     for name, dtype in (("model_float32.tflite", np.float32), ("model_int8.tflite", np.uint8)):
-        interp = tf.lite.Interpreter(model_path=str(exp / name))
+        interp = tflite_interpreter(exp / name)
         inp = interp.get_input_details()[0]
         assert inp["dtype"] == dtype
         interp.resize_tensor_input(inp["index"], (len(x), 28, 28, 1))
