@@ -136,7 +136,7 @@ def measure_one(net: dict, data_dir: str | None) -> dict:
 
     budget, space = ranking._budget_and_space()
     values = json.loads(net["values"])
-    splits = budgetnas.load_splits(budget, seed=0, space=space.path, data_dir=data_dir)
+    splits = budgetnas.load_splits(budget, seed=0, space=space, data_dir=data_dir)
     row = {"id": net["id"], "architecture": net["architecture"], "params": net["params"], "macs": net["macs"]}
 
     t0 = time.perf_counter()
@@ -198,7 +198,7 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int], images:
     import budgetnas
 
     budget, space = ranking._budget_and_space()
-    splits = budgetnas.load_splits(budget, seed=0, space=space.path, data_dir=data_dir)
+    splits = budgetnas.load_splits(budget, seed=0, space=space, data_dir=data_dir)
     out = seed_file(seed, images)
     k, n = part
     for net in ranking.read_csv(ranking.NETWORKS)[k::n]:

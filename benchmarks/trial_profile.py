@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main() -> None:
     budget = budgetnas.load_budget("mnist-15k", budgets_file=os.path.join(ROOT, "budgets.toml"))
     space = load_space(os.path.join(ROOT, "spaces", "seed_mnist_13794.toml"))
-    splits = budgetnas.load_splits(budget, seed=0, space=space.path, data_dir=os.environ.get("BUDGETNAS_DATA_DIR"))
+    splits = budgetnas.load_splits(budget, seed=0, space=space, data_dir=os.environ.get("BUDGETNAS_DATA_DIR"))
     tr, va = data.subset(splits.train, budget.search.train_subset, 0), splits.val
     recipe = budget.train.resolve({})
     epochs = budget.search.epochs

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from budgetnas.budget import Budget, get_budget
 from budgetnas.receptive import LayerTable, fmt_pair, table_from_model
+from budgetnas.space import Space
 
 
 def load_budget(name: str, *, budgets_file: str | Path | None = None) -> Budget:
@@ -294,7 +295,7 @@ class Splits:
     source: str = ""
 
 
-def load_splits(budget: str | Budget, *, seed: int = 0, space: str | Path | None = None,
+def load_splits(budget: str | Budget, *, seed: int = 0, space: str | Path | Space | None = None,
                 data_dir: str | None = None, budgets_file: str | Path | None = None) -> Splits:
     """The budget's dataset split as a run with ``seed`` splits it (``budget.validation`` images for validation).
 
@@ -327,7 +328,7 @@ class Trained:
     history: object  # budgetnas.trainer.History: per-epoch curves
 
 
-def train_candidate(values: dict | None = None, *, budget: str | Budget, space: str | Path | None = None,
+def train_candidate(values: dict | None = None, *, budget: str | Budget, space: str | Path | Space | None = None,
                     epochs: int | None = None, seed: int = 0, recipe: dict | None = None,
                     train_subset: int | None = None, splits: Splits | None = None, split_seed: int = 0,
                     data_dir: str | None = None, budgets_file: str | Path | None = None, test: bool = True,
@@ -349,21 +350,23 @@ def train_candidate(values: dict | None = None, *, budget: str | Budget, space: 
 
     from budgetnas import data as data_mod
     from budgetnas import gate
+    from budgetnas.budget import _RECIPE_TYPES, _recipe
+    from budgetnas.errors import ConfigError
     from budgetnas.trainer import evaluate, fit_candidate
 
-    from budgetnas.budget import Recipe
-    from budgetnas.errors import ConfigError
-
-    fields = {f.name for f in dataclasses.fields(Recipe)}
-    unknown = sorted(set(recipe or {}) - fields)
+    recipe = dict(recipe or {})
+    unknown = sorted(set(recipe) - set(_RECIPE_TYPES))
     if unknown:
-        raise ConfigError(f"recipe: no field {', '.join(unknown)} (fields: {', '.join(sorted(fields))})")
+        raise ConfigError(f"recipe: no field {', '.join(unknown)} (fields: {', '.join(sorted(_RECIPE_TYPES))})")
+    checked = _recipe("recipe", "recipe", recipe)  # types and allowed values, as a budget's [train] table
+    if checked.params():
+        raise ConfigError("recipe: one value per field, not a list of choices")
     b, sp = _budget_and_space(budget, space, budgets_file)
     values = dict(values or {})
     verdict = gate.judge(b, sp, values)  # also names every space parameter ``values`` lacks
-    splits = splits or load_splits(b, seed=split_seed, space=sp.path, data_dir=data_dir)
+    splits = splits or load_splits(b, seed=split_seed, space=sp, data_dir=data_dir)
     train = splits.train if train_subset is None else data_mod.subset(splits.train, train_subset, split_seed)
-    rec = dataclasses.replace(b.train.resolve(values), **(recipe or {}))
+    rec = dataclasses.replace(b.train.resolve(values), **{k: getattr(checked, k) for k in recipe})
     epochs = epochs or b.epochs
     model, history, seconds = fit_candidate(sp, values, rec, train, splits.val, epochs, seed=seed,
                                             on_epoch=on_epoch,
@@ -374,7 +377,7 @@ def train_candidate(values: dict | None = None, *, budget: str | Budget, space: 
 
 
 def _budget_and_space(budget: str | Budget, space, budgets_file):
-    from budgetnas.space import Space, load_space
+    from budgetnas.space import load_space
 
     b = budget if isinstance(budget, Budget) else get_budget(budget, budgets_file)
     if isinstance(space, Space):

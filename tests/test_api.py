@@ -134,5 +134,7 @@ def test_train_candidate_names_an_unknown_recipe_field_or_a_missing_value(tiny_b
 
     with pytest.raises(ConfigError, match="recipe: no field speed"):
         budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets, recipe={"speed": 2})
+    with pytest.raises(ConfigError, match=r"recipe: recipe.lr = '0.1' must be float"):
+        budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets, recipe={"lr": "0.1"})
     with pytest.raises(ConfigError, match="mnist_tiny.toml: no value given for parameter"):
         budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets)  # a searchable space needs values
