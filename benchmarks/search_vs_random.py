@@ -65,33 +65,27 @@ PICK_FIELDS = ["method", "search_seed", "trial", "architecture", "params", "sear
 
 
 def search(method: str, seed: int, data_dir: str | None) -> Path:
-    from budgetnas.cli import main as cli
-    from budgetnas.runs import load_meta
+    import budgetnas
 
     name = f"{method}-s{seed}"
     path = RUNS / name
-    args = ["--budgets", str(ROOT / "budgets.toml"), "search", "--budget", ranking.BUDGET, "--name", name,
-            "--reports-dir", str(RUNS), "--seed", str(seed), "--algorithm", method, "--no-retrain",
-            "--trials", str(setup()["trials"])]
-    if data_dir:
-        args += ["--data-dir", data_dir]
-    if (path / "run.json").exists():
-        args.append("--resume")
     t0 = time.perf_counter()
-    if cli(args) != 0:
-        sys.exit(f"search {name} failed")
-    meta = load_meta(path)
+    budgetnas.search(ranking.BUDGET, name=name, reports_dir=RUNS, seed=seed, algorithm=method, retrain=False,
+                     trials=setup()["trials"], data_dir=data_dir, budgets_file=ROOT / "budgets.toml",
+                     resume=(path / "run.json").exists(), progress=True)
     meta_file = path / "search_seconds.json"  # wall time over all (resumed) pieces of this search
     spent = json.loads(meta_file.read_text())["seconds"] if meta_file.exists() else 0.0
-    meta_file.write_text(json.dumps({"seconds": spent + time.perf_counter() - t0, "trials": meta.trials}))
+    meta_file.write_text(json.dumps({"seconds": spent + time.perf_counter() - t0, "trials": setup()["trials"]}))
     return path
 
 
 def pick(path: Path):
-    from budgetnas.runs import load_records, ranked
+    """The search's pick (its best completed trial, as its leaderboard ranks them) and all its trial records."""
+    import budgetnas
 
-    _, records = load_records(path)
-    done = [r for r in ranked(records) if r.status == "complete"]
+    run = budgetnas.open_run(path)
+    records = run.records()
+    done = [r for r in run.leaderboard(top=len(records), front=False).rows if r.status == "complete"]
     return done[0], records
 
 
@@ -148,9 +142,9 @@ RESCORE_FIELDS = ["method", "search_seed", "k", "rescored", "old_pick", "new_pic
 
 def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) -> None:
     """Each finished search again, with ``search.rescore = k``: its k best trials trained on all 55k images
-    (:func:`budgetnas.session.rescore_top`), the pick made among them; a changed pick is trained at full
-    fidelity like every pick (an unchanged one keeps its row in ``picks.csv``). Rows: ``rescored.csv``."""
-    from budgetnas.session import context, open_run, open_study, rescore_top
+    (:meth:`budgetnas.Run.rescore`), the pick made among them; a changed pick is trained at full fidelity like
+    every pick (an unchanged one keeps its row in ``picks.csv``). Rows: ``rescored.csv``."""
+    import budgetnas
 
     picks = {(r["method"], r["search_seed"]): r for r in ranking.read_csv(PICKS)}
     for seed in seeds:
@@ -158,18 +152,16 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
             done = {(r["method"], r["search_seed"]) for r in ranking.read_csv(RESCORED)}
             if (method, str(seed)) in done or (method, str(seed)) not in picks:
                 continue
-            path = RUNS / f"{method}-s{seed}"
-            meta, budget, space, _ = open_run(path)
-            ctx = context(meta, budget, space, data_dir)
-            study, _ = open_study(path, meta, budget, create=False, worker=True)  # worker: leaves trials as they are
+            run = budgetnas.open_run(RUNS / f"{method}-s{seed}")
             t0 = time.perf_counter()
-            rescore_top(ctx, study, k, lambda n, a, b: print(f"  {method}-s{seed} trial {n}: {a:.4f} -> {b:.4f}",
-                                                                    flush=True))
+            scores = run.rescore(k, data_dir=data_dir, on_rescored=lambda n, a, b: print(
+                f"  {method}-s{seed} trial {n}: {a:.4f} -> {b:.4f}", flush=True))
             seconds = time.perf_counter() - t0
-            best, records = pick(path)
+            params = {r.number: r.params for r in run.records()}
+            best = min(scores, key=lambda n: (-scores[n], params[n]))  # the pick among the re-scored, as ranked
+            best = next(r for r in run.records() if r.number == best)
             old = picks[(method, str(seed))]
-            row = {"method": method, "search_seed": seed, "k": k,
-                   "rescored": json.dumps({r.number: r.rescore for r in records if r.rescore is not None}),
+            row = {"method": method, "search_seed": seed, "k": k, "rescored": json.dumps(scores),
                    "old_pick": old["trial"], "new_pick": best.number, "architecture": best.architecture,
                    "rescore_seconds": f"{seconds:.0f}"}
             if str(best.number) == old["trial"]:
@@ -189,9 +181,9 @@ PREFIXES = (6, 8, 12, 16)  # trial counts below the budget's 24 (6 = TPE's rando
 
 
 def best_completed(trials: list[dict], n: int, k: int) -> list[dict]:
-    """The ``k`` best completed trials among the first ``n`` (validation accuracy, then fewer params, as
-    :func:`budgetnas.runs.ranked` orders them): an ``n``-trial search's pick (k = 1), or the candidates
-    :func:`budgetnas.session.rescore_top` trains again when it ends."""
+    """The ``k`` best completed trials among the first ``n`` (validation accuracy, then fewer params, as a run's
+    leaderboard orders them): an ``n``-trial search's pick (k = 1), or the candidates its ``search.rescore = k``
+    trains again when it ends (:meth:`budgetnas.Run.rescore`)."""
     done = [r for r in trials if int(r["trial"]) < n and r["status"] == "complete"]
     return sorted(done, key=lambda r: (-float(r["val_accuracy"]), int(r["params"])))[:k]
 
@@ -245,7 +237,7 @@ RESCORE_K = 3
 
 def rescores() -> dict[tuple[str, str], dict[int, float]]:
     """(method, search seed) -> {trial: val accuracy re-scored on all 55k images}, from ``rescored.csv`` and
-    ``prefix_rescores.csv`` (both trained by :func:`budgetnas.session.rescore_one`: one seed per trial)."""
+    ``prefix_rescores.csv`` (both trained by :meth:`budgetnas.Run.rescore`: one seed per trial)."""
     out: dict[tuple[str, str], dict[int, float]] = {}
     for r in ranking.read_csv(RESCORED):
         out.setdefault((r["method"], r["search_seed"]), {}).update(
@@ -257,7 +249,7 @@ def rescores() -> dict[tuple[str, str], dict[int, float]]:
 
 def rescored_pick(trials: list[dict], n: int, k: int, scores: dict[int, float]) -> dict | None:
     """The pick of an ``n``-trial search with ``search.rescore = k``: the best re-scored candidate (then
-    fewer params, as :func:`budgetnas.runs.ranked`); None while a candidate's re-score is missing."""
+    fewer params, as a run's leaderboard ranks them); None while a candidate's re-score is missing."""
     top = best_completed(trials, n, k)
     if not top or any(int(r["trial"]) not in scores for r in top):
         return None
@@ -278,37 +270,36 @@ def rescored_prefix_picks() -> dict[tuple[str, str, int], dict]:
 
 def rescore_prefixes(part: tuple[int, int], data_dir: str | None) -> None:
     """Re-score (``search.rescore = 3``) the candidates of every ``RESCORED_PREFIXES`` prefix of the finished
-    searches that no earlier row has re-scored; a trial re-scored for the whole search is reused (same seed,
-    same training). ``part`` as for :func:`prefix`."""
-    from budgetnas.runs import load_records
-    from budgetnas.session import context, open_run, rescore_one
+    searches that no earlier row has re-scored (:meth:`budgetnas.Run.rescore`); a trial re-scored for the whole
+    search is reused (same seed, same training). ``part`` as for :func:`prefix`."""
+    import budgetnas
 
     scores = rescores()
     todo = sorted({(m, s, int(r["trial"])) for (m, s), mine in searches().items() for n in RESCORED_PREFIXES
                    for r in best_completed(mine, n, RESCORE_K) if int(r["trial"]) not in scores.get((m, s), {})},
                   key=lambda t: (t[0], int(t[1]), t[2]))
     k, every = part
-    contexts = {}  # one data load per search
+    mine: dict[tuple[str, str], list[int]] = {}
     for method, seed, number in todo[k::every]:
-        path = RUNS / f"{method}-s{seed}"
-        if path not in contexts:
-            meta, budget, space, _ = open_run(path)
-            contexts[path] = context(meta, budget, space, data_dir), load_records(path)[1]
-        ctx, records = contexts[path]
-        values = next(r for r in records if r.number == number).values
-        t0 = time.perf_counter()
-        acc = rescore_one(ctx, number, values)
-        ranking.append_row(PREFIX_RESCORES, PREFIX_RESCORE_FIELDS,
-                           {"method": method, "search_seed": seed, "trial": number, "rescore": f"{acc:.4f}",
-                            "rescore_seconds": f"{time.perf_counter() - t0:.0f}"})
-        print(f"{time.strftime('%H:%M:%S')} {method}-s{seed} trial {number} re-scored: {acc:.4f}", flush=True)
+        mine.setdefault((method, seed), []).append(number)
+    for (method, seed), numbers in mine.items():
+        clock = [time.perf_counter()]
+
+        def saved(number: int, _search: float, acc: float, method=method, seed=seed) -> None:
+            ranking.append_row(PREFIX_RESCORES, PREFIX_RESCORE_FIELDS,
+                               {"method": method, "search_seed": seed, "trial": number, "rescore": f"{acc:.4f}",
+                                "rescore_seconds": f"{time.perf_counter() - clock[0]:.0f}"})
+            print(f"{time.strftime('%H:%M:%S')} {method}-s{seed} trial {number} re-scored: {acc:.4f}", flush=True)
+            clock[0] = time.perf_counter()
+
+        budgetnas.open_run(RUNS / f"{method}-s{seed}").rescore(trials=numbers, data_dir=data_dir, on_rescored=saved)
 
 
 def prefix(part: tuple[int, int], data_dir: str | None) -> None:
     """Train, at full fidelity, every n-trial pick (n in ``PREFIXES``) of the finished searches that no
     earlier row has trained, and the re-scored picks of ``RESCORED_PREFIXES`` (re-scoring what is missing
     first); ``part`` (k, n): every n-th of them from the k-th, so processes can share."""
-    from budgetnas.runs import load_records
+    import budgetnas
 
     rescore_prefixes(part, data_dir)
     todo: dict[str, tuple[str, str, int]] = {}
@@ -331,8 +322,7 @@ def prefix(part: tuple[int, int], data_dir: str | None) -> None:
                 continue
             if arch in known_full_fidelity():  # trained meanwhile (e.g. a re-scored pick)
                 continue
-            _, records = load_records(RUNS / f"{method}-s{seed}")
-            rec = next(r for r in records if r.number == number)
+            rec = next(r for r in budgetnas.open_run(RUNS / f"{method}-s{seed}").records() if r.number == number)
             net = {"id": net_id, "architecture": arch, "values": json.dumps(rec.values, sort_keys=True)}
             print(f"{time.strftime('%H:%M:%S')} {method} seed {seed} trial {number}: {arch}", flush=True)
             row = ranking.train_one(net, 0, data_dir, checkpoint=RUNS / f"{net_id}.resume")
@@ -511,7 +501,7 @@ def _rescored_prefix_lines() -> list[str]:
     each = statistics.median(seconds) / 60
     out = ["", f"## The {'- and '.join(map(str, RESCORED_PREFIXES))}-trial searches with `search.rescore = {RESCORE_K}`",
            "", f"The same prefixes, re-scored: the {RESCORE_K} best completed trials among the first n trained again "
-           f"on all 55k images for 3 epochs (`budgetnas.session.rescore_one`; a trial's re-scoring seed is fixed, so "
+           f"on all 55k images for 3 epochs (`budgetnas.Run.rescore`; a trial's re-scoring seed is fixed, so "
            f"one already re-scored for the whole search is reused), the pick made by that score and trained at full "
            f"fidelity (`python benchmarks/search_vs_random.py prefix`, `prefix_rescores.csv`). One re-scoring "
            f"training took {each:.1f} min (median of {len(seconds)}).", "",

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from budgetnas.budget import Budget, get_budget
+from budgetnas.data import Arrays
 from budgetnas.receptive import LayerTable, fmt_pair, table_from_model
 from budgetnas.space import Space
+
+if TYPE_CHECKING:
+    from budgetnas.gate import Verdict
 
 
 def load_budget(name: str, *, budgets_file: str | Path | None = None) -> Budget:
@@ -102,6 +107,82 @@ def check(model, *, budget: str | Budget, budgets_file: str | Path | None = None
     table = table_from_model(model)
     return ModelCheck(budget=b.name, violations=tuple(gate.violations(b, table)), counted_params=gate.counted(b, table),
                       max_params=b.max_params, table=table)
+
+
+def load_space(path: str | Path) -> Space:
+    """A search space from its TOML file, validated; a bare name (``"mnist_tiny"``) is a shipped space.
+
+    Raises:
+        budgetnas.errors.ConfigError: one line naming the file and the field that is wrong.
+
+    Example:
+        >>> budgetnas.load_space("spaces/mnist_wide.toml").params[0].name
+        'blocks[0].channels'
+    """
+    from budgetnas.space import load_space as read
+
+    return read(path)
+
+
+def judge(values: dict | None = None, *, budget: str | Budget, space: str | Path | Space | None = None,
+          repair: bool = False, budgets_file: str | Path | None = None) -> Verdict:
+    """The gate's verdict on one point of a space, before anything is built or trained: every broken rule, the
+    params and MACs as Keras will count them, the architecture and its per-layer ``table``. ``values``: the
+    space's parameters (``{}`` for a fixed space; ``space.sample(rng)`` draws some); ``space`` defaults to the
+    budget's. ``repair``: first move an over-budget point into the budget as a search does (``verdict.values``
+    and ``verdict.repairs`` say what changed).
+
+    Example:
+        >>> v = budgetnas.judge({}, budget="mnist-15k", space="spaces/seed_mnist_13794.toml")
+        >>> v.ok, v.total_params, v.architecture
+    """
+    from budgetnas import gate
+
+    b, sp = _budget_and_space(budget, space, budgets_file)
+    return gate.admit(b, sp, dict(values or {}), allow_repair=repair, build=False)[0]
+
+
+def build_model(values: dict | None = None, *, space: str | Path | Space, seed: int | None = None):
+    """The Keras model ``values`` pick in ``space`` (its ``train.*`` choices aside), untrained; ``seed`` fixes the
+    initial weights. Nothing is judged: :func:`judge` or :func:`check` says whether it fits a budget.
+
+    Example:
+        >>> model = budgetnas.build_model({}, space="spaces/seed_mnist_13794.toml", seed=0)
+        >>> model.count_params()
+        13794
+    """
+    from budgetnas import build
+
+    sp = space if isinstance(space, Space) else load_space(space)
+    return build.build_model(sp, {k: v for k, v in (values or {}).items() if not k.startswith("train.")}, seed=seed)
+
+
+def fuse_batch_norm(model) -> int:
+    """Train the ``BatchNormalization`` layers of ``model`` (a model or one such layer) through TensorFlow's fused
+    kernel, as budgetnas's trainer does: the same arithmetic, about 3x faster for those layers on a CPU, for a
+    model trained with a plain ``model.fit``. Returns how many layers it changed (0 on other backends).
+
+    Example:
+        >>> budgetnas.fuse_batch_norm(model)
+        4
+    """
+    from budgetnas.fused_bn import fuse, fuse_batch_norm as fuse_model
+
+    return int(fuse(model)) if not hasattr(model, "layers") else fuse_model(model)
+
+
+def input_pipeline(images, *, classes: int, batch_size: int, training: bool, augment: str = "none", seed: int = 0):
+    """The batches budgetnas trains and scores on: (float32 0-255 images, one-hot labels), shuffled and augmented
+    (``augment``: none, shift, rotate, shift-rotate, crop-flip, crop-flip-cutout) when ``training``. ``images``:
+    a split of :func:`load_splits`. A ``tf.data.Dataset`` on TensorFlow.
+
+    Example:
+        >>> x, y = next(iter(budgetnas.input_pipeline(splits.train, classes=10, batch_size=64, training=True,
+        ...                                          augment="shift-rotate")))
+    """
+    from budgetnas.data import pipeline
+
+    return pipeline(images, classes, batch_size, training=training, augment=augment, seed=seed)
 
 
 # ------------------------------------------------------------------ searches and runs
@@ -217,6 +298,38 @@ class Run:
 
         return fin_mod.load(self.path)[1] if (self.path / fin_mod.FILE).exists() else []
 
+    def rescore(self, top: int | None = None, *, trials: list[int] | None = None, data_dir: str | None = None,
+                on_rescored=None) -> dict[int, float]:
+        """Train trials again on all training images for the search's epochs, each with its own fixed seed, and
+        keep the new validation score in the run: the leaderboard and :meth:`retrain` then rank re-scored trials
+        first, by it (what a budget's ``search.rescore = K`` does when its search ends). ``top``: the K best
+        completed trials by their search score; ``trials``: these trial numbers. A trial re-scored before is not
+        trained again. ``on_rescored(number, search score, new score)`` after each training.
+        Returns {trial number: re-scored validation accuracy} for the trials asked.
+
+        Raises:
+            budgetnas.errors.RunError: a trial that does not exist or was never trained.
+
+        Example:
+            >>> run.rescore(top=3)
+            {11: 0.9902, 13: 0.9898, 4: 0.9904}
+        """
+        from budgetnas.errors import ConfigError, RunError
+        from budgetnas.runs import RESCORES
+        from budgetnas.session import best_completed, context, open_run, open_study, rescore_trials
+
+        if (top is None) == (trials is None):
+            raise ConfigError("rescore: give top=K or trials=[numbers], one of them")
+        meta, budget, space, _ = open_run(self.path)
+        if meta.driver == "train":
+            raise RunError(f"{self.path}: a `budgetnas train` run has no searched trials to re-score")
+        ctx = context(meta, budget, space, data_dir)
+        study, _ = open_study(self.path, meta, budget, create=False, worker=True)  # worker: trials stay as they are
+        numbers = best_completed(study, top) if trials is None else list(trials)
+        rescore_trials(ctx, study, numbers, on_rescored)
+        done = study.user_attrs.get(RESCORES, {})
+        return {n: done[str(n)] for n in numbers}
+
     def report(self) -> list[Path]:
         """(Re)write ``report.md``, ``report.html``, the plots and ``trials.csv``; returns their paths."""
         from budgetnas.session import write_run_report
@@ -287,11 +400,15 @@ def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials
 @dataclass(frozen=True)
 class Splits:
     """A budget's dataset as every budgetnas run splits it: ``train`` (what the optimizer sees), ``val`` (the
-    seeded, stratified split carved from the training set that selects) and ``test`` (only reported)."""
+    seeded, stratified split carved from the training set that selects) and ``test`` (only reported).
 
-    train: object
-    val: object
-    test: object
+    Each is a :class:`budgetnas.data.Arrays` (``x``: uint8 N×H×W×C, ``y``: labels; ``.subset(n, seed)``: a seeded
+    stratified subset). ``Splits(train, None, None)`` trains without validation or test (a timing, say).
+    """
+
+    train: Arrays
+    val: Arrays | None
+    test: Arrays | None
     source: str = ""
 
 
@@ -371,7 +488,7 @@ def train_candidate(values: dict | None = None, *, budget: str | Budget, space: 
     model, history, seconds = fit_candidate(sp, values, rec, train, splits.val, epochs, seed=seed,
                                             on_epoch=on_epoch,
                                             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None)
-    test_acc = evaluate(model, splits.test, sp.classes)[0] if test else None
+    test_acc = evaluate(model, splits.test, sp.classes)[0] if test and splits.test is not None else None
     return Trained(model, verdict.architecture, verdict.total_params, verdict.macs, verdict.ok, epochs, len(train),
                    history.val_accuracy[-1] if history.val_accuracy else None, test_acc, seconds, history)
 

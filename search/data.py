@@ -37,6 +37,10 @@ class Arrays:
     def __len__(self) -> int:
         return len(self.y)
 
+    def subset(self, size: int, seed: int = 0) -> "Arrays":
+        """A seeded stratified subset of ``size`` images (:func:`subset`); all of them when ``size >= len``."""
+        return subset(self, size, seed)
+
 
 @dataclass(frozen=True)
 class Dataset:

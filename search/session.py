@@ -337,23 +337,47 @@ def rescore_top(ctx: SearchContext, study, k: int, on_rescored=None) -> int:
     ``benchmarks/search_vs_random`` it raised the picks' full-fidelity validation by +0.04 ± 0.02 points on
     average (six better, two worse), and by -0.00 ± 0.01 on the same searches' first 12 trials (mnist-8k's
     trial count; one better, three worse). Below the 0.1-point noise floor, so ``search.rescore`` is 0 (off).
-    Saved in the study after each one, so a resumed or repeated call trains only what is missing;
-    ``on_rescored(number, search score, new score)``. Returns how many were trained.
+    Returns how many were trained (:func:`rescore_trials`).
+    """
+    return rescore_trials(ctx, study, best_completed(study, k), on_rescored)
+
+
+def best_completed(study, k: int) -> list[int]:
+    """The numbers of the ``k`` best completed trials by the search's own score (then fewer params)."""
+    from budgetnas.runs import records_from_study
+
+    completed = [r for r in records_from_study(study) if r.status == "complete" and r.val_accuracy is not None]
+    return [r.number for r in sorted(completed, key=lambda r: (-r.val_accuracy, r.params or 0))[:k]]
+
+
+def rescore_trials(ctx: SearchContext, study, numbers: list[int], on_rescored=None) -> int:
+    """Train trials ``numbers`` again (:func:`rescore_one`), saving each score in the study as it finishes, so a
+    resumed or repeated call trains only what is missing; ``on_rescored(number, search score, new score)``
+    after each. Returns how many were trained.
+
+    Raises:
+        RunError: no such trial, or one that was not trained (rejected by the gate, failed, a duplicate).
     """
     from budgetnas.runs import RESCORES, records_from_study
 
+    by_number = {r.number: r for r in records_from_study(study)}
+    for n in numbers:
+        if n not in by_number:
+            raise RunError(f"study {study.study_name}: no trial {n}")
+        if by_number[n].status not in ("complete", "pruned"):
+            raise RunError(f"study {study.study_name}: trial {n} is {by_number[n].status}, not a trained network "
+                           "to re-score")
     done = dict(study.user_attrs.get(RESCORES, {}))
-    completed = [r for r in records_from_study(study) if r.status == "complete" and r.val_accuracy is not None]
-    top = sorted(completed, key=lambda r: (-r.val_accuracy, r.params or 0))[:k]  # by the search's own score
     trained = 0
-    for r in top:
-        if str(r.number) in done:
+    for n in numbers:
+        if str(n) in done:
             continue
-        done[str(r.number)] = rescore_one(ctx, r.number, r.values)
+        r = by_number[n]
+        done[str(n)] = rescore_one(ctx, n, r.values)
         study.set_user_attr(RESCORES, done)
         trained += 1
         if on_rescored is not None:
-            on_rescored(r.number, r.val_accuracy, done[str(r.number)])
+            on_rescored(n, r.val_accuracy, done[str(n)])
     return trained
 
 
