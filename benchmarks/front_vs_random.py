@@ -8,7 +8,7 @@
 ``run``: for each method and seed one ``budgetnas search --budget mnist-front --algorithm METHOD --seed SEED
 --no-retrain`` with the trial count and fidelity fixed in ``front_vs_random/setup.json`` (the same for every
 search): Optuna's multi-objective TPE (the default) or its ``RandomSampler``, both with the front search's
-own rung rule (:func:`budgetnas.front.promote`).
+own rung rule (``search/front.py``).
 
 ``naive``: the way a user would do it without the tool's front search: random sampling with no pruning
 (``--min-epochs`` = ``--max-epochs``), stopped after as many minutes of training as the TPE search of the
@@ -36,13 +36,13 @@ import sys
 from pathlib import Path
 
 import budgetnas
-from budgetnas import front
 
 HERE = Path(__file__).resolve().parent / "front_vs_random"
 RUNS = HERE / "runs"
 SETUP = HERE / "setup.json"
 TABLE = HERE / "table.md"
 SEARCHES = HERE / "searches.csv"
+CHECKED = HERE / "checked.csv"  # the front points `check` trained in full
 BUDGET = "mnist-front"
 DEFAULT_SETUP = {"trials": 24, "max_epochs": 2, "train_subset": 10000, "ref_accuracy": 0.90, "ref_params": 15000,
                  "hardware": f"{os.cpu_count()}-core CPU", "threads": "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1"}
@@ -124,26 +124,72 @@ def cmd_check(args) -> None:
             raise SystemExit(f"{name}: budgetnas retrain exited {code}; `check` again continues it")
 
 
-def checked() -> list[str]:
-    """The front points trained in full (``check``), one table row each."""
-    rows = []
+CHECK_FIELDS = ["search", "trial", "params", "val_search", "val_full", "test"]  # accuracies in percent
+
+
+def checked() -> list[dict]:
+    """The front points trained in full (``check``): from the run folders here, else as ``checked.csv`` keeps
+    them (the run folders are not committed)."""
+    kept = {(r["search"], r["trial"]): r for r in read_csv(CHECKED)}
     for p in sorted(RUNS.glob("*/finalists.json")) if RUNS.exists() else []:
-        fins = budgetnas.open_run(p.parent).finalists()
-        for f in sorted(fins, key=lambda f: f.params):
-            rows.append(f"| {p.parent.name} | {f.trial} | {f.params:,} | {100 * f.val_accuracy_search:.2f}% | "
-                        f"{100 * f.val_mean:.2f}% | {100 * f.mean:.2f}% |")
+        for f in budgetnas.open_run(p.parent).finalists():
+            kept[(p.parent.name, str(f.trial))] = {
+                "search": p.parent.name, "trial": str(f.trial), "params": str(f.params),
+                "val_search": f"{100 * f.val_accuracy_search:.2f}", "val_full": f"{100 * f.val_mean:.2f}",
+                "test": f"{100 * f.mean:.2f}"}
+    rows = sorted(kept.values(), key=lambda r: (r["search"], int(r["params"])))
+    write_csv(CHECKED, CHECK_FIELDS, rows)
     return rows
+
+
+def read_csv(path: Path) -> list[dict]:
+    import csv
+
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+SEARCH_FIELDS = ["search", "completed", "pruned", "front", "hypervolume", "train_min",
+                 *(f"best_{label}" for label in LIMITS)]
+
+
+def searches() -> list[dict]:
+    """One row per search: summarised from its run folder where there is one, else as ``searches.csv`` keeps it
+    (numbers parsed back); ``searches.csv`` is rewritten with both."""
+    kept = {r["search"]: r for r in read_csv(SEARCHES)}
+    names = sorted(p.name for p in RUNS.iterdir() if (p / "run.json").exists()) if RUNS.exists() else []
+    kept.update({r["search"]: r for r in (summarise(n, setup()) for n in names) if r is not None})
+    rows = [kept[n] for n in sorted(kept)]
+    write_csv(SEARCHES, SEARCH_FIELDS, rows)
+
+    def number(key: str, v):
+        if v in (None, ""):
+            return None
+        return int(v) if key in ("completed", "pruned", "front") else float(v)
+
+    return [{k: (v if k == "search" else number(k, v)) for k, v in r.items()} for r in rows]
 
 
 def summarise(name: str, s: dict) -> dict | None:
     if not (RUNS / name / "run.json").exists():
         return None
-    recs = budgetnas.open_run(RUNS / name).records()
+    run = budgetnas.open_run(RUNS / name)
+    recs = run.records()
     done = [r for r in recs if r.status == "complete" and r.val_accuracy is not None and r.params]
-    pts = [front.Point(100 * r.val_accuracy, r.params) for r in done]
-    ref = front.Point(100 * s["ref_accuracy"], s["ref_params"])
+    hv = 100 * run.hypervolume(ref_accuracy=s["ref_accuracy"], ref_cost=s["ref_params"])  # accuracy in points
     row = {"search": name, "completed": len(done), "pruned": sum(r.status == "pruned" for r in recs),
-           "front": len(front.pareto(pts)), "hypervolume": round(front.hypervolume(pts, ref), 4),
+           "front": len(run.leaderboard(front=True).rows), "hypervolume": round(hv, 4),
            "train_min": round(training_minutes(recs), 1)}
     for label, limit in LIMITS.items():
         fit = [r.val_accuracy for r in done if r.params <= limit]
@@ -161,15 +207,8 @@ def mean_se(xs: list[float]) -> str:
 
 def cmd_table(args) -> None:
     s = setup()
-    names = sorted(p.name for p in RUNS.iterdir() if (p / "run.json").exists()) if RUNS.exists() else []
-    rows = [r for r in (summarise(n, s) for n in names) if r is not None]
+    rows = searches()
     by = {r["search"]: r for r in rows}
-    import csv
-
-    with SEARCHES.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["search"])
-        w.writeheader()
-        w.writerows(rows)
     out = ["# Front search vs random sampling (mnist-front)", "",
            f"Every search: `budgetnas search --budget {BUDGET} --objective front --max-epochs {s['max_epochs']} "
            f"--train-subset {s['train_subset']} --no-retrain`, {s['trials']} trials (`naive`: random, no pruning, "
@@ -201,13 +240,14 @@ def cmd_table(args) -> None:
         if diffs:
             wins = sum(d > 0 for d in diffs)
             out.append(f"- {a} − {b}: {mean_se(diffs)} hypervolume ({len(diffs)} pairs; {a} ahead in {wins})")
-    rows_checked = checked()
+    rows_checked = [f"| {r['search']} | {r['trial']} | {int(r['params']):,} | {r['val_search']}% | {r['val_full']}% | "
+                    f"{r['test']}% |" for r in checked()]
     if rows_checked:
         out += ["", "Front points trained in full (`check`: the budget's 15 epochs on all 55k training images, 1 seed; "
                 "the test column is recorded, never used to choose):", "",
                 "| search | trial | params | val, search fidelity | val, full | test |",
                 "| --- | ---: | ---: | ---: | ---: | ---: |", *rows_checked]
-    out += ["", "Per search: `searches.csv`. Command: `python benchmarks/front_vs_random.py run` (and `naive`), then "
+    out += ["", "Per search: `searches.csv`; points trained in full: `checked.csv`. Command: `python benchmarks/front_vs_random.py run` (and `naive`), then "
             "`python benchmarks/front_vs_random.py table`.", ""]
     TABLE.write_text("\n".join(out))
     print("\n".join(out))

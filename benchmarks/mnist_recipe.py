@@ -83,7 +83,7 @@ def run(data_dir: str | None, stop_after_s: float | None) -> None:
             break
         done = {(r["setting"], int(r["network"]), int(r["seed"])) for r in ranking.read_csv(RESULTS)}
         key = f"{label.replace(' ', '_')}_net{net:02d}_seed{seed}"
-        if (label, net, seed) in done or not ranking._claim(key):
+        if (label, net, seed) in done or not ranking.claim(key):
             continue
         print(f"{time.strftime('%H:%M:%S')} start {key}", flush=True)
         row = train_job(label, net, seed, data_dir)

@@ -131,17 +131,15 @@ def zero_cost(model, x: np.ndarray, y: np.ndarray, classes: int) -> dict[str, fl
 # ---------------------------------------------------------------- measure
 def measure_one(net: dict, data_dir: str | None) -> dict:
     import budgetnas
-    from budgetnas import data as data_mod
-    from budgetnas.build import build_model
 
-    budget, space = ranking._budget_and_space()
+    budget, space = ranking.budget_and_space()
     values = json.loads(net["values"])
     splits = budgetnas.load_splits(budget, seed=0, space=space, data_dir=data_dir)
     row = {"id": net["id"], "architecture": net["architecture"], "params": net["params"], "macs": net["macs"]}
 
     t0 = time.perf_counter()
-    model = build_model(space, values, seed=0)
-    batch = data_mod.subset(splits.train, 128, 0)
+    model = budgetnas.build_model(values, space=space, seed=0)
+    batch = splits.train.subset(128, 0)
     row.update({k: f"{v:.6g}" for k, v in zero_cost(model, batch.x.astype(np.float32), batch.y,
                                                     space.classes).items()})
     row["seconds_zero_cost"] = f"{time.perf_counter() - t0:.1f}"
@@ -197,7 +195,7 @@ def measure_seed(data_dir: str | None, seed: int, part: tuple[int, int], images:
     ``part`` (k, n) takes every n-th network from the k-th, so n processes can share the list."""
     import budgetnas
 
-    budget, space = ranking._budget_and_space()
+    budget, space = ranking.budget_and_space()
     splits = budgetnas.load_splits(budget, seed=0, space=space, data_dir=data_dir)
     out = seed_file(seed, images)
     k, n = part

@@ -72,23 +72,23 @@ RESULT_FIELDS = ["id", "seed", "architecture", "params", "macs", "epochs", "trai
                  "wall_seconds", "threads", "host", "finished_utc"]
 
 
-def _budget_and_space():
-    from budgetnas.budget import get_budget
-    from budgetnas.space import load_space
+def budget_and_space():
+    """The benchmark's budget (from the repository's ``budgets.toml``) and its space."""
+    import budgetnas
 
-    budget = get_budget(BUDGET, ROOT / "budgets.toml")
-    return budget, load_space(ROOT / budget.space)
+    budget = budgetnas.load_budget(BUDGET, budgets_file=ROOT / "budgets.toml")
+    return budget, budgetnas.load_space(ROOT / budget.space)
 
 
 def sample_networks() -> list[dict]:
     """The fixed sample: committed winners, then seeded random gate-passing networks (distinct)."""
-    from budgetnas import gate
+    import budgetnas
 
-    budget, space = _budget_and_space()
+    budget, space = budget_and_space()
     rows, seen = [], set()
 
     def add(source: str, values: dict) -> None:
-        verdict, _ = gate.admit(budget, space, values, allow_repair=True, build=False)
+        verdict = budgetnas.judge(values, budget=budget, space=space, repair=True)
         if verdict.ok and verdict.architecture not in seen:
             seen.add(verdict.architecture)
             rows.append({"id": len(rows), "source": source, "architecture": verdict.architecture,
@@ -120,7 +120,7 @@ def jobs(networks: list[dict]) -> list[tuple[int, int]]:
     return first[:8] + second[:2] + first[8:16] + second[2:] + first[16:]
 
 
-def _claim(key: str) -> bool:
+def claim(key: str) -> bool:
     """Take the job's lock file; a lock left by a dead process on this host is taken over."""
     WORK.mkdir(parents=True, exist_ok=True)
     lock = WORK / f"{key}.claim"
@@ -154,7 +154,7 @@ def train_one(net: dict, seed: int, data_dir: str | None, checkpoint: Path | Non
     ``checkpoint``: the epoch checkpoint folder."""
     import budgetnas
 
-    budget, space = _budget_and_space()
+    budget, space = budget_and_space()
     key = f"net{int(net['id']):02d}_seed{seed}" if str(net["id"]).isdigit() else f"{net['id']}_seed{seed}"
     t = budgetnas.train_candidate(
         json.loads(net["values"]), budget=budget, space=space, seed=seed, data_dir=data_dir,
@@ -189,7 +189,7 @@ def run(data_dir: str | None, stop_after_s: float | None) -> None:
             break
         done = {(int(r["id"]), int(r["seed"])) for r in read_csv(RESULTS)}
         key = f"net{i:02d}_seed{seed}"
-        if (i, seed) in done or not _claim(key):
+        if (i, seed) in done or not claim(key):
             continue
         print(f"{time.strftime('%H:%M:%S')} start {key}: {by_id[i]['architecture']}", flush=True)
         row = train_one(by_id[i], seed, data_dir)

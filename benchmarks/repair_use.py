@@ -14,9 +14,7 @@ import argparse
 import random
 import statistics
 
-from budgetnas import gate
-from budgetnas.budget import load_budgets
-from budgetnas.space import load_space
+import budgetnas
 
 
 def main() -> None:
@@ -25,12 +23,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budgets", default="budgets.toml")
     args = ap.parse_args()
-    for name, budget in load_budgets(args.budgets).items():
-        space = load_space(budget.space)
+    for name, budget in budgetnas.load_budgets(args.budgets).items():
+        space = budgetnas.load_space(budget.space)
         rng = random.Random(args.seed)
         used, changes, admitted, repaired = [], [], set(), 0
         for _ in range(args.samples):
-            verdict, _ = gate.admit(budget, space, space.sample(rng), build=False)
+            verdict = budgetnas.judge(space.sample(rng), budget=budget, space=space, repair=True)
             if not verdict.ok:
                 continue
             admitted.add(tuple(sorted((k, repr(v)) for k, v in verdict.values.items())))

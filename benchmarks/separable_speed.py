@@ -6,11 +6,11 @@ a warm-up that excludes tracing and compilation, and reports images/s and the ac
 (images/s × 6 × MACs / 1e9: 2 FLOP per MAC forward, about twice that backward).
 
 * ``plain``: ``model.fit`` on float32 NumPy arrays, batch 128: the reference.
-* ``tool``: budgetnas's own trainer (``budgetnas.trainer.train``) with the budget's recipe (SGD one-cycle,
-  label smoothing, weight decay, crop-flip augmentation): what a search trial or retrain runs; on TensorFlow
-  its batch norms train through the fused kernel (``budgetnas/fused_bn.py``).
-* ``tool-keras-bn`` (TensorFlow only): the same with Keras' own batch-norm ops (the trainer before
-  ``fused_bn.py``; rows named "budgetnas trainer (recipe, Keras BN)").
+* ``tool``: budgetnas's own trainer (``budgetnas.train_candidate``, no validation) with the budget's recipe (SGD
+  one-cycle, label smoothing, weight decay, crop-flip augmentation): what a search trial or retrain runs; on
+  TensorFlow its batch norms train through the fused kernel (``budgetnas.fuse_batch_norm``).
+* ``plain-fused-bn`` (TensorFlow only): ``plain`` with the batch norms fused (``budgetnas.fuse_batch_norm``): the
+  kernel's gain alone. Rows named "budgetnas trainer (recipe, Keras BN)" timed the trainer before the kernel.
 * ``data``: the tool's input pipeline alone, no model (batches/s it can deliver).
 * variants of ``plain``: batch 64 / 256 / 512, ``steps_per_execution`` 8, ``jit_compile`` (XLA).
 * ``layers`` (TensorFlow only): forward + backward of each layer alone at its own input shape, summed by
@@ -63,19 +63,34 @@ def _threads(intra: int | None, inter: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
-def _winner():
-    from budgetnas.build import build_model
-    from budgetnas.space import load_space
+BUDGET = "cifar10-sep-100k"
 
-    space = load_space(SPACE)
-    return (lambda: build_model(space, VALUES, seed=0)), MACS
+
+def _winner():
+    import budgetnas
+
+    space = budgetnas.load_space(SPACE)
+    return (lambda: budgetnas.build_model(VALUES, space=space, seed=0)), MACS
+
+
+def _fused(make):
+    """``make``, its batch norms trained through TensorFlow's fused kernel."""
+    import budgetnas
+
+    def build():
+        model = make()
+        budgetnas.fuse_batch_norm(model)
+        return model
+
+    return build
 
 
 def _images(n: int):
-    from budgetnas import data
+    import budgetnas
 
-    ds = data.load("cifar10", os.environ.get("BUDGETNAS_DATA_DIR"))
-    return data.subset(ds.train, n, 0)
+    splits = budgetnas.load_splits(BUDGET, space=budgetnas.load_space(SPACE), budgets_file=ROOT / "budgets.toml",
+                                   data_dir=os.environ.get("BUDGETNAS_DATA_DIR"))
+    return splits.train.subset(n, 0)
 
 
 def _plain(make, arrays, batch: int, steps_per_execution: int = 1, jit: bool = False, rounds: int = 2) -> float:
@@ -96,19 +111,19 @@ def _plain(make, arrays, batch: int, steps_per_execution: int = 1, jit: bool = F
     return best
 
 
-def _tool(make, arrays, fused_bn: bool = True) -> float:
-    from budgetnas.budget import get_budget
-    from budgetnas.trainer import train
+def _tool(arrays) -> float:
+    """The trainer on the pinned network (``VALUES``), the budget's recipe, 3 epochs without validation."""
+    import budgetnas
 
-    recipe = get_budget("cifar10-sep-100k", ROOT / "budgets.toml").train
-    history = train(make(), arrays, None, recipe, 3, seed=0, classes=10, fused_bn=fused_bn)
-    return len(arrays) / min(history.epoch_seconds[1:])  # epoch 1 traces the graph
+    t = budgetnas.train_candidate(VALUES, budget=BUDGET, space=SPACE, budgets_file=ROOT / "budgets.toml", epochs=3,
+                                  seed=0, splits=budgetnas.Splits(arrays, None, None))
+    return len(arrays) / min(t.history.epoch_seconds[1:])  # epoch 1 traces the graph
 
 
 def _data(arrays) -> float:
-    from budgetnas.data import pipeline
+    import budgetnas
 
-    ds = pipeline(arrays, 10, 128, training=True, augment="crop-flip", seed=0)
+    ds = budgetnas.input_pipeline(arrays, classes=10, batch_size=128, training=True, augment="crop-flip", seed=0)
     for _ in ds if hasattr(ds, "__iter__") else ():
         break
     t = time.perf_counter()
@@ -178,15 +193,15 @@ def _layers(make, batch: int = 128, repeats: int = 10) -> dict[str, float]:
         clone = layer.__class__.from_config(layer.get_config())
         out[kind] = out.get(kind, 0.0) + timed(clone, shape)
         if kind == "BatchNormalization":  # the same layer through TensorFlow's fused kernel, as the trainer runs it
-            from budgetnas.fused_bn import fuse
+            import budgetnas
 
             fused = layer.__class__.from_config(layer.get_config())
-            assert fuse(fused)
+            assert budgetnas.fuse_batch_norm(fused) == 1
             out[FUSED] = out.get(FUSED, 0.0) + timed(fused, shape)
     return out
 
 
-FUSED = "BatchNormalization, fused (budgetnas/fused_bn.py)"
+FUSED = "BatchNormalization, fused (budgetnas/fused_bn.py)"  # the name its committed rows carry
 
 
 def cmd_run(args) -> None:
@@ -216,9 +231,9 @@ def cmd_run(args) -> None:
         record("plain model.fit, batch 128", _plain(make, arrays, 128))
     if want("tool"):
         record("budgetnas trainer (recipe, fused BN)" if backend == "tensorflow" else "budgetnas trainer (recipe)",
-               _tool(make, arrays))
-    if want("tool-keras-bn") and backend == "tensorflow":
-        record("budgetnas trainer (recipe, Keras BN)", _tool(make, arrays, fused_bn=False))
+               _tool(arrays))
+    if want("plain-fused-bn") and backend == "tensorflow":
+        record("plain, fused BN (budgetnas.fuse_batch_norm), batch 128", _plain(_fused(make), arrays, 128))
     if want("data"):
         record("input pipeline alone", _data(arrays), model=False)
     for b in (64, 256, 512):
@@ -248,7 +263,7 @@ def cmd_table(args) -> None:
            "first). `vs plain`: against the first plain `model.fit` row; rows are in the order they ran, and "
            "repeats of one setting show the machine's own spread. Since 2026-11-27 the trainer runs its batch norms "
            "through TensorFlow's fused kernel (`budgetnas/fused_bn.py`, same arithmetic up to rounding): rows "
-           "\"(recipe, fused BN)\"; \"(recipe, Keras BN)\" is the trainer before it (and `tool-keras-bn` now).", "",
+           "\"(recipe, fused BN)\"; \"(recipe, Keras BN)\" is the trainer before it; \"plain, fused BN\" is `plain-fused-bn`.", "",
            "| backend | threads (intra/inter) | measurement | images | images/s | GFLOP/s | vs plain | host | date |",
            "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     key = lambda r: (r["backend"], r["intra"], r["inter"])  # noqa: E731
@@ -285,7 +300,7 @@ def main(argv=None) -> int:
     r.add_argument("--images", type=int, default=2560)
     r.add_argument("--intra", type=int)
     r.add_argument("--inter", type=int)
-    r.add_argument("--only", help="comma-separated: plain,tool,tool-keras-bn,data,batch64,batch256,batch512,spe8,"
+    r.add_argument("--only", help="comma-separated: plain,tool,plain-fused-bn,data,batch64,batch256,batch512,spe8,"
                                   "xla,layers")
     sub.add_parser("table")
     args = ap.parse_args(argv)

@@ -18,17 +18,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from budgetnas import data  # noqa: E402
-from budgetnas.budget import Recipe  # noqa: E402
-from budgetnas.build import build_model  # noqa: E402
-from budgetnas.space import load_space  # noqa: E402
-from budgetnas.trainer import train  # noqa: E402
+import budgetnas  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The plain fit's optimizer and nothing else, for the trainer too (a budget's recipe changed to it)
+PLAIN_RECIPE = {"optimizer": "adam", "lr": 0.001, "schedule": "constant", "label_smoothing": 0.0, "weight_decay": 0.0,
+                "ema": 0.0}
 
 
 def plain_fit(space, x: np.ndarray, y: np.ndarray, batch: int) -> float:
-    model = build_model(space, {}, seed=0)
+    model = budgetnas.build_model({}, space=space, seed=0)
     model.compile(keras.optimizers.Adam(0.001), "categorical_crossentropy", metrics=["accuracy"])
     onehot = keras.utils.to_categorical(y, 10)
     xf = x.astype("float32")
@@ -38,10 +37,10 @@ def plain_fit(space, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     return len(x) / (time.perf_counter() - t)
 
 
-def tool_fit(space, arrays: data.Arrays, batch: int, augment: str) -> float:
-    model = build_model(space, {}, seed=0)
-    h = train(model, arrays, None, Recipe(batch_size=batch, augment=augment), 2, seed=0, classes=10)
-    return len(arrays) / h.epoch_seconds[1]  # the second epoch: no tracing
+def tool_fit(budget, space, arrays, batch: int, augment: str) -> float:
+    t = budgetnas.train_candidate({}, budget=budget, space=space, splits=budgetnas.Splits(arrays, None, None),
+                                  epochs=2, seed=0, recipe={**PLAIN_RECIPE, "batch_size": batch, "augment": augment})
+    return len(arrays) / t.history.epoch_seconds[1]  # the second epoch: no tracing
 
 
 def main() -> None:
@@ -50,14 +49,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    ds = data.load("mnist", os.environ.get("BUDGETNAS_DATA_DIR"))
-    arrays = data.subset(ds.train, args.images, 0)
-    space = load_space(os.path.join(ROOT, "spaces", "seed_mnist_13794.toml"))
+    budget = budgetnas.load_budget("mnist-15k", budgets_file=os.path.join(ROOT, "budgets.toml"))
+    space = budgetnas.load_space(os.path.join(ROOT, "spaces", "seed_mnist_13794.toml"))
+    splits = budgetnas.load_splits(budget, space=space, data_dir=os.environ.get("BUDGETNAS_DATA_DIR"))
+    arrays = splits.train.subset(args.images, 0)
     plain, tool, tool_aug = [], [], []
     for _ in range(args.rounds):
         plain.append(plain_fit(space, arrays.x, arrays.y, args.batch))
-        tool.append(tool_fit(space, arrays, args.batch, "none"))
-        tool_aug.append(tool_fit(space, arrays, args.batch, "shift-rotate"))
+        tool.append(tool_fit(budget, space, arrays, args.batch, "none"))
+        tool_aug.append(tool_fit(budget, space, arrays, args.batch, "shift-rotate"))
         print(f"round: plain {plain[-1]:.0f} img/s, tool {tool[-1]:.0f} img/s, "
               f"tool+augment {tool_aug[-1]:.0f} img/s", flush=True)
     p, t, a = np.median(plain), np.median(tool), np.median(tool_aug)

@@ -15,26 +15,26 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import budgetnas  # noqa: E402
-from budgetnas import data, gate  # noqa: E402
-from budgetnas.space import load_space  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main() -> None:
     budget = budgetnas.load_budget("mnist-15k", budgets_file=os.path.join(ROOT, "budgets.toml"))
-    space = load_space(os.path.join(ROOT, "spaces", "seed_mnist_13794.toml"))
+    space = budgetnas.load_space(os.path.join(ROOT, "spaces", "seed_mnist_13794.toml"))
     splits = budgetnas.load_splits(budget, seed=0, space=space, data_dir=os.environ.get("BUDGETNAS_DATA_DIR"))
-    tr, va = data.subset(splits.train, budget.search.train_subset, 0), splits.val
+    tr, va = splits.train.subset(budget.search.train_subset, 0), splits.val
     recipe = budget.train.resolve({})
     epochs = budget.search.epochs
 
     t = time.perf_counter()
-    verdict, model = gate.admit(budget, space, {}, seed=0)
+    verdict = budgetnas.judge({}, budget=budget, space=space, repair=True)
+    budgetnas.build_model(verdict.values, space=space, seed=0)
     t_gate = time.perf_counter() - t
 
     t = time.perf_counter()
-    for _ in data.pipeline(tr, 10, recipe.batch_size, training=True, augment=recipe.augment, seed=0):
+    for _ in budgetnas.input_pipeline(tr, classes=10, batch_size=recipe.batch_size, training=True,
+                                      augment=recipe.augment, seed=0):
         pass
     t_pipe = time.perf_counter() - t
 
@@ -43,7 +43,7 @@ def main() -> None:
                                         train_subset=budget.search.train_subset, test=False)
     t_train, h, model = time.perf_counter() - t, trained.history, trained.model
 
-    val = data.pipeline(va, 10, 500, training=False)
+    val = budgetnas.input_pipeline(va, classes=10, batch_size=500, training=False)
     t = time.perf_counter()
     model.evaluate(val, verbose=0)
     t_val = time.perf_counter() - t

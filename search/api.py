@@ -35,6 +35,18 @@ def load_budget(name: str, *, budgets_file: str | Path | None = None) -> Budget:
     return get_budget(name, budgets_file)
 
 
+def load_budgets(budgets_file: str | Path | None = None) -> dict[str, Budget]:
+    """Every named budget of ``budgets_file`` (default: ``./budgets.toml``, else the shipped one), by name.
+
+    Example:
+        >>> sorted(budgetnas.load_budgets())[:2]
+        ['cifar10-sep-100k', 'mnist-15k']
+    """
+    from budgetnas.budget import load_budgets as read
+
+    return read(budgets_file)
+
+
 def layer_table(model) -> LayerTable:
     """The per-layer table of a built Keras model (output size, params, MACs, RF, jump, start).
 
@@ -280,6 +292,21 @@ class Run:
         return Board(tuple(self.records()), budget.max_params, title, front, self.meta.cost, top,
                      fitting_budgets(self.meta, budget) if front else None)
 
+    def hypervolume(self, *, ref_accuracy: float, ref_cost: float, log_cost: bool = True) -> float:
+        """How much its front of validation accuracy against cost (the run's: params or MACs) dominates: the
+        area above ``ref_accuracy`` and below ``ref_cost``, cost on a log10 axis unless ``log_cost`` is False
+        (accuracy as a fraction: the area is in fraction × decades). A larger area: a better front.
+
+        Example:
+            >>> run.hypervolume(ref_accuracy=0.90, ref_cost=15_000)
+            0.0599
+        """
+        from budgetnas import front
+
+        pts = [front.Point(r.val_accuracy, front.cost_of(r, self.meta.cost))
+               for r in front.front_records(self.records(), self.meta.cost)]
+        return front.hypervolume(pts, front.Point(ref_accuracy, ref_cost), log_cost)
+
     def retrain(self, *, top: int | None = None, seeds: int | None = None, epochs: int | None = None,
                 front: int | None = None, resume: bool = False, jobs: int | None = None,
                 data_dir: str | None = None) -> list:
@@ -367,12 +394,14 @@ def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials
     line per epoch and per trial.
 
     Raises:
-        KeyboardInterrupt: stopped; finished trials are kept and ``search(..., name=NAME, resume=True)`` continues.
+        KeyboardInterrupt: stopped (:class:`budgetnas.pipeline.Stopped`: what is kept, the command that continues);
+            finished trials and seeds are saved and ``search(..., name=NAME, resume=True)`` continues.
 
     Example:
         >>> run = budgetnas.search("mnist-8k", trials=12, name="nb-8k")
         >>> run.leaderboard(top=5)
     """
+    from budgetnas.pipeline import Progress, drive
     from budgetnas.session import SearchOptions, begin, prepare
 
     opts = SearchOptions(budget=budget, budgets_file=None if budgets_file is None else str(budgets_file),
@@ -382,19 +411,8 @@ def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials
                          objective=objective, cost=cost, min_epochs=min_epochs)
     path, meta, b, sp = prepare(opts)
     s = begin(path, meta, b, sp, create=not resume, data_dir=data_dir)
-    hooks = None
-    if progress:
-        from rich.console import Console
-
-        from budgetnas.report.live import PlainDisplay
-
-        hooks = PlainDisplay(Console(), meta.trials, meta.max_epochs, b.max_params, s.records())
-    s.run(hooks)
-    s.rescore()
-    run = Run(path)
-    if retrain:
-        run.retrain(resume=resume, data_dir=data_dir)
-    return run
+    drive(s, Progress() if progress else None, retrain=retrain, data_dir=data_dir, resume=resume)
+    return Run(path)
 
 
 @dataclass(frozen=True)

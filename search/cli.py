@@ -169,7 +169,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         resume=args.resume, driver=args.driver, algorithm=args.algorithm, objective=args.objective, cost=args.cost,
         min_epochs=args.min_epochs)
     path, meta, budget, space = prepare(opts)
-    return _drive(args, path, meta, budget, space, create=not args.resume)
+    return _drive(args, path, meta, budget, space, create=not args.resume, json_out=args.json,
+                  retrain=not args.no_retrain, jobs=args.jobs)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -180,69 +181,81 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ConfigError(f"run {meta.name!r} uses the {meta.driver} driver; extra workers need the optuna driver")
     if args.trials is not None:
         meta.trials = args.trials
-    args.resume, args.json, args.no_retrain = False, False, True
-    return _drive(args, path, meta, budget, space, create=False, worker=True)
+    return _drive(args, path, meta, budget, space, create=False, worker=True)  # the first process retrains
 
 
-def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False) -> int:
-    """Search this run (:func:`budgetnas.session.begin`) with the right display; retrain unless told not to."""
+def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False,
+           json_out: bool = False, retrain: bool = False, jobs: int | None = None) -> int:
+    """Run the pipeline (:func:`budgetnas.pipeline.drive`) on this run, shown by :class:`_SearchView`."""
     _quiet_tf()
-    from budgetnas.report.leaderboard import summary_line
-    from budgetnas.report.live import LiveDisplay, PlainDisplay
-    from budgetnas.session import begin, resume_command, steps_per_epoch
+    from budgetnas.pipeline import Stopped, drive
+    from budgetnas.session import begin
     from budgetnas.storage import StorageLost
 
     console = _console()
     s = begin(path, meta, budget, space, create=create, worker=worker, data_dir=args.data_dir)
-    ctx = s.ctx
-    if s.again:
-        console.print(f"resume: trial(s) {', '.join(map(str, s.again))}, stopped before they finished, train again")
-    console.print(f"run {path} · budget {budget.name} ≤{budget.max_params:,} params · space {space.path} · "
-                  f"{len(ctx.train)} train / {len(ctx.val)} val images · up to {meta.max_epochs} epochs per trial")
-    display_cls = LiveDisplay if console.is_terminal and not args.json else PlainDisplay
-    kwargs = {"steps_per_epoch": steps_per_epoch(ctx), "front": meta.cost if ctx.front else None} \
-        if display_cls is LiveDisplay else {}
-    t0 = time.monotonic()
-    with display_cls(console, meta.trials, meta.max_epochs, budget.max_params, s.records(), **kwargs) as ui:
-        try:
-            s.run(ui, heartbeat=args.heartbeat, grace=args.grace, patience=args.patience)
-        except KeyboardInterrupt as exc:
-            return _interrupted(console, exc, "finished trials are saved", s.resume_command())
-        except StorageLost as exc:
-            print(f"budgetnas: error: {exc}; every finished trial is in the storage; once it is back, continue "
-                  f"with `{s.resume_command()}`", file=sys.stderr)
-            return 2
-    if s.rescores:
-        def rescored(number: int, first: float, second: float) -> None:
-            console.print(f"re-scored trial {number} on all {len(ctx.full_train)} training images: "
-                          f"{100 * first:.2f}% → {100 * second:.2f}%")
-
-        console.print(f"re-scoring the {s.rescores} best completed trials on all training images")
-        try:
-            s.rescore(rescored)
-        except KeyboardInterrupt as exc:
-            return _interrupted(console, exc, "finished trials and re-scorings are saved",
-                                resume_command(path, meta))
-    records = s.records()
-    if args.json:
-        print(json.dumps(_board_json(meta, records)))
-        return 0
-    console.print(_board(path, meta, budget, records, front=ctx.front, top=10))
-    console.print(summary_line(records) + f" in {time.monotonic() - t0:.0f}s")
-    if args.no_retrain:
-        console.print(f"finalists: `budgetnas retrain {meta.name}` (skipped: --no-retrain)")
-        return 0
-    from budgetnas.retrain import retrain_run
-
-    t1 = time.monotonic()
     try:
-        fins = retrain_run(path, None, None, None, args.data_dir, _seed_printer(console), _epoch_printer(console),
-                           resume=args.resume, jobs=args.jobs, front=0 if ctx.front else None)
-    except KeyboardInterrupt as exc:
-        return _interrupted(console, exc, "the search and every finished seed are saved", resume_command(path, meta))
-    console.print(f"retrained {len(fins)} finalist(s) in {time.monotonic() - t1:.0f}s")
-    _print_outcome(console, path, fins)
+        drive(s, _SearchView(console, json_out, retrain), retrain=retrain and not json_out, data_dir=args.data_dir,
+              resume=not create and not worker, jobs=jobs, heartbeat=args.heartbeat, grace=args.grace,
+              patience=args.patience)
+    except Stopped as exc:
+        return _interrupted(console, exc.__cause__, exc.kept, exc.command)
+    except StorageLost as exc:
+        print(f"budgetnas: error: {exc}; every finished trial is in the storage; once it is back, continue "
+              f"with `{s.resume_command()}`", file=sys.stderr)
+        return 2
     return 0
+
+
+class _SearchView:
+    """What ``budgetnas search`` and ``worker`` print at each step of the pipeline: the run line, the live display
+    (a plain one off a terminal or with --json), re-scores, the board or JSON, the finalists."""
+
+    def __init__(self, console, json_out: bool, retrain: bool):
+        self.console, self.json_out, self.retrain = console, json_out, retrain
+        self.on_seed, self.on_epoch = _seed_printer(console), _epoch_printer(console)
+
+    def searching(self, s):
+        from budgetnas.report.live import LiveDisplay, PlainDisplay
+        from budgetnas.session import steps_per_epoch
+
+        if s.again:
+            self.console.print(f"resume: trial(s) {', '.join(map(str, s.again))}, stopped before they finished, "
+                               "train again")
+        self.console.print(f"run {s.path} · budget {s.budget.name} ≤{s.budget.max_params:,} params · space "
+                           f"{s.space.path} · {len(s.ctx.train)} train / {len(s.ctx.val)} val images · up to "
+                           f"{s.meta.max_epochs} epochs per trial")
+        display_cls = LiveDisplay if self.console.is_terminal and not self.json_out else PlainDisplay
+        kwargs = {"steps_per_epoch": steps_per_epoch(s.ctx), "front": s.meta.cost if s.ctx.front else None} \
+            if display_cls is LiveDisplay else {}
+        self.t0 = time.monotonic()
+        return display_cls(self.console, s.meta.trials, s.meta.max_epochs, s.budget.max_params, s.records(), **kwargs)
+
+    def rescoring(self, s) -> None:
+        self.full_train = len(s.ctx.full_train)
+        self.console.print(f"re-scoring the {s.rescores} best completed trials on all training images")
+
+    def rescored(self, number: int, first: float, second: float) -> None:
+        self.console.print(f"re-scored trial {number} on all {self.full_train} training images: "
+                           f"{100 * first:.2f}% → {100 * second:.2f}%")
+
+    def searched(self, s) -> bool:
+        from budgetnas.report.leaderboard import summary_line
+
+        records = s.records()
+        if self.json_out:
+            print(json.dumps(_board_json(s.meta, records)))
+            return False
+        self.console.print(_board(s.path, s.meta, s.budget, records, front=s.ctx.front, top=10))
+        self.console.print(summary_line(records) + f" in {time.monotonic() - self.t0:.0f}s")
+        if not self.retrain:
+            self.console.print(f"finalists: `budgetnas retrain {s.meta.name}` (skipped: --no-retrain)")
+        self.path, self.t1 = s.path, time.monotonic()
+        return True
+
+    def retrained(self, finalists: list) -> None:
+        self.console.print(f"retrained {len(finalists)} finalist(s) in {time.monotonic() - self.t1:.0f}s")
+        _print_outcome(self.console, self.path, finalists)
 
 
 def _interrupted(console, exc: KeyboardInterrupt, kept: str, command: str) -> int:

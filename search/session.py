@@ -1,7 +1,8 @@
 """A run's lifecycle: create (or reopen) its folder, rebuild its context, and drive a search on it.
 
 Also reopens an existing run (``--resume``, retraining, reports) from ``run.json`` and its frozen
-budget. Retraining lives in :mod:`budgetnas.retrain`, joining workers in :mod:`budgetnas.workers`.
+budget, and re-scores its trials. Retraining lives in :mod:`budgetnas.retrain`, joining workers in
+:mod:`budgetnas.workers`, the steps of one search process in :mod:`budgetnas.pipeline`.
 """
 
 from __future__ import annotations
@@ -235,8 +236,8 @@ def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: 
 class Search:
     """One process's part in a run's search: its data and study, opened by :func:`begin`.
 
-    ``again``: the trials an interrupted process left, trained again first. The CLI and
-    :func:`budgetnas.search` both drive a run through this object: :meth:`run`, then :meth:`rescore`.
+    ``again``: the trials an interrupted process left, trained again first. :func:`budgetnas.pipeline.drive`
+    (what the CLI and :func:`budgetnas.search` run) calls :meth:`run`, then :meth:`rescore`.
     """
 
     path: Path

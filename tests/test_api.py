@@ -84,6 +84,80 @@ def test_search_from_code_returns_a_run_that_retrains_reports_and_exports(tmp_pa
     assert (out / "model.keras").exists() and (out / "MODEL_CARD.md").exists()
 
 
+@pytest.mark.slow
+def test_rescore_trains_a_trial_again_as_train_candidate_would_and_ranks_it_first(tmp_path, tiny_budgets):
+    """Run.rescore is the budget's ``search.rescore``: the trial on all training images for the search's epochs,
+    with its own fixed seed; the leaderboard ranks re-scored trials first by that score; asked again, it trains
+    nothing."""
+    from budgetnas.errors import ConfigError, RunError
+    from budgetnas.session import RESCORE_SEED
+
+    reports = tmp_path / "reports"
+    run = budgetnas.search("tiny", budgets_file=tiny_budgets, name="rs", trials=3, seed=2, reports_dir=reports,
+                           train_subset=150, retrain=False)
+    done = [r for r in run.records() if r.status == "complete"]
+    last = min(done, key=lambda r: (r.val_accuracy, -r.params))  # the weakest completed trial
+    trained = []
+    scores = run.rescore(trials=[last.number], on_rescored=lambda n, a, b: trained.append((n, a, b)))
+    assert list(scores) == [last.number] and trained == [(last.number, last.val_accuracy, scores[last.number])]
+
+    # the same training through the one public training function: all 300 training images, the run's split
+    t = budgetnas.train_candidate(last.values, budget=run.budget, space=run.path / "space.toml", split_seed=2,
+                                  epochs=run.meta.max_epochs, seed=2 + last.number + RESCORE_SEED, test=False)
+    assert t.train_images == 300 and scores[last.number] == pytest.approx(t.val_accuracy, abs=1e-6)
+    assert run.leaderboard().rows[0].number == last.number and run.leaderboard().rows[0].rescore is not None
+
+    assert run.rescore(trials=[last.number], on_rescored=lambda *a: trained.append(a)) == scores
+    assert len(trained) == 1  # kept in the run: not trained again
+    assert list(run.rescore(1)) == [max(done, key=lambda r: (r.val_accuracy, -r.params)).number]  # by search score
+    with pytest.raises(RunError, match="no trial 99"):
+        run.rescore(trials=[99])
+    with pytest.raises(ConfigError, match="top=K or trials"):
+        run.rescore()
+
+
+def test_judge_counts_before_building_what_the_built_model_counts():
+    space = budgetnas.load_space("seed_mnist_13794")  # a shipped space by name
+    v = budgetnas.judge({}, budget="mnist-15k", space=space)
+    model = budgetnas.build_model({}, space=space, seed=0)
+    assert v.ok and v.total_params == model.count_params() == 13_794 and v.macs == budgetnas.layer_table(model).macs
+    assert not budgetnas.judge({}, budget="mnist-8k", space=space).ok  # 13,794 > 8,000
+
+    wide = budgetnas.load_space("mnist_wide")
+    budgets = budgetnas.load_budgets()
+    assert {"mnist-15k", "mnist-5k"} <= set(budgets) and budgets["mnist-5k"].max_params == 5_000
+    rng = __import__("random").Random(4)
+    for _ in range(10):  # the 5k budget's own repair: an over-budget sample comes back within it, with its changes
+        sample = wide.sample(rng)
+        raw = budgetnas.judge(sample, budget=budgets["mnist-5k"], space=wide)
+        fixed = budgetnas.judge(sample, budget=budgets["mnist-5k"], space=wide, repair=True)
+        if raw.ok:
+            assert fixed.repairs == () and fixed.total_params == raw.total_params
+        elif fixed.ok:
+            assert fixed.repairs and fixed.total_params <= 5_000
+            assert budgetnas.build_model(fixed.values, space=wide).count_params() == fixed.total_params
+
+
+def test_a_subset_of_a_split_and_training_without_validation(tiny_budgets):
+    splits = budgetnas.load_splits("tiny", budgets_file=tiny_budgets, space="seed_mnist_13794")
+    part = splits.train.subset(100, 0)
+    assert len(part) == 100 and sorted(set(part.y.tolist())) == sorted(set(splits.train.y.tolist()))  # stratified
+    assert (part.x == splits.train.subset(100, 0).x).all()  # seeded
+    t = budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets, space="seed_mnist_13794", epochs=1,
+                                  splits=budgetnas.Splits(part, None, None))
+    assert t.val_accuracy is None and t.test_accuracy is None and t.train_images == 100 and t.history.steps == 2
+    x, y = next(iter(budgetnas.input_pipeline(part, classes=10, batch_size=32, training=True, augment="shift")))
+    assert tuple(x.shape) == (32, 28, 28, 1) and tuple(y.shape) == (32, 10)
+
+
+def test_fuse_batch_norm_takes_a_model_or_one_layer():
+    model = budgetnas.build_model({}, space="seed_mnist_13794", seed=0)
+    bns = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert bns > 0 and budgetnas.fuse_batch_norm(model) == bns and budgetnas.fuse_batch_norm(model) == 0
+    assert budgetnas.fuse_batch_norm(keras.layers.BatchNormalization()) == 1
+    assert budgetnas.fuse_batch_norm(keras.layers.Dense(2)) == 0
+
+
 def test_open_run_names_a_missing_run_in_one_line(tmp_path):
 
 

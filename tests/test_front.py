@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+import budgetnas
 from budgetnas import front
 from budgetnas.cli import main
 from budgetnas.front import Point
@@ -214,6 +215,13 @@ def test_a_front_search_end_to_end(capsys, tmp_path, front_budgets):
     assert code == 0 and "Front — f" in out
     for t in line:
         assert f"{t['params']:,}" in out
+
+    # the run's hypervolume is Optuna's own computation (WFG, minimising) on its completed trials, log10 params
+    from optuna._hypervolume import compute_hypervolume
+
+    theirs = compute_hypervolume(np.array([[-t["val_accuracy"], math.log10(t["params"])] for t in done]),
+                                 np.array([0.0, math.log10(20_000)]))
+    assert budgetnas.open_run(reports / "f").hypervolume(ref_accuracy=0.0, ref_cost=20_000) == pytest.approx(theirs)
 
     # the study names its metrics and has two objectives: optuna-dashboard draws its Pareto front
     study = optuna.load_study(study_name="f", storage=f"sqlite:///{reports / 'f' / 'study.db'}")

@@ -69,3 +69,41 @@ def test_no_two_modules_import_each_other_at_module_level():
     assert {"budgetnas.session", "budgetnas.data", "budgetnas.cli"} <= set(graph)  # it read the package
     assert {"budgetnas.space", "budgetnas.errors"} <= graph["budgetnas.budget"]  # and saw its imports
     assert cycles(graph) == []
+
+
+BENCHMARKS = PACKAGE.parent / "benchmarks" if (PACKAGE.parent / "benchmarks").is_dir() else Path("benchmarks")
+
+
+def private_uses(source: str) -> list[str]:
+    """What a script takes from budgetnas beyond its public API (``budgetnas.__all__``): submodule imports
+    (``from budgetnas.gate import admit``, ``import budgetnas.data``) and names outside ``__all__``, imported or
+    reached as ``budgetnas.NAME``, wherever they appear (inside functions too)."""
+    public = set(budgetnas.__all__) | {"__version__"}
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("budgetnas"):
+            if node.module != "budgetnas":
+                out.append(f"from {node.module} import ...")
+            else:
+                out += [f"from budgetnas import {a.name}" for a in node.names if a.name not in public]
+        elif isinstance(node, ast.Import):
+            out += [f"import {a.name}" for a in node.names if a.name.startswith("budgetnas.")]
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "budgetnas"
+              and node.attr not in public):
+            out.append(f"budgetnas.{node.attr}")
+    return out
+
+
+def test_private_uses_sees_every_way_past_the_public_api():
+    assert private_uses("import budgetnas\nbudgetnas.search('mnist-8k')\nfrom budgetnas import judge") == []
+    assert private_uses("def f():\n    from budgetnas.gate import admit\n") == ["from budgetnas.gate import ..."]
+    assert private_uses("from budgetnas import gate, judge") == ["from budgetnas import gate"]
+    assert private_uses("import budgetnas.data") == ["import budgetnas.data"]
+    assert private_uses("import budgetnas\nbudgetnas.session.open_run(p)") == ["budgetnas.session"]
+
+
+def test_benchmarks_use_the_public_api_only():
+    scripts = sorted(BENCHMARKS.glob("*.py"))
+    assert len(scripts) >= 10  # it found them
+    found = {p.name: private_uses(p.read_text(encoding="utf-8")) for p in scripts}
+    assert {name: uses for name, uses in found.items() if uses} == {}
