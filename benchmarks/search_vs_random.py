@@ -161,7 +161,7 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
             best = min(scores, key=lambda n: (-scores[n], params[n]))  # the pick among the re-scored, as ranked
             best = next(r for r in run.records() if r.number == best)
             old = picks[(method, str(seed))]
-            row = {"method": method, "search_seed": seed, "k": k, "rescored": json.dumps(scores),
+            row = {"method": method, "search_seed": seed, "k": k, "rescored": json.dumps(dict(sorted(scores.items()))),
                    "old_pick": old["trial"], "new_pick": best.number, "architecture": best.architecture,
                    "rescore_seconds": f"{seconds:.0f}"}
             if str(best.number) == old["trial"]:

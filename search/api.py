@@ -22,6 +22,11 @@ from budgetnas.receptive import LayerTable, fmt_pair, table_from_model
 from budgetnas.space import Space
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    import keras
+
     from budgetnas.gate import Verdict
 
 
@@ -154,7 +159,7 @@ def judge(values: dict | None = None, *, budget: str | Budget, space: str | Path
     return gate.admit(b, sp, dict(values or {}), allow_repair=repair, build=False)[0]
 
 
-def build_model(values: dict | None = None, *, space: str | Path | Space, seed: int | None = None):
+def build_model(values: dict | None = None, *, space: str | Path | Space, seed: int | None = None) -> keras.Model:
     """The Keras model ``values`` pick in ``space`` (its ``train.*`` choices aside), untrained; ``seed`` fixes the
     initial weights. Nothing is judged: :func:`judge` or :func:`check` says whether it fits a budget.
 
@@ -169,7 +174,7 @@ def build_model(values: dict | None = None, *, space: str | Path | Space, seed: 
     return build.build_model(sp, {k: v for k, v in (values or {}).items() if not k.startswith("train.")}, seed=seed)
 
 
-def fuse_batch_norm(model) -> int:
+def fuse_batch_norm(model: keras.Model | keras.layers.Layer) -> int:
     """Train the ``BatchNormalization`` layers of ``model`` (a model or one such layer) through TensorFlow's fused
     kernel, as budgetnas's trainer does: the same arithmetic, about 3x faster for those layers on a CPU, for a
     model trained with a plain ``model.fit``. Returns how many layers it changed (0 on other backends).
@@ -183,7 +188,8 @@ def fuse_batch_norm(model) -> int:
     return int(fuse(model)) if not hasattr(model, "layers") else fuse_model(model)
 
 
-def input_pipeline(images, *, classes: int, batch_size: int, training: bool, augment: str = "none", seed: int = 0):
+def input_pipeline(images: Arrays, *, classes: int, batch_size: int, training: bool, augment: str = "none",
+                   seed: int = 0) -> Iterable[tuple[Any, Any]]:
     """The batches budgetnas trains and scores on: (float32 0-255 images, one-hot labels), shuffled and augmented
     (``augment``: none, shift, rotate, shift-rotate, crop-flip, crop-flip-cutout) when ``training``. ``images``:
     a split of :func:`load_splits`. A ``tf.data.Dataset`` on TensorFlow.
@@ -326,7 +332,7 @@ class Run:
         return fin_mod.load(self.path)[1] if (self.path / fin_mod.FILE).exists() else []
 
     def rescore(self, top: int | None = None, *, trials: list[int] | None = None, data_dir: str | None = None,
-                on_rescored=None) -> dict[int, float]:
+                on_rescored: Callable[[int, float, float], None] | None = None) -> dict[int, float]:
         """Train trials again on all training images for the search's epochs, each with its own fixed seed, and
         keep the new validation score in the run: the leaderboard and :meth:`retrain` then rank re-scored trials
         first, by it (what a budget's ``search.rescore = K`` does when its search ends). ``top``: the K best

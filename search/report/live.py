@@ -20,8 +20,16 @@ class PlainDisplay:
 
     def __init__(self, console: Console, planned: int, epochs: int, max_params: int, records: list[TrialRecord]):
         self.console, self.planned, self.epochs, self.max_params = console, planned, epochs, max_params
-        self.records = list(records)
+        self._by_number = {r.number: r for r in records}  # a resumed run's waiting trial is replaced when it ends
         self.t0 = time.monotonic()
+
+    @property
+    def records(self) -> list[TrialRecord]:
+        return list(self._by_number.values())
+
+    def finished(self) -> int:
+        """Trials ended that count toward the planned number (not an interrupted one, not a dead worker's retry)."""
+        return sum(r.status not in ("running", "interrupted") and r.retry_of is None for r in self._by_number.values())
 
     def __enter__(self):
         return self
@@ -39,12 +47,12 @@ class PlainDisplay:
         self.console.print(f"trial {number} epoch {epoch}/{self.epochs} val_accuracy {acc:.4f}")
 
     def on_done(self, rec: TrialRecord) -> None:
-        self.records.append(rec)
+        self._by_number[rec.number] = rec
         acc = "—" if rec.val_accuracy is None else f"{rec.val_accuracy:.4f}"
         why = f" ({rec.reason})" if rec.reason else ""
         self.console.print(
             f"trial {rec.number} {rec.status}{why}: params {rec.params or 0:,} val_accuracy {acc} epochs "
-            f"{rec.epochs} steps {rec.steps} {rec.wall_seconds:.1f}s [{len(self.records)}/{self.planned} trials, "
+            f"{rec.epochs} steps {rec.steps} {rec.wall_seconds:.1f}s [{self.finished()}/{self.planned} trials, "
             f"{time.monotonic() - self.t0:.0f}s]  {rec.architecture}")
 
 
@@ -58,7 +66,7 @@ class LiveDisplay(PlainDisplay):
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=console)
-        self.trials_task = self.progress.add_task("trials", total=planned, completed=len(records), info="")
+        self.trials_task = self.progress.add_task("trials", total=planned, completed=self.finished(), info="")
         self.epoch_task = self.progress.add_task("epoch", total=steps_per_epoch, info="")
         self.live = Live(self._render(), console=console, refresh_per_second=4)
         self.current, self.epoch = -1, 1
@@ -91,6 +99,6 @@ class LiveDisplay(PlainDisplay):
                                         f"(last val {acc:.4f})", info="")
 
     def on_done(self, rec: TrialRecord) -> None:
-        self.records.append(rec)
-        self.progress.update(self.trials_task, completed=len(self.records))
+        self._by_number[rec.number] = rec
+        self.progress.update(self.trials_task, completed=self.finished())
         self.live.update(self._render())
