@@ -185,7 +185,7 @@ def fuse_batch_norm(model: keras.Model | keras.layers.Layer) -> int:
     """
     from budgetnas.fused_bn import fuse, fuse_batch_norm as fuse_model
 
-    return int(fuse(model)) if not hasattr(model, "layers") else fuse_model(model)
+    return fuse_model(model) if hasattr(model, "layers") else int(fuse(model))
 
 
 def input_pipeline(images: Arrays, *, classes: int, batch_size: int, training: bool, augment: str = "none",

@@ -196,7 +196,7 @@ def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bo
     s = begin(path, meta, budget, space, create=create, worker=worker, data_dir=args.data_dir)
     try:
         drive(s, _SearchView(console, json_out, retrain), retrain=retrain and not json_out, data_dir=args.data_dir,
-              resume=not create and not worker, jobs=jobs, heartbeat=args.heartbeat, grace=args.grace,
+              resume=not create, jobs=jobs, heartbeat=args.heartbeat, grace=args.grace,
               patience=args.patience)
     except Stopped as exc:
         return _interrupted(console, exc.__cause__, exc.kept, exc.command)
