@@ -39,6 +39,28 @@ class Verdict:
     architecture: str = ""
     table: LayerTable | None = field(default=None, repr=False, compare=False)
 
+    def summary(self) -> str:
+        """One line each: the network and its counts, what repair changed, the verdict with every broken rule."""
+        lines = [f"{self.architecture}: total params {self.total_params:,} (trainable {self.trainable_params:,}), "
+                 f"MACs {self.macs:,}, final RF {fmt_pair(self.final_rf)}"]
+        if self.repairs:
+            lines.append("repaired: " + ", ".join(self.repairs))
+        lines.append("within budget" if self.ok else "breaks budget: " + "; ".join(self.violations))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the per-layer table (when the plan has one), then :meth:`summary`."""
+        import html
+
+        colour = "green" if self.ok else "#b00"
+        lines = "<br>".join(html.escape(line) for line in self.summary().splitlines())
+        return (self.table._repr_html_() if self.table else "") + f"<p style='color:{colour}'>{lines}</p>"
+
+    def __rich__(self):
+        from rich.console import Group
+
+        return Group(*([self.table] if self.table else []), self.summary())
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "within_budget": self.ok, "violations": list(self.violations), "values": dict(self.values),
