@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 import budgetnas
+import ranking  # benchmarks/ranking.py, beside this script: its CSV reader
 
 HERE = Path(__file__).resolve().parent / "front_vs_random"
 RUNS = HERE / "runs"
@@ -130,7 +131,7 @@ CHECK_FIELDS = ["search", "trial", "params", "val_search", "val_full", "test"]  
 def checked() -> list[dict]:
     """The front points trained in full (``check``): from the run folders here, else as ``checked.csv`` keeps
     them (the run folders are not committed)."""
-    kept = {(r["search"], r["trial"]): r for r in read_csv(CHECKED)}
+    kept = {(r["search"], r["trial"]): r for r in ranking.read_csv(CHECKED)}
     for p in sorted(RUNS.glob("*/finalists.json")) if RUNS.exists() else []:
         for f in budgetnas.open_run(p.parent).finalists():
             kept[(p.parent.name, str(f.trial))] = {
@@ -140,15 +141,6 @@ def checked() -> list[dict]:
     rows = sorted(kept.values(), key=lambda r: (r["search"], int(r["params"])))
     write_csv(CHECKED, CHECK_FIELDS, rows)
     return rows
-
-
-def read_csv(path: Path) -> list[dict]:
-    import csv
-
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
@@ -167,7 +159,7 @@ SEARCH_FIELDS = ["search", "completed", "pruned", "front", "hypervolume", "train
 def searches() -> list[dict]:
     """One row per search: summarised from its run folder where there is one, else as ``searches.csv`` keeps it
     (numbers parsed back); ``searches.csv`` is rewritten with both."""
-    kept = {r["search"]: r for r in read_csv(SEARCHES)}
+    kept = {r["search"]: r for r in ranking.read_csv(SEARCHES)}
     names = sorted(p.name for p in RUNS.iterdir() if (p / "run.json").exists()) if RUNS.exists() else []
     kept.update({r["search"]: r for r in (summarise(n, setup()) for n in names) if r is not None})
     rows = [kept[n] for n in sorted(kept)]
@@ -247,7 +239,8 @@ def cmd_table(args) -> None:
                 "the test column is recorded, never used to choose):", "",
                 "| search | trial | params | val, search fidelity | val, full | test |",
                 "| --- | ---: | ---: | ---: | ---: | ---: |", *rows_checked]
-    out += ["", "Per search: `searches.csv`; points trained in full: `checked.csv`. Command: `python benchmarks/front_vs_random.py run` (and `naive`), then "
+    out += ["", "Per search: `searches.csv`; points trained in full: `checked.csv`. Command: "
+            "`python benchmarks/front_vs_random.py run` (and `naive`), then "
             "`python benchmarks/front_vs_random.py table`.", ""]
     TABLE.write_text("\n".join(out))
     print("\n".join(out))

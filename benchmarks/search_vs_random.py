@@ -157,9 +157,8 @@ def rescore(methods: list[str], seeds: list[int], k: int, data_dir: str | None) 
             scores = run.rescore(k, data_dir=data_dir, on_rescored=lambda n, a, b: print(
                 f"  {method}-s{seed} trial {n}: {a:.4f} -> {b:.4f}", flush=True))
             seconds = time.perf_counter() - t0
-            params = {r.number: r.params for r in run.records()}
-            best = min(scores, key=lambda n: (-scores[n], params[n]))  # the pick among the re-scored, as ranked
-            best = next(r for r in run.records() if r.number == best)
+            by_number = {r.number: r for r in run.records()}
+            best = by_number[min(scores, key=lambda n: (-scores[n], by_number[n].params))]  # as the run ranks them
             old = picks[(method, str(seed))]
             row = {"method": method, "search_seed": seed, "k": k, "rescored": json.dumps(dict(sorted(scores.items()))),
                    "old_pick": old["trial"], "new_pick": best.number, "architecture": best.architecture,

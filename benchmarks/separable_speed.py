@@ -263,7 +263,8 @@ def cmd_table(args) -> None:
            "first). `vs plain`: against the first plain `model.fit` row; rows are in the order they ran, and "
            "repeats of one setting show the machine's own spread. Since 2026-11-27 the trainer runs its batch norms "
            "through TensorFlow's fused kernel (`budgetnas/fused_bn.py`, same arithmetic up to rounding): rows "
-           "\"(recipe, fused BN)\"; \"(recipe, Keras BN)\" is the trainer before it; \"plain, fused BN\" is `plain-fused-bn`.", "",
+           "\"(recipe, fused BN)\"; \"(recipe, Keras BN)\" is the trainer before it; "
+           "\"plain, fused BN\" is `plain-fused-bn`.", "",
            "| backend | threads (intra/inter) | measurement | images | images/s | GFLOP/s | vs plain | host | date |",
            "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     key = lambda r: (r["backend"], r["intra"], r["inter"])  # noqa: E731

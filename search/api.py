@@ -349,15 +349,16 @@ class Run:
         """
         from budgetnas.errors import ConfigError, RunError
         from budgetnas.runs import RESCORES
-        from budgetnas.session import best_completed, context, open_run, open_study, rescore_trials
+        from budgetnas.session import best_completed, context, open_study, rescore_trials
 
         if (top is None) == (trials is None):
             raise ConfigError("rescore: give top=K or trials=[numbers], one of them")
-        meta, budget, space, _ = open_run(self.path)
-        if meta.driver == "train":
+        if self.meta.driver == "train":
             raise RunError(f"{self.path}: a `budgetnas train` run has no searched trials to re-score")
-        ctx = context(meta, budget, space, data_dir)
-        study, _ = open_study(self.path, meta, budget, create=False, worker=True)  # worker: trials stay as they are
+        budget = self.budget
+        ctx = context(self.meta, budget, load_space(self.path / "space.toml"), data_dir)
+        # as a worker: the study's trials stay as they are (a resume would fail the running ones)
+        study, _ = open_study(self.path, self.meta, budget, create=False, worker=True)
         numbers = best_completed(study, top) if trials is None else list(trials)
         rescore_trials(ctx, study, numbers, on_rescored)
         done = study.user_attrs.get(RESCORES, {})
