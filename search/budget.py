@@ -19,7 +19,7 @@ from budgetnas.space import Domain, Param, _domain, read_toml, shipped
 
 LAYER_KINDS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
-SCHEDULES = ("constant", "onecycle", "cosine", "step", "inverse_time")
+SCHEDULES = ("constant", "onecycle", "cosine", "step", "inverse_time", "staircase")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Recipe:
     momentum: Any = 0.9
     augment: Any = "none"
     ema: Any = 0.0  # momentum of an exponential moving average of the weights (0: off); it scores and ships
+    decay_every: Any = 0  # the staircase schedule: lr × decay every this many epochs (PyTorch's StepLR)
+    clipnorm: Any = 0.0  # clip the gradients' global norm to this (0: off): keeps nets without BatchNorm stable
 
     def params(self) -> tuple[Param, ...]:
         return tuple(Param(f"train.{f.name}", getattr(self, f.name)) for f in fields(self)
@@ -105,7 +107,7 @@ _REQUIRED = ("dataset", "space", "max_params", "epochs")
 _RECIPE_TYPES = {"optimizer": (str, OPTIMIZERS), "lr": (float, None), "schedule": (str, SCHEDULES),
                  "decay": (float, None), "batch_size": (int, None), "label_smoothing": (float, None),
                  "weight_decay": (float, None), "momentum": (float, None), "augment": (str, AUGMENTATIONS),
-                 "ema": (float, None)}
+                 "ema": (float, None), "decay_every": (int, None), "clipnorm": (float, None)}
 
 
 def _typed(path: str, where: str, value: Any, typ: type) -> Any:
@@ -126,6 +128,15 @@ def _recipe(path: str, where: str, raw: Mapping[str, Any]) -> Recipe:
     ema = out.get("ema", 0.0)
     if any(not 0.0 <= v < 1.0 for v in (ema.options if isinstance(ema, Domain) else (ema,))):
         raise ConfigError(f"{path}: {where}.ema = {ema!r} must be in [0, 1) (0: no weight averaging)")
+    schedules = out.get("schedule", "constant")
+    if "staircase" in (schedules.options if isinstance(schedules, Domain) else (schedules,)):
+        every, decay = out.get("decay_every", 0), out.get("decay", 0.0)
+        if isinstance(every, Domain) or isinstance(decay, Domain) or every < 1 or not 0.0 < decay < 1.0:
+            raise ConfigError(f"{path}: {where}.schedule = \"staircase\" needs decay_every ≥ 1 (epochs) and "
+                              f"0 < decay < 1 (the factor), one value each")
+    clip = out.get("clipnorm", 0.0)
+    if any(v < 0 for v in (clip.options if isinstance(clip, Domain) else (clip,))):
+        raise ConfigError(f"{path}: {where}.clipnorm = {clip!r} must be ≥ 0 (0: no clipping)")
     return Recipe(**out)
 
 

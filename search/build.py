@@ -10,7 +10,7 @@ describe one network. Tests check ``plan`` against Keras's own count.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from budgetnas.space import Architecture, ConcreteBlock, Space
@@ -27,12 +27,14 @@ class LayerSpec:
 
     ``src`` holds the indices (in the layer list) of the layers feeding this one; empty means the
     layer just before it, so a plain network is a list in order and a residual block adds a skip
-    branch (``src`` = the layer before the block) and an ``Add`` of two indices.
+    branch (``src`` = the layer before the block) and an ``Add`` of two indices. ``share`` names an
+    earlier spec whose Keras layer this one calls again, as a shared block's repeats do.
     """
 
     kind: str
     args: tuple[tuple[str, Any], ...]
     src: tuple[int, ...] = ()
+    share: int | None = None  # applies the layer of spec ``share`` again (same weights): a shared block's repeat
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.args).get(key, default)
@@ -42,6 +44,19 @@ def _spec(kind: str, **args: Any) -> LayerSpec:
     return LayerSpec(kind, tuple(args.items()))
 
 
+LEAKY_SLOPE = 0.2  # activation = "leaky_relu"
+
+
+def _activation(name: str) -> list[LayerSpec]:
+    if name == "linear":
+        return []
+    if name == "prelu":  # one slope per channel; Keras' default (shared_axes=None) learns one per pixel too
+        return [_spec("PReLU", shared_axes=(1, 2))]
+    if name == "leaky_relu":
+        return [_spec("LeakyReLU", negative_slope=LEAKY_SLOPE)]
+    return [_spec("Activation", activation=name)]
+
+
 def _block_specs(b: ConcreteBlock) -> list[LayerSpec]:
     if b.kind in ("maxpool", "avgpool"):
         kind = "MaxPooling2D" if b.kind == "maxpool" else "AveragePooling2D"
@@ -49,28 +64,52 @@ def _block_specs(b: ConcreteBlock) -> list[LayerSpec]:
     else:
         common = dict(strides=b.stride, padding=b.padding, use_bias=b.bias)
         if b.kind == "conv":
-            conv = _spec("Conv2D", filters=b.channels, kernel_size=b.kernel, dilation_rate=b.dilation, **common)
+            convs = [_spec("Conv2D", filters=b.channels, kernel_size=b.kernel, dilation_rate=b.dilation, **common)]
         elif b.kind == "pointwise":
-            conv = _spec("Conv2D", filters=b.channels, kernel_size=1, dilation_rate=1, **common)
+            convs = [_spec("Conv2D", filters=b.channels, kernel_size=1, dilation_rate=1, **common)]
+        elif b.kind == "factorized":  # k×1 then 1×k, each with the block's BatchNorm and activation
+            s, pad, bias = b.stride, b.padding, b.bias
+            convs = [_spec("Conv2D", filters=b.channels, kernel_size=(b.kernel, 1), dilation_rate=(b.dilation, 1),
+                           strides=(s, 1), padding=pad, use_bias=bias),
+                     _spec("Conv2D", filters=b.channels, kernel_size=(1, b.kernel), dilation_rate=(1, b.dilation),
+                           strides=(1, s), padding=pad, use_bias=bias)]
         elif b.kind == "separable":
-            conv = _spec("SeparableConv2D", filters=b.channels, kernel_size=b.kernel, dilation_rate=b.dilation,
-                         depth_multiplier=b.depth_multiplier, **common)
+            convs = [_spec("SeparableConv2D", filters=b.channels, kernel_size=b.kernel, dilation_rate=b.dilation,
+                           depth_multiplier=b.depth_multiplier, **common)]
         else:
-            conv = _spec("DepthwiseConv2D", kernel_size=b.kernel, dilation_rate=b.dilation,
-                         depth_multiplier=b.depth_multiplier, **common)
-        out = [conv]
-        if b.batchnorm == "before":
-            out.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
-        if b.activation != "linear":
-            out.append(_spec("Activation", activation=b.activation))
-        if b.batchnorm == "after":
-            out.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+            convs = [_spec("DepthwiseConv2D", kernel_size=b.kernel, dilation_rate=b.dilation,
+                           depth_multiplier=b.depth_multiplier, **common)]
+        out = []
+        for conv in convs:
+            out.append(conv)
+            if b.batchnorm == "before":
+                out.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
+            out.extend(_activation(b.activation))
+            if b.batchnorm == "after":
+                out.append(_spec("BatchNormalization", momentum=BN_MOMENTUM))
     if b.dropout > 0:
         out.append(_spec("Dropout", rate=b.dropout))
     return out
 
 
-def _residual_specs(group: list[ConcreteBlock], entry: int, channels_in: int, specs: list[LayerSpec]) -> None:
+_WEIGHTED = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D")
+
+
+def _add_block(b: ConcreteBlock, specs: list[LayerSpec], first: dict[int, list[int]]) -> None:
+    """Append one block's layers; a shared block's repeats call the convolutions of its first application
+    again (``first`` maps a block's source index to where those convolutions are in ``specs``)."""
+    new = _block_specs(b)
+    convs = [len(specs) + j for j, s in enumerate(new) if s.kind in _WEIGHTED]
+    if b.shared and b.source in first:
+        owners = iter(first[b.source])
+        new = [replace(s, share=next(owners)) if s.kind in _WEIGHTED else s for s in new]
+    elif b.shared:
+        first[b.source] = convs
+    specs.extend(new)
+
+
+def _residual_specs(group: list[ConcreteBlock], entry: int, channels_in: int, specs: list[LayerSpec],
+                    first: dict[int, list[int]]) -> None:
     """Append a residual block: its repeats, then ``Add`` of their output and the block's input.
 
     The input is added back as it is when the block keeps its channel count and stride 1;
@@ -79,7 +118,7 @@ def _residual_specs(group: list[ConcreteBlock], entry: int, channels_in: int, sp
     its map (``padding = "valid"`` with a kernel > 1) cannot be added back: :func:`plan` says so.
     """
     for b in group:
-        specs.extend(_block_specs(b))
+        _add_block(b, specs, first)
     out = len(specs) - 1
     channels_out = _channels_after(group, channels_in)
     stride = math.prod(b.stride for b in group)
@@ -117,23 +156,28 @@ def layer_specs(arch: Architecture) -> list[LayerSpec]:
     offset = [-m / s for m, s in zip(arch.mean, arch.std)]
     specs = [_spec("Rescaling", scale=scale, offset=offset)]
     channels, i = arch.input_shape[2], 0
+    first: dict[int, list[int]] = {}
     while i < len(arch.blocks):
         b = arch.blocks[i]
         group = [b]
         if b.residual:  # the repeats of one space block form one residual block
             while i + len(group) < len(arch.blocks) and arch.blocks[i + len(group)].source == b.source:
                 group.append(arch.blocks[i + len(group)])
-            _residual_specs(group, len(specs) - 1, channels, specs)
+            _residual_specs(group, len(specs) - 1, channels, specs, first)
         else:
-            specs.extend(_block_specs(b))
+            _add_block(b, specs, first)
         channels = _channels_after(group, channels)
         i += len(group)
     h, n = arch.head, arch.classes
     if h.kind == "gap":
         as_map = h.layer in ("conv", "separable")
         specs.append(_spec("GlobalAveragePooling2D", keepdims=as_map))
-        if h.dropout > 0:
+        if h.dropout > 0 and not h.hidden:
             specs.append(_spec("Dropout", rate=h.dropout))
+        for units in h.hidden:  # only with layer = "dense" (space._check_head)
+            specs.append(_spec("Dense", units=units, activation="relu"))
+            if h.dropout > 0:
+                specs.append(_spec("Dropout", rate=h.dropout))
         if h.layer == "conv":
             specs.append(_spec("Conv2D", filters=n, kernel_size=1, strides=1, padding="valid",
                                use_bias=True, dilation_rate=1))
@@ -184,6 +228,10 @@ class Plan:
     problems: tuple[str, ...]  # e.g. a feature map shrunk below 1x1
 
 
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
 def _out_size(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
     eff = dilation * (kernel - 1) + 1
     if padding == "same":
@@ -199,21 +247,29 @@ def plan(arch: Architecture) -> Plan:
     layer_params: list[int] = []
     problems: list[str] = []
     total = trainable = 0
+    inputs: list[tuple[int, ...]] = []
     for i, s in enumerate(specs):
         kind = s.kind
         if s.src:
             shape = shapes[s.src[0]]
         if len(shape) == 3 and (shape[0] < 1 or shape[1] < 1):
             break
+        if s.share is not None and inputs[s.share][-1] != shape[-1]:
+            problems.append(f"layer {i} ({kind}): a shared block applies one layer to its own output, so its input "
+                            f"width must equal its output width (the layer takes {inputs[s.share][-1]} channels "
+                            f"and gets {shape[-1]})")
+            break
+        inputs.append(shape)
         before = total
         if kind in ("Conv2D", "SeparableConv2D", "DepthwiseConv2D"):
             h, w, c = shape
             k = s.get("kernel_size")
-            kh, kw = (h, w) if k == "map" else (k, k)
-            st, d, pad = s.get("strides"), s.get("dilation_rate"), s.get("padding")
-            if st > 1 and d > 1:
-                problems.append(f"layer {i} ({kind}): stride {st} with dilation {d} is not supported by Keras")
-            oh, ow = _out_size(h, kh, st, d, pad), _out_size(w, kw, st, d, pad)
+            kh, kw = (h, w) if k == "map" else _pair(k)
+            (sh, sw), (dh, dw), pad = _pair(s.get("strides")), _pair(s.get("dilation_rate")), s.get("padding")
+            if max(sh, sw) > 1 and max(dh, dw) > 1:
+                problems.append(f"layer {i} ({kind}): stride {s.get('strides')} with dilation "
+                                f"{s.get('dilation_rate')} is not supported by Keras")
+            oh, ow = _out_size(h, kh, sh, dh, pad), _out_size(w, kw, sw, dw, pad)
             dm = s.get("depth_multiplier", 1)
             bias = s.get("use_bias")
             if kind == "Conv2D":
@@ -225,6 +281,8 @@ def plan(arch: Architecture) -> Plan:
             else:
                 f = c * dm
                 n = kh * kw * c * dm + (f if bias else 0)
+            if s.share is not None:
+                n = 0  # the weights are the shared layer's, counted where it was first applied (as Keras counts)
             total += n
             trainable += n
             shape = (oh, ow, f)
@@ -236,6 +294,9 @@ def plan(arch: Architecture) -> Plan:
             c = shape[-1]
             total += 4 * c
             trainable += 2 * c
+        elif kind == "PReLU":  # one slope per channel (shared over height and width)
+            total += shape[-1]
+            trainable += shape[-1]
         elif kind == "GlobalAveragePooling2D":
             shape = (1, 1, shape[-1]) if s.get("keepdims") else (shape[-1],)
         elif kind == "Flatten":
@@ -287,21 +348,30 @@ def build_architecture(arch: Architecture, name: str = "budgetnas", seed: int | 
     x = inputs
     specs = layer_specs(arch)
     outs = []
-    for spec, layer_name in zip(specs, layer_names(specs)):
+    made: dict[int, Any] = {}  # spec index -> its Keras layer, for the specs that call it again
+    for i, (spec, layer_name) in enumerate(zip(specs, layer_names(specs))):
         if spec.kind == "Add":
             x = keras_layer(spec, (), name=layer_name)([outs[j] for j in spec.src])
         else:
             x = outs[spec.src[0]] if spec.src else x
-            x = keras_layer(spec, tuple(x.shape[1:]), name=layer_name)(x)
+            layer = made[spec.share] if spec.share is not None else keras_layer(spec, tuple(x.shape[1:]), name=layer_name)
+            made[i] = layer
+            x = layer(x)
         outs.append(x)
     return keras.Model(inputs, x, name=_safe(name))
 
 
 def layer_names(specs) -> tuple[str, ...]:
-    """Keras-style names, numbered per kind: conv2d_1, batch_normalization_1, ..."""
+    """Keras-style names, numbered per kind: conv2d_1, batch_normalization_1, ...; the second application of a
+    shared layer is ``conv2d_3@2`` (Keras holds one layer, called again)."""
     counts: dict[str, int] = {}
-    names = []
+    calls: dict[int, int] = {}
+    names: list[str] = []
     for spec in specs:
+        if spec.share is not None:
+            calls[spec.share] = calls.get(spec.share, 1) + 1
+            names.append(f"{names[spec.share]}@{calls[spec.share]}")
+            continue
         counts[spec.kind] = counts.get(spec.kind, 0) + 1
         names.append(f"{_snake(spec.kind)}_{counts[spec.kind]}")
     return tuple(names)

@@ -12,6 +12,9 @@ When a library release breaks one of these, this module is the one to change. Ea
   (:func:`set_max_trials`). Pinned by ``tests/drivers/test_drivers.py`` (keras-tuner hyperband).
 * Optuna 5: a ``Study`` cannot set attributes of a trial another process asked; the storage can
   (:func:`set_trial_user_attrs`). Pinned by the resume and dead-worker tests.
+* Keras layers called more than once (a shared block): ``layer.input`` gives only the first call; each call is a
+  node in the private ``layer._inbound_nodes`` (:func:`layer_calls`). Pinned by
+  ``tests/test_receptive.py::test_shared_block_table_matches_plan``.
 * TensorFlow marks ``tf.lite.Interpreter`` for removal in 2.20; ``ai_edge_litert`` is its successor, a
   dependency where it has wheels, and is used when installed (:func:`tflite_interpreter`). Pinned by
   ``tests/test_finalists.py`` (the exported TFLite models scored on the test images).
@@ -52,6 +55,12 @@ def __getattr__(name: str):
         globals()["EpochBackup"] = cls
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def layer_calls(layer) -> list[tuple[list, Any]]:
+    """Every call of ``layer`` in the graphs it belongs to, in the order they were made: (input tensors, output
+    tensor) each. Keras offers only the first call publicly (``layer.input`` / ``layer.output``)."""
+    return [(list(node.input_tensors), node.output_tensors[0]) for node in layer._inbound_nodes]
 
 
 def replace_call(layer, call: Callable) -> None:

@@ -214,28 +214,47 @@ _START = _State((1.0, 1.0), (1.0, 1.0), (0.0, 0.0), None)
 
 
 def table_from_model(model) -> LayerTable:
-    """The per-layer table of any Keras model made of supported layers (functional or Sequential)."""
+    """The per-layer table of any Keras model made of supported layers (functional or Sequential).
+
+    A layer called more than once (a shared block) has one row per call, in the order the graph runs them:
+    ``conv2d_3``, then ``conv2d_3@2``, ...; its params are counted on the first row, as Keras counts them once.
+    """
+    from budgetnas.compat import layer_calls
+
     states: dict[int, tuple[_State, tuple[int, ...]]] = {}
     rows: list[Row] = []
     for inp in model.inputs:
         states[id(inp)] = (_START, tuple(inp.shape[1:]))
+    pending = []  # (layer, call number, its inputs, its output), in layer order then call order
     for layer in model.layers:
         kind = type(layer).__name__
         if kind == "InputLayer":
             continue
         if hasattr(layer, "layers") and kind not in ("Rescaling",):
             raise UnsupportedLayerError(f"layer {layer.name!r}: nested model {kind} is not supported")
-        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
-        try:
-            got = [states[id(t)] for t in inputs]
-        except KeyError:
-            raise UnsupportedLayerError(f"layer {layer.name!r} ({kind}): its input comes from outside the model")
-        out_shape = tuple(int(v) for v in layer.output.shape[1:])
+        pending += [(layer, n, ins, out) for n, (ins, out) in enumerate(layer_calls(layer), start=1)]
+    done: set[int] = set()
+    while pending:
+        # the first call whose inputs are known: the graph's own order (a plain network: the layer order)
+        ready = next((p for p in pending if all(id(t) in states for t in p[2])), None)
+        if ready is None:
+            break
+        pending.remove(ready)
+        layer, n, inputs, output = ready
+        kind = type(layer).__name__
+        got = [states[id(t)] for t in inputs]
+        out_shape = tuple(int(v) for v in output.shape[1:])
+        name = layer.name if n == 1 else f"{layer.name}@{n}"
         state, macs, k, s, d, collapses = _layer_step(
-            layer.name, kind, layer.get_config(), [g[0] for g in got], [g[1] for g in got], out_shape)
-        states[id(layer.output)] = (state, out_shape)
-        rows.append(Row(layer.name, kind, out_shape, int(layer.count_params()), int(macs), k, s, d,
+            name, kind, layer.get_config(), [g[0] for g in got], [g[1] for g in got], out_shape)
+        states[id(output)] = (state, out_shape)
+        rows.append(Row(name, kind, out_shape, int(layer.count_params()) if n == 1 else 0, int(macs), k, s, d,
                         state.jump, state.rf, state.start, collapses))
+        done.add(id(layer))
+    for layer, _, _, _ in pending:  # calls in other graphs are skipped; a layer never reached is an error
+        if id(layer) not in done:
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r} ({type(layer).__name__}): its input comes from outside the model")
     trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
     return LayerTable(tuple(rows), int(model.count_params()), trainable)
 

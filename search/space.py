@@ -18,10 +18,11 @@ from typing import Any, Callable, Mapping
 
 from budgetnas.errors import ConfigError
 
-CONV_KINDS = ("conv", "separable", "depthwise", "pointwise")
+CONV_KINDS = ("conv", "separable", "depthwise", "pointwise", "factorized")  # factorized: k×1 then 1×k
 POOL_KINDS = ("maxpool", "avgpool")
 BLOCK_KINDS = CONV_KINDS + POOL_KINDS
-ACTIVATIONS = ("relu", "relu6", "elu", "gelu", "swish", "linear")
+# prelu: one learned slope per channel (Keras PReLU(shared_axes=[1, 2])); leaky_relu: slope 0.2
+ACTIVATIONS = ("relu", "relu6", "elu", "gelu", "swish", "linear", "prelu", "leaky_relu")
 BATCHNORM = ("none", "before", "after")  # position relative to the activation
 PADDINGS = ("valid", "same")
 HEAD_KINDS = ("gap", "shrink", "flatten")
@@ -43,16 +44,17 @@ _BLOCK_FIELDS: dict[str, tuple[type, tuple | None]] = {
     "dropout": (float, None),
     "bias": (bool, None),
     "residual": (bool, None),
+    "shared": (bool, None),
 }
 # Block fields that only some convolution kinds use (other kinds build the same network whatever
 # their value): the rule behind active-only sampling, for both drivers.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    "channels": ("conv", "separable", "pointwise"),
+    "channels": ("conv", "separable", "pointwise", "factorized"),
     "depth_multiplier": ("separable", "depthwise"),
-    "kernel": ("conv", "separable", "depthwise"),  # a pointwise block is always 1x1
+    "kernel": ("conv", "separable", "depthwise", "factorized"),  # a pointwise block is always 1x1
 }
 # Fields that only make sense on convolutions; a pooling block may not set them.
-_CONV_ONLY = ("channels", "depth_multiplier", "dilation", "activation", "batchnorm", "bias", "residual")
+_CONV_ONLY = ("channels", "depth_multiplier", "dilation", "activation", "batchnorm", "bias", "residual", "shared")
 _BLOCK_DEFAULTS: dict[str, Any] = {
     "kernel": 3,
     "stride": 1,
@@ -65,6 +67,7 @@ _BLOCK_DEFAULTS: dict[str, Any] = {
     "bias": True,
     "depth_multiplier": 1,
     "residual": False,
+    "shared": False,
 }
 _HEAD_FIELDS: dict[str, tuple[type, tuple | None]] = {
     "kind": (str, HEAD_KINDS),
@@ -128,6 +131,7 @@ class ConcreteBlock:
     bias: bool
     source: int  # index of the block in the space file
     residual: bool = False  # this block's repeats, together, add their input back (see build.layer_specs)
+    shared: bool = False  # this block's repeats apply one convolution, its weights counted once
 
 
 @dataclass(frozen=True)
@@ -159,21 +163,27 @@ class Architecture:
         d = asdict(self)
         for b in d["blocks"]:
             b.pop("source")
-            if not b["residual"]:
-                b.pop("residual")  # plain blocks keep the keys they had before residual blocks existed
+            for flag in ("residual", "shared"):
+                if not b[flag]:
+                    b.pop(flag)  # plain blocks keep the keys they had before these blocks existed
         return json.dumps(d, sort_keys=True)
 
     def describe(self) -> str:
         """A one-line architecture string, e.g. ``C16 C32 P1x1 M ... | gap-conv``.
 
-        A residual block's repeats are drawn in parentheses followed by ``+``: ``(S64pB S64pB)+``.
+        A residual block's repeats are drawn in parentheses followed by ``+``: ``(S64pB S64pB)+``; a shared
+        block's once, in brackets, with the number of applications: ``[S26pb]x3``; a factorized block is
+        ``F`` (``F12b``: 3×1 then 1×3, 12 wide); a PReLU or leaky-ReLU activation adds ``r`` or ``l``.
         """
         parts = []
         for i, b in enumerate(self.blocks):
+            first = i == 0 or self.blocks[i - 1].source != b.source
+            if b.shared and not first:
+                continue
             if b.kind in POOL_KINDS:
                 tag = ("M" if b.kind == "maxpool" else "A") + (str(b.kernel) if b.kernel != 2 else "")
             else:
-                letter = {"conv": "C", "separable": "S", "depthwise": "D", "pointwise": "P"}[b.kind]
+                letter = {"conv": "C", "separable": "S", "depthwise": "D", "pointwise": "P", "factorized": "F"}[b.kind]
                 width = f"x{b.depth_multiplier}" if b.kind == "depthwise" else str(b.channels)
                 tag = f"{letter}{width}"
                 if b.kind != "pointwise" and b.kernel != 3:
@@ -186,12 +196,15 @@ class Architecture:
                     tag += "p"
                 if b.batchnorm != "none":
                     tag += "b" if b.batchnorm == "after" else "B"
+                tag += {"prelu": "r", "leaky_relu": "l"}.get(b.activation, "")
             if b.dropout:
                 tag += f"~{b.dropout:g}"
+            if b.shared:
+                tag = f"[{tag}]x{sum(1 for o in self.blocks if o.source == b.source)}"
             if b.residual:
-                if i == 0 or self.blocks[i - 1].source != b.source:
+                if first:
                     tag = "(" + tag
-                if i == len(self.blocks) - 1 or self.blocks[i + 1].source != b.source:
+                if b.shared or i == len(self.blocks) - 1 or self.blocks[i + 1].source != b.source:
                     tag += ")+"
             parts.append(tag)
         h = self.head
@@ -332,6 +345,7 @@ class Space:
                         bias=got["bias"],
                         source=block.index,
                         residual=False if pooling else got["residual"],
+                        shared=False if pooling else got["shared"],
                     )
                 )
         h = {k: pick(v, f"head.{k}") for k, v in self.head.items()}
@@ -361,6 +375,9 @@ def _check_head(path: str, head: ConcreteHead) -> None:
             f"{path}: head.layer = {head.layer!r} does not go with head.kind = {head.kind!r} "
             f"(allowed: {', '.join(allowed[head.kind])})"
         )
+    if head.hidden and head.layer != "dense":
+        raise ConfigError(f"{path}: head.hidden (dense layers before the classes) needs head.layer = \"dense\", "
+                          f"not {head.layer!r}")
 
 
 def _domain(path: str, where: str, raw: Any, typ: type, allowed: tuple | None) -> Any:
@@ -485,7 +502,7 @@ def parse_space(data: Mapping[str, Any], path: str) -> Space:
             fields.setdefault("padding", "valid")
             fields.setdefault("dropout", 0.0)
         else:
-            needs_channels = any(k in ("conv", "separable", "pointwise") for k in kinds)
+            needs_channels = any(k in KIND_FIELDS["channels"] for k in kinds)
             if needs_channels and "channels" not in raw:
                 raise ConfigError(f"{path}: {where}.channels: required for kind {'/'.join(kinds)}")
             for key in _BLOCK_FIELDS:

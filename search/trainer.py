@@ -57,6 +57,9 @@ def lr_schedule(recipe: Recipe, steps_per_epoch: int, epochs: int):
     if recipe.schedule == "step":  # ×0.1 at 50% and 75% of training
         return keras.optimizers.schedules.PiecewiseConstantDecay(
             [int(total * 0.5), int(total * 0.75)], [lr, lr * 0.1, lr * 0.01])
+    if recipe.schedule == "staircase":  # lr × decay every decay_every epochs
+        return keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=steps_per_epoch * recipe.decay_every,
+                                                           decay_rate=recipe.decay, staircase=True)
     if recipe.schedule == "inverse_time":  # lr / (1 + decay * epoch), the classic Keras 2 'decay'
         return keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=steps_per_epoch,
                                                            decay_rate=recipe.decay)
@@ -87,14 +90,16 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int, epochs: int):
     lr = lr_schedule(recipe, steps_per_epoch, epochs)
     wd = recipe.weight_decay or None
     # Keras keeps the weight average in the optimizer; fit() swaps it in after the last epoch.
-    ema = {"use_ema": True, "ema_momentum": recipe.ema} if recipe.ema else {}
+    extra = {"use_ema": True, "ema_momentum": recipe.ema} if recipe.ema else {}
+    if recipe.clipnorm:
+        extra["global_clipnorm"] = recipe.clipnorm
     if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=True, weight_decay=wd, **ema)
+        return keras.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=True, weight_decay=wd, **extra)
     if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay, **ema)
+        return keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay, **extra)
     if recipe.optimizer == "nadam":
-        return keras.optimizers.Nadam(lr, weight_decay=wd, **ema)
-    return keras.optimizers.Adam(lr, weight_decay=wd, **ema)
+        return keras.optimizers.Nadam(lr, weight_decay=wd, **extra)
+    return keras.optimizers.Adam(lr, weight_decay=wd, **extra)
 
 
 def seed_everything(seed: int) -> None:

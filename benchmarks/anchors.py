@@ -1,0 +1,176 @@
+"""Public hand-made tiny MNIST networks, re-run in budgetnas: what is the architecture, what the training,
+what the selection?
+
+    python benchmarks/anchors.py run &   # twice, side by side: each takes the next job nobody holds
+    python benchmarks/anchors.py run &
+    python benchmarks/anchors.py table              # -> benchmarks/anchors/table.md (from runs.csv)
+
+Each anchor is a one-network space under ``spaces/anchors/`` (its file name ends in its Keras Total params)
+and trains with ``budgetnas train`` twice, 3 seeds each, scored on the test set once, at the final epoch:
+
+* ``front``: the small-end recipe, the ``mnist-front`` budget's (15 epochs, the front's own);
+* ``published``: its source's recipe and epoch count as closely as Keras allows (``anchors/budgets.toml``
+  says where it differs).
+
+Runs live in ``anchors/runs/`` (not committed); a run stopped midway is continued (``--resume``) by the
+next ``run``. A finished run appends one row per seed to ``anchors/runs.csv``. A ``run`` holds a job with
+``runs/NAME.claim`` (its process id) while it trains it, so ``run`` processes side by side never share one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "anchors"
+ROOT = HERE.parent.parent
+CSV = HERE / "runs.csv"
+FIELDS = ["anchor", "recipe", "budget", "params", "epochs", "seed", "val_accuracy", "test_accuracy",
+          "train_seconds", "epoch_seconds", "hardware"]
+HARDWARE = f"{os.cpu_count()}-core CPU"
+SEEDS = 3
+# anchor name -> (space file, published-recipe budget in anchors/budgets.toml, published result as its source says)
+ANCHORS = {
+    "golf": ("golf_820.toml", "anchor-golf", "98.00% (20 epochs, 1 run)"),
+    "sep-697": ("sep_697.toml", "anchor-sep-697", "99.03% (best of ~700 runs, early stop on test)"),
+    "sep-997": ("sep_997.toml", "anchor-sep-997", "98.76% (mean of 223 runs, early stop on test)"),
+    "shared-1936": ("shared_2372.toml", "anchor-shared", "99.1% (75 epochs, epoch picked on test)"),
+    "factorized-3197": ("factorized_3253.toml", "anchor-factorized", "99.09% (75 epochs, epoch picked on test)"),
+    "plain-7918": ("plain_8132.toml", "anchor-plain", "99.50% (15 epochs, 1 run, test each epoch)"),
+}
+RECIPES = ("front", "published")
+
+
+def jobs() -> list[tuple[str, str]]:
+    """(anchor, recipe) in the order they run: cheap first, so a short sitting finishes whole anchors."""
+    return [(a, r) for r in RECIPES for a in ANCHORS]
+
+
+def job_name(anchor: str, recipe: str) -> str:
+    return f"{Path(ANCHORS[anchor][0]).stem}-{recipe}"
+
+
+def _rows() -> list[dict]:
+    if not CSV.exists():
+        return []
+    with CSV.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _claim(runs: Path, name: str) -> bool:
+    """Hold job ``name`` for this process; False when a live process holds it."""
+    claim = runs / f"{name}.claim"
+    try:
+        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(claim.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            claim.unlink(missing_ok=True)  # its process is gone: take it over
+            return _claim(runs, name)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def run_one(anchor: str, recipe: str, runs: Path, data_dir: str | None) -> list[dict]:
+    space_file, budget, _ = ANCHORS[anchor]
+    name = job_name(anchor, recipe)
+    folder = runs / name
+    argv = [sys.executable, "-m", "budgetnas"]
+    argv += ["--budgets", str(HERE / "budgets.toml")] if recipe == "published" else []
+    argv += ["train", str(ROOT / "spaces" / "anchors" / space_file),
+             "--budget", budget if recipe == "published" else "mnist-front",
+             "--seeds", str(SEEDS), "--seed", "1", "--jobs", "1", "--name", name, "--reports-dir", str(runs)]
+    if (folder / "run.json").exists():
+        argv.append("--resume")
+    env = {**os.environ, **({"BUDGETNAS_DATA_DIR": data_dir} if data_dir else {})}
+    code = subprocess.call(argv, env=env, cwd=ROOT)
+    if code != 0:
+        raise SystemExit(f"{name}: budgetnas train exited {code}; `run` again continues it")
+    [fin] = json.loads((folder / "finalists.json").read_text())["finalists"]
+    return [{"anchor": anchor, "recipe": recipe, "budget": budget if recipe == "published" else "mnist-front",
+             "params": fin["params"], "epochs": fin["epochs"], "seed": s["seed"],
+             "val_accuracy": f"{100 * s['final_val_accuracy']:.2f}", "test_accuracy": f"{100 * s['test_accuracy']:.2f}",
+             "train_seconds": f"{s['train_seconds']:.0f}",
+             "epoch_seconds": f"{statistics.median(s['history']['epoch_seconds']):.1f}", "hardware": HARDWARE}
+            for s in fin["seeds"]]
+
+
+def _mean_std(values: list[float]) -> str:
+    sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.2f}%{sd}"
+
+
+def table() -> str:
+    rows = _rows()
+    lines = ["# Anchors: public hand-made tiny MNIST networks, re-run here", "",
+             "`python benchmarks/anchors.py run` twice side by side, then `table`; "
+             f"{HARDWARE}, one thread per training. Each network is a space under `spaces/anchors/` "
+             "(`budgetnas train SPACE --budget B --seeds 3 --seed 1`). Validation: 5k images carved from the "
+             "training set; test: scored once per seed at the final epoch (never used to choose anything).", "",
+             "- **front**: the `mnist-front` budget's recipe (SGD-Nesterov one-cycle, peak 0.1, batch 128, label "
+             "smoothing 0.05, ±8° rotation), 15 epochs: the same training for every network, so rows compare "
+             "architectures.",
+             "- **published**: the source's own recipe and epochs as closely as Keras allows "
+             "(`benchmarks/anchors/budgets.toml` says where it differs); against the published number it separates "
+             "training from selection (the sources mostly report the best test epoch or the best of many runs).", "",
+             "| anchor | params (Keras) | published | recipe | epochs | val mean | test mean ± std | seeds | s/epoch |",
+             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for anchor, (_, _, published) in ANCHORS.items():
+        for recipe in RECIPES:
+            got = [r for r in rows if r["anchor"] == anchor and r["recipe"] == recipe]
+            if not got:
+                continue
+            vals = [float(r["val_accuracy"]) for r in got]
+            tests = [float(r["test_accuracy"]) for r in got]
+            secs = statistics.median(float(r["epoch_seconds"]) for r in got)
+            lines.append(f"| {anchor} | {int(got[0]['params']):,} | {published} | {recipe} | {got[0]['epochs']} | "
+                         f"{statistics.fmean(vals):.2f}% | {_mean_std(tests)} | {len(got)} | {secs:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train every (anchor, recipe) not yet in runs.csv")
+    r.add_argument("--only", nargs="*", help="anchor names to run (default: all)")
+    r.add_argument("--runs", default=str(HERE / "runs"), help="folder for the run folders")
+    r.add_argument("--data-dir", default=None)
+    sub.add_parser("table", help="write anchors/table.md")
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        runs = Path(args.runs)
+        runs.mkdir(parents=True, exist_ok=True)
+        for anchor, recipe in jobs():
+            if args.only and anchor not in args.only:
+                continue
+            if any(row["anchor"] == anchor and row["recipe"] == recipe for row in _rows()):
+                continue
+            if not _claim(runs, job_name(anchor, recipe)):
+                continue
+            try:
+                got = run_one(anchor, recipe, runs, args.data_dir)
+            finally:
+                (runs / f"{job_name(anchor, recipe)}.claim").unlink(missing_ok=True)
+            new = not CSV.exists()
+            with CSV.open("a", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerows(got)
+            print(f"{anchor} {recipe}: test {[g['test_accuracy'] for g in got]}", flush=True)
+    else:
+        (HERE / "table.md").write_text(table(), encoding="utf-8")
+        print(table())
+
+
+if __name__ == "__main__":
+    main()
