@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train every (anchor, recipe) not yet in runs.csv")
     r.add_argument("--only", nargs="*", help="anchor names to run (default: all)")
+    r.add_argument("--recipes", nargs="*", choices=RECIPES, default=list(RECIPES), help="recipes to run")
     r.add_argument("--runs", default=str(HERE / "runs"), help="folder for the run folders")
     r.add_argument("--data-dir", default=None)
     sub.add_parser("table", help="write anchors/table.md")
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = Path(args.runs)
         runs.mkdir(parents=True, exist_ok=True)
         for anchor, recipe in jobs():
-            if args.only and anchor not in args.only:
+            if (args.only and anchor not in args.only) or recipe not in args.recipes:
                 continue
             if any(row["anchor"] == anchor and row["recipe"] == recipe for row in _rows()):
                 continue
@@ -158,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             try:
                 got = run_one(anchor, recipe, runs, args.data_dir)
+            except SystemExit as exc:  # a failed job (e.g. a diverged seed) leaves the others to run
+                print(exc, flush=True)
+                continue
             finally:
                 (runs / f"{job_name(anchor, recipe)}.claim").unlink(missing_ok=True)
             new = not CSV.exists()

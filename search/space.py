@@ -89,12 +89,15 @@ class Domain:
     low: float | None = None
     high: float | None = None
     step: float | None = None
+    log: bool = False  # an integer range sampled uniformly in log(value): as many 4-8 as 16-32
 
     @property
     def is_range(self) -> bool:
         return self.step is not None
 
     def sample(self, rng: random.Random) -> Any:
+        if self.log:
+            return min(int(math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))), int(self.high))
         return rng.choice(self.options)
 
 
@@ -354,7 +357,7 @@ class Space:
             layer=h["layer"] or HEAD_DEFAULT_LAYER[h["kind"]],
             batchnorm=h["batchnorm"],
             dropout=float(h["dropout"]),
-            hidden=tuple(h["hidden"]),
+            hidden=hidden_units(h["hidden"]),
         )
         _check_head(self.path, head)
         return Architecture(self.input_shape, self.classes, self.mean, self.std, tuple(blocks), head)
@@ -392,7 +395,14 @@ def _domain(path: str, where: str, raw: Any, typ: type, allowed: tuple | None) -
             raise ConfigError(f"{path}: {label} = {v!r} must be one of {', '.join(map(str, allowed))}")
         return v
 
-    if typ is list:
+    if typ is list:  # head.hidden: a list of dense widths, or a list of such lists (a choice, by label)
+        if isinstance(raw, list) and raw and all(isinstance(v, list) for v in raw):
+            for v in raw:
+                _hidden(path, where, v)
+            labels = tuple(hidden_label(v) for v in raw)
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"{path}: {where} lists a choice twice")
+            return labels[0] if len(labels) == 1 else Domain(labels)
         return raw
     if isinstance(raw, list):
         if not raw:
@@ -402,9 +412,14 @@ def _domain(path: str, where: str, raw: Any, typ: type, allowed: tuple | None) -
             raise ConfigError(f"{path}: {where} lists a choice twice")
         return opts[0] if len(opts) == 1 else Domain(opts)
     if isinstance(raw, dict):
-        extra = set(raw) - {"min", "max", "step"}
+        extra = set(raw) - {"min", "max", "step", "log"}
         if extra or not {"min", "max"} <= set(raw):
-            raise ConfigError(f"{path}: {where} range must have keys min, max and optional step")
+            raise ConfigError(f"{path}: {where} range must have keys min, max and optional step and log")
+        log = raw.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{path}: {where}.log = {log!r} must be true or false")
+        if log and (typ is not int or raw.get("step", 1) != 1 or raw["min"] < 1):
+            raise ConfigError(f"{path}: {where}: a log range is an int range with min ≥ 1 and step 1")
         if typ not in (int, float):
             raise ConfigError(f"{path}: {where} cannot be a range")
         lo, hi = one(raw["min"], f"{where}.min"), one(raw["max"], f"{where}.max")
@@ -417,8 +432,25 @@ def _domain(path: str, where: str, raw: Any, typ: type, allowed: tuple | None) -
             raise ConfigError(f"{path}: {where}.max = {hi} is below min = {lo}")
         n = int(math.floor((hi - lo) / step + 1e-9)) + 1
         opts = tuple(lo + i * step if typ is int else round(lo + i * step, 6) for i in range(n))
-        return opts[0] if n == 1 else Domain(opts, lo, opts[-1], step)
+        return opts[0] if n == 1 else Domain(opts, lo, opts[-1], step, log)
     return one(raw, where)
+
+
+def hidden_label(units) -> str:
+    """The name of one choice of head.hidden: ``"none"``, ``"16"``, ``"32-16"`` (search libraries take strings)."""
+    return "-".join(str(u) for u in units) if units else "none"
+
+
+def hidden_units(value) -> tuple[int, ...]:
+    """head.hidden as dense widths, from a fixed list or a chosen label (:func:`hidden_label`)."""
+    if isinstance(value, str):
+        return () if value == "none" else tuple(int(u) for u in value.split("-"))
+    return tuple(value)
+
+
+def _hidden(path: str, where: str, value: Any) -> None:
+    if not (isinstance(value, list) and all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value)):
+        raise ConfigError(f"{path}: {where} must be a list of positive ints (dense units), or a list of such lists")
 
 
 def _check_keys(path: str, where: str, table: Mapping, known) -> None:
@@ -537,8 +569,8 @@ def parse_space(data: Mapping[str, Any], path: str) -> Space:
         head[key] = _domain(path, f"head.{key}", value, typ, allowed)
         if isinstance(head[key], Domain):
             params[f"head.{key}"] = head[key]
-    if not (isinstance(head["hidden"], list) and all(isinstance(u, int) and u > 0 for u in head["hidden"])):
-        raise ConfigError(f"{path}: head.hidden must be a list of positive ints (dense units)")
+    if not isinstance(head["hidden"], (Domain, str)):
+        _hidden(path, "head.hidden", head["hidden"])
     if head["layer"] is None and not isinstance(head["kind"], Domain):
         head["layer"] = HEAD_DEFAULT_LAYER[head["kind"]]  # a choice of kinds: each kind's own layer (resolve)
     if not isinstance(head["kind"], Domain) and not isinstance(head["layer"], Domain):

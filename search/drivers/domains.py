@@ -29,7 +29,7 @@ def snap(d: Domain, value: Any) -> Any:
 def distribution(d: Domain) -> optuna.distributions.BaseDistribution:
     """Optuna's distribution for a domain."""
     if _int_range(d):
-        return optuna.distributions.IntDistribution(int(d.low), int(d.high), step=int(d.step))
+        return optuna.distributions.IntDistribution(int(d.low), int(d.high), step=int(d.step), log=d.log)
     if d.is_range:
         return optuna.distributions.FloatDistribution(float(d.low), float(d.high), step=float(d.step))
     return optuna.distributions.CategoricalDistribution(list(d.options))
@@ -39,7 +39,7 @@ def suggest(trial: optuna.trial.BaseTrial, p: Param) -> Any:
     """Ask an Optuna trial for one parameter (ordered ranges stay ordered for TPE)."""
     dist = distribution(p.domain)
     if isinstance(dist, optuna.distributions.IntDistribution):
-        return trial.suggest_int(p.name, dist.low, dist.high, step=dist.step)
+        return trial.suggest_int(p.name, dist.low, dist.high, step=dist.step, log=dist.log)
     if isinstance(dist, optuna.distributions.FloatDistribution):
         return snap(p.domain, trial.suggest_float(p.name, dist.low, dist.high, step=dist.step))
     return trial.suggest_categorical(p.name, dist.choices)
@@ -49,7 +49,8 @@ def declare(hp, p: Param) -> None:
     """Declare one parameter on keras-tuner ``HyperParameters`` (inside any open conditional scope)."""
     d = p.domain
     if _int_range(d):
-        hp.Int(p.name, int(d.low), int(d.high), step=int(d.step))
+        hp.Int(p.name, int(d.low), int(d.high), step=None if d.log else int(d.step),
+               sampling="log" if d.log else "linear")
     elif d.is_range:
         hp.Float(p.name, float(d.low), float(d.high), step=float(d.step))
     else:

@@ -1,0 +1,270 @@
+"""The space words tiny networks use (prelu, leaky_relu, factorized, shared) and the anchors written with them:
+counts against Keras, numerics against NumPy references, the plan's table against the built model's, the
+gate's refusal, the notation and the keras-tuner mapping."""
+
+import re
+
+import numpy as np
+import pytest
+
+from budgetnas.budget import parse_budget
+from budgetnas.build import build_model, plan
+from budgetnas.errors import ConfigError
+from budgetnas.gate import judge
+from budgetnas.receptive import table_from_model, table_from_plan
+from budgetnas.space import load_space, parse_space
+from tests.conftest import ROOT
+
+ANCHORS = sorted((ROOT / "spaces" / "anchors").glob("*.toml"))
+INPUT = {"shape": [12, 12, 1], "classes": 10}
+
+
+def one_block(**block) -> dict:
+    head = block.pop("head", {"kind": "gap", "layer": "conv"})
+    return {"name": "t", "input": INPUT, "blocks": [block], "head": head}
+
+
+def space_of(**block):
+    return parse_space(one_block(**block), "t.toml")
+
+
+def rows(table):
+    return [(r.name, r.output_shape, r.params, r.macs, r.rf, r.jump, r.start) for r in table.rows]
+
+
+def test_there_are_at_least_five_anchors():
+    assert len(ANCHORS) >= 5
+
+
+@pytest.mark.parametrize("path", ANCHORS, ids=[p.stem for p in ANCHORS])
+def test_anchor_file_name_is_its_keras_count(path):
+    space = load_space(path)
+    assert not space.params  # one network each
+    model = build_model(space, {})
+    count = int(re.search(r"_(\d+)$", path.stem).group(1))
+    assert model.count_params() == count
+    p = plan(space.resolve({}))
+    assert p.total_params == count
+    assert rows(table_from_plan(p)) == rows(table_from_model(model))
+
+
+def test_describe_shows_an_anchors_count(capsys):
+    from budgetnas.cli import main
+
+    assert main(["describe", str(ROOT / "spaces" / "anchors" / "golf_820.toml"), "--budget", "mnist-front"]) == 0
+    assert "Total params 820" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, expect", [("prelu", "PReLU"), ("leaky_relu", "LeakyReLU")])
+def test_activation_words_against_numpy(name, expect):
+    space = space_of(kind="conv", channels=3, activation=name)
+    model = build_model(space, {}, seed=0)
+    layer = next(l for l in model.layers if type(l).__name__ == expect)
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 3)).astype("float32")
+    if name == "prelu":
+        slopes = np.array([0.1, -0.3, 0.7], dtype="float32")
+        layer.set_weights([slopes.reshape(1, 1, 3)])
+        assert layer.count_params() == 3  # one slope per channel, not per pixel
+    else:
+        slopes = np.full(3, 0.2, dtype="float32")
+    want = np.where(x > 0, x, x * slopes)
+    np.testing.assert_allclose(layer(x).numpy(), want, rtol=1e-6)
+    assert plan(space.resolve({})).total_params == model.count_params()
+
+
+def test_factorized_block_is_a_kx1_then_1xk_convolution():
+    space = space_of(kind="factorized", channels=1, kernel=3, activation="linear", padding="valid")
+    model = build_model(space, {}, seed=0)
+    convs = [l for l in model.layers if type(l).__name__ == "Conv2D"][:2]
+    assert [c.kernel.shape[:2] for c in convs] == [(3, 1), (1, 3)]
+    a, b = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.0, -1.5])
+    convs[0].set_weights([a.reshape(3, 1, 1, 1).astype("float32"), np.zeros(1, "float32")])
+    convs[1].set_weights([b.reshape(1, 3, 1, 1).astype("float32"), np.zeros(1, "float32")])
+    x = np.random.default_rng(1).normal(size=(1, 12, 12, 1)).astype("float32")
+    got = convs[1](convs[0](x)).numpy()[0, :, :, 0]
+    k = np.outer(a, b)  # the separable 3x3 kernel the pair computes (cross-correlation, as Keras)
+    want = np.array([[np.sum(x[0, i:i + 3, j:j + 3, 0] * k) for j in range(10)] for i in range(10)])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    p = plan(space.resolve({}))
+    assert p.total_params == model.count_params() == (3 + 1) + (3 + 1) + (1 + 1) * 10
+    assert rows(table_from_plan(p)) == rows(table_from_model(model))
+
+
+def test_shared_block_weights_counted_once_and_applied_each_repeat():
+    space = parse_space({"name": "t", "input": INPUT, "blocks": [
+        {"kind": "conv", "channels": 4, "padding": "same"},
+        {"kind": "conv", "channels": 4, "padding": "same", "repeat": 3, "shared": True, "batchnorm": "after"}],
+        "head": {"kind": "gap", "layer": "conv"}}, "t.toml")
+    model = build_model(space, {}, seed=0)
+    convs = [l for l in model.layers if type(l).__name__ == "Conv2D"]
+    assert len(convs) == 3  # stem, the shared conv (one layer), the head
+    shared = convs[1]
+    bns = [l for l in model.layers if type(l).__name__ == "BatchNormalization"]
+    assert len(bns) == 3  # each application keeps its own BatchNorm
+    assert model.count_params() == 40 + (36 * 4 + 4) + 3 * 16 + 50
+    p = plan(space.resolve({}))
+    assert p.total_params == model.count_params()
+    # the same computation by hand: stem, then three times (shared conv, ReLU, that application's BatchNorm)
+    x = np.random.default_rng(2).normal(size=(1, 12, 12, 1)).astype("float32") * 255
+    h = convs[0](model.layers[1](x))
+    h = model.layers[3](h)  # the stem's ReLU
+    acts = [l for l in model.layers if type(l).__name__ == "Activation"][1:4]
+    for act, bn in zip(acts, bns):
+        h = bn(act(shared(h)), training=False)
+    inner = model.get_layer(bns[-1].name).output
+    import keras
+
+    np.testing.assert_allclose(keras.Model(model.inputs, inner)([x]).numpy(), h.numpy(), rtol=1e-5, atol=1e-5)
+    # the table: one row per application, params on the first; the RF grows by 2 with each 3x3 application
+    t, tp = table_from_model(model), table_from_plan(p)
+    assert rows(t) == rows(tp)
+    applied = [r for r in t.rows if r.name.startswith(shared.name)]
+    assert [r.name for r in applied] == [shared.name, f"{shared.name}@2", f"{shared.name}@3"]
+    assert [r.params for r in applied] == [148, 0, 0]
+    assert [r.rf[0] for r in applied] == [5, 7, 9]
+    assert space.resolve({}).describe().startswith("C4p [C4pb]x3 |")
+
+
+def test_gate_refuses_a_shared_block_that_changes_width():
+    budget = parse_budget("b", {"dataset": "mnist", "space": "x.toml", "max_params": 10_000, "epochs": 1},
+                          "budgets.toml", ROOT)
+    space = parse_space({"name": "t", "input": INPUT, "blocks": [
+        {"kind": "conv", "channels": 4, "padding": "same"},
+        {"kind": "separable", "channels": 8, "padding": "same", "repeat": 2, "shared": True}],
+        "head": {"kind": "gap", "layer": "conv"}}, "t.toml")
+    verdict = judge(budget, space, {})
+    assert not verdict.ok
+    assert "shared block" in verdict.violations[0] and "takes 4 channels and gets 8" in verdict.violations[0]
+
+
+@pytest.mark.parametrize("kind", ["conv", "separable", "depthwise", "factorized"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("batchnorm", ["none", "after"])
+def test_kernel_4_and_no_batchnorm_on_every_kind(kind, padding, batchnorm):
+    block = {"kind": kind, "kernel": 4, "padding": padding, "batchnorm": batchnorm, "activation": "prelu"}
+    if kind != "depthwise":
+        block["channels"] = 6
+    space = space_of(**block)
+    model = build_model(space, {})
+    p = plan(space.resolve({}))
+    assert p.total_params == model.count_params()
+    assert rows(table_from_plan(p)) == rows(table_from_model(model))
+    assert ("BatchNormalization" in {type(l).__name__ for l in model.layers}) == (batchnorm != "none")
+    size = 12 if padding == "same" else 9
+    before_head = [s.kind for s in p.specs].index("GlobalAveragePooling2D") - 1
+    assert p.shapes[before_head][:2] == (size, size)
+
+
+def test_words_in_the_notation():
+    assert space_of(kind="factorized", channels=12, batchnorm="after").resolve({}).describe().startswith("F12b ")
+    assert space_of(kind="conv", channels=4, kernel=4, activation="prelu").resolve({}).describe().startswith("C4k4r ")
+    assert space_of(kind="separable", channels=5, activation="leaky_relu").resolve({}).describe().startswith("S5l ")
+
+
+def test_a_shared_choice_and_factorized_kind_reach_keras_tuner():
+    from budgetnas.drivers.kerastuner_driver import hyperparameters, values_from
+
+    space = space_of(kind=["pointwise", "factorized"], channels=[4, 8], kernel=[3, 5], repeat=2,
+                     shared=[False, True], padding="same")
+    hp = hyperparameters(space, space.params)
+    hp.values["blocks[0].kind"] = "pointwise"
+    assert not hp.is_active("blocks[0].kernel")
+    hp.values["blocks[0].kind"] = "factorized"
+    assert hp.is_active("blocks[0].kernel") and hp.is_active("blocks[0].channels")
+    assert hp.is_active("blocks[0].shared")
+    hp.values.update({"blocks[0].kernel": 5, "blocks[0].shared": True})
+    values = values_from(hp, space, space.params)
+    assert space.resolve(values).describe().startswith("[F4k5p]x2 ")
+
+
+def test_head_hidden_needs_a_dense_layer():
+    with pytest.raises(ConfigError, match="head.hidden"):
+        space_of(kind="conv", channels=4, head={"kind": "gap", "layer": "conv", "hidden": [16]}).resolve({})
+
+
+def test_pool_block_refuses_shared():
+    with pytest.raises(ConfigError, match="shared: not allowed on a pooling block"):
+        space_of(kind="maxpool", shared=True)
+
+
+# Each anchor's values in spaces/mnist_front.toml (blocks: 0 stem, 1 more stem, 2 pool, 3 A, 4 second pool,
+# 5 B (may be shared), 6 C, 7 D, 8-9 pointwise); unnamed parameters take their first option.
+def B(i: int, **fields) -> dict:
+    return {f"blocks[{i}].{k}": v for k, v in fields.items()}
+
+
+ABSENT = {**B(1, repeat=0), **B(3, repeat=0), **B(4, repeat=0), **B(5, repeat=0), **B(6, repeat=0), **B(7, repeat=0),
+          **B(8, repeat=0), **B(9, repeat=0)}
+IN_FRONT = {
+    "golf_820": {"defaults.activation": "prelu", "defaults.batchnorm": "none", **ABSENT,
+                 **B(0, channels=4, kernel=4), **B(3, kind="conv", channels=5, repeat=1), **B(4, repeat=1),
+                 **B(5, kind="conv", channels=4, repeat=1), "head.kind": "flatten"},
+    "sep_697": {"defaults.activation": "leaky_relu", "defaults.batchnorm": "none", **ABSENT,
+                **B(0, channels=6, padding="same"), **B(3, kind="separable", channels=5, dropout=0.05, repeat=1),
+                **B(5, kind="separable", channels=9, dropout=0.05, repeat=1),
+                **B(6, kind="separable", channels=10, dropout=0.05, repeat=1),
+                **B(7, kind="separable", channels=8, repeat=1)},
+    "sep_997": {"defaults.activation": "leaky_relu", "defaults.batchnorm": "none", **ABSENT,
+                **B(0, channels=7), **B(2, dropout=0.1), **B(3, kind="separable", channels=10, dropout=0.1, repeat=1),
+                **B(5, kind="separable", channels=10, dropout=0.1, repeat=1),
+                **B(6, kind="separable", channels=11, dropout=0.1, repeat=1),
+                **B(7, kind="separable", channels=12, dropout=0.1, repeat=1)},
+    "shared_2372": {**ABSENT, **B(0, channels=8), **B(2, dropout=0.1),
+                    **B(3, kind="separable", channels=26, dropout=0.1, repeat=1),
+                    **B(5, kind="separable", channels=26, padding="same", dropout=0.1, shared=True, repeat=3),
+                    "head.hidden": "16", "head.dropout": 0.1},
+    "factorized_3253": {**ABSENT, **B(0, channels=8), **B(2, dropout=0.1), **B(3, kind="factorized", channels=12, repeat=1),
+                        **B(4, repeat=1, dropout=0.1), **B(5, kind="factorized", channels=15, dropout=0.1, repeat=1),
+                        **B(8, channels=4, dropout=0.1, repeat=1), "head.kind": "flatten", "head.hidden": "18",
+                        "head.dropout": 0.1},
+    "plain_8132": {"defaults.batchnorm": "before", "defaults.bias": False, **ABSENT, **B(0, channels=10, padding="same"),
+                   **B(1, channels=10, repeat=2), **B(3, kind="conv", channels=16, repeat=1),
+                   **B(5, kind="conv", channels=16, repeat=1), **B(6, kind="conv", channels=8, repeat=2),
+                   **B(8, channels=8, repeat=1), **B(9, channels=16, repeat=1)},
+}
+
+
+@pytest.mark.parametrize("path", ANCHORS, ids=[p.stem for p in ANCHORS])
+def test_every_anchor_is_a_point_of_the_front_space(path):
+    from budgetnas.budget import load_budgets
+
+    space = load_space(ROOT / "spaces" / "mnist_front.toml")
+    values = {p.name: p.domain.options[0] for p in space.params} | IN_FRONT[path.stem]
+    assert set(values) == {p.name for p in space.params}
+    verdict = judge(load_budgets(ROOT / "budgets.toml")["mnist-front"], space, values)
+    assert verdict.ok, verdict.violations
+    assert space.resolve(verdict.values).key() == load_space(path).resolve({}).key()
+
+
+def test_log_width_range_samples_small_widths_as_often_as_large():
+    import random
+
+    space = space_of(kind="conv", channels={"min": 4, "max": 32, "log": True})
+    rng = random.Random(0)
+    got = [space.sample(rng)["blocks[0].channels"] for _ in range(4000)]
+    assert set(got) <= set(range(4, 33))
+    small, large = sum(4 <= g < 8 for g in got), sum(16 <= g < 32 for g in got)
+    assert abs(small - large) < 200  # log-uniform: each octave about a third of the draws
+    with pytest.raises(ConfigError, match="log range"):
+        space_of(kind="conv", channels={"min": 4, "max": 32, "step": 2, "log": True})
+
+
+def test_log_range_reaches_both_search_libraries():
+    import optuna
+
+    from budgetnas.drivers.domains import distribution
+    from budgetnas.drivers.kerastuner_driver import hyperparameters
+
+    space = space_of(kind="conv", channels={"min": 4, "max": 32, "log": True})
+    [p] = space.params
+    assert distribution(p.domain) == optuna.distributions.IntDistribution(4, 32, log=True)
+    hp = hyperparameters(space, space.params)
+    assert hp.space[0].sampling == "log"
+
+
+def test_hidden_choices_are_labels():
+    space = space_of(kind="conv", channels=4, head={"kind": "gap", "layer": "dense", "hidden": [[], [16], [32, 8]]})
+    [p] = space.params
+    assert p.domain.options == ("none", "16", "32-8")
+    assert space.resolve({"head.hidden": "32-8"}).head.hidden == (32, 8)
+    assert space.resolve({"head.hidden": "none"}).describe().endswith("| gap-dense")
