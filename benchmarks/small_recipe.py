@@ -1,0 +1,171 @@
+"""Training for small networks (≤ 2k params), chosen on validation: epochs and one recipe change at a time.
+
+    python benchmarks/small_recipe.py run &      # twice side by side: each takes the next job nobody holds
+    python benchmarks/small_recipe.py table      # -> benchmarks/small_recipe/table.md (from runs.csv)
+
+Three small networks: two public hand-made ones without BatchNorm (``golf_820``, ``sep_997`` of
+``spaces/anchors/``) and the 1,254-param point of the committed ``reports/mnist-front`` (with BatchNorm).
+Base: the ``mnist-front`` budget's recipe (SGD-Nesterov one-cycle, peak 0.1, batch 128, label smoothing
+0.05, ±8° rotation), 15 epochs. Each setting changes one thing. Seed 1 for the weights and the 5k validation
+split (``budgetnas.train_candidate(..., split_seed=1, seed=1, test=False)``): the test set is not touched.
+A diverged run (the loss went NaN) is a row too. Rows append to ``small_recipe/runs.csv``; ``run`` skips
+rows it has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "small_recipe"
+ROOT = HERE.parent.parent
+CSV = HERE / "runs.csv"
+FIELDS = ["network", "params", "setting", "epochs", "val_accuracy", "seconds", "epoch_seconds", "status",
+          "hardware"]
+HARDWARE = f"{os.cpu_count()}-core CPU"
+BUDGET = "mnist-front"
+NETWORKS = ("golf_820", "sep_997", "front_1254")
+# setting -> (epochs, recipe changes); base first, then one change each
+SETTINGS = {
+    "base": (15, {}),
+    "clipnorm 1": (15, {"clipnorm": 1.0}),
+    "lr 0.05": (15, {"lr": 0.05}),
+    "lr 0.2 + clipnorm 1": (15, {"lr": 0.2, "clipnorm": 1.0}),
+    "adamw 0.01 one-cycle": (15, {"optimizer": "adamw", "lr": 0.01}),
+    "label smoothing 0": (15, {"label_smoothing": 0.0}),
+    "no augmentation": (15, {"augment": "none"}),
+    "shift-rotate": (15, {"augment": "shift-rotate"}),
+    "batch 64": (15, {"batch_size": 64}),
+    "batch 256": (15, {"batch_size": 256}),
+    "30 epochs": (30, {}),
+    "60 epochs": (60, {}),
+    "30 epochs + clipnorm 1": (30, {"clipnorm": 1.0}),
+    "60 epochs + clipnorm 1": (60, {"clipnorm": 1.0}),
+}
+
+
+def network(name: str):
+    """(space, values) of one of the networks."""
+    from budgetnas import load_space
+
+    if name == "front_1254":
+        fins = json.loads((ROOT / "reports" / "mnist-front" / "finalists.json").read_text())["finalists"]
+        [fin] = [f for f in fins if f["params"] == 1254]
+        return load_space(ROOT / "reports" / "mnist-front" / "space.toml"), fin["values"]
+    return load_space(ROOT / "spaces" / "anchors" / f"{name}.toml"), {}
+
+
+def _rows() -> list[dict]:
+    if not CSV.exists():
+        return []
+    with CSV.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _claim(name: str) -> bool:
+    claim = HERE / "claims" / name
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(claim.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            claim.unlink(missing_ok=True)
+            return _claim(name)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def run_one(net: str, setting: str, splits) -> dict:
+    import statistics
+
+    import budgetnas
+    from budgetnas.errors import TrialFailed
+
+    space, values = network(net)
+    epochs, change = SETTINGS[setting]
+    t0 = time.monotonic()
+    row = {"network": net, "setting": setting, "epochs": epochs, "hardware": HARDWARE}
+    try:
+        t = budgetnas.train_candidate(values, budget=BUDGET, space=space, epochs=epochs, seed=1, recipe=change,
+                                      splits=splits, test=False)
+    except TrialFailed as exc:
+        return {**row, "params": "", "val_accuracy": "", "seconds": f"{time.monotonic() - t0:.0f}",
+                "epoch_seconds": "", "status": f"diverged ({exc})"}
+    return {**row, "params": t.params, "val_accuracy": f"{100 * t.val_accuracy:.2f}", "seconds": f"{t.seconds:.0f}",
+            "epoch_seconds": f"{statistics.median(t.history.epoch_seconds):.1f}", "status": "ok"}
+
+
+def table() -> str:
+    rows = _rows()
+    lines = ["# Training small networks, chosen on validation", "",
+             f"`python benchmarks/small_recipe.py run` (twice side by side), then `table`; {HARDWARE}, one thread "
+             "per training. Validation accuracy after the last epoch (5k split, seed 1; one seed, weights seed 1), "
+             "never the test set. Base: the `mnist-front` recipe at 15 epochs; each row changes one thing. The noise "
+             "floor of one seed on a 5k split is ≈ 0.1-0.2 points: smaller differences are not results.", ""]
+    nets = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
+    params = {n: next((r["params"] for r in rows if r["network"] == n and r["params"]), "?") for n in nets}
+    lines += ["| setting | epochs | " + " | ".join(f"{n} ({params[n]} params)" for n in nets) + " |",
+              "| --- | ---: | " + " | ".join("---:" for _ in nets) + " |"]
+    for setting, (epochs, _) in SETTINGS.items():
+        cells = []
+        for n in nets:
+            got = [r for r in rows if r["network"] == n and r["setting"] == setting]
+            if not got:
+                cells.append("")
+            elif got[0]["status"] != "ok":
+                cells.append("diverged")
+            else:
+                cells.append(f"{got[0]['val_accuracy']}%")
+        if any(cells):
+            lines.append(f"| {setting} | {epochs} | " + " | ".join(cells) + " |")
+    secs = {n: [float(r["epoch_seconds"]) for r in rows if r["network"] == n and r["epoch_seconds"]] for n in nets}
+    lines += ["", "Median epoch time over all rows (55k training images): " + ", ".join(
+        f"{n} {sorted(s)[len(s) // 2]:.1f} s" for n, s in secs.items() if s) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train every (network, setting) not yet in runs.csv")
+    r.add_argument("--networks", nargs="*", choices=NETWORKS, default=list(NETWORKS))
+    r.add_argument("--settings", nargs="*", choices=list(SETTINGS), default=list(SETTINGS))
+    r.add_argument("--data-dir", default=None)
+    sub.add_parser("table", help="write small_recipe/table.md")
+    args = ap.parse_args(argv)
+    if args.cmd == "table":
+        (HERE / "table.md").write_text(table(), encoding="utf-8")
+        print(table())
+        return
+    import budgetnas
+
+    splits = budgetnas.load_splits(BUDGET, seed=1, data_dir=args.data_dir)
+    for setting in args.settings:
+        for net in args.networks:
+            key = f"{net}--{setting}".replace(" ", "_")
+            if any(r["network"] == net and r["setting"] == setting for r in _rows()) or not _claim(key):
+                continue
+            try:
+                row = run_one(net, setting, splits)
+            finally:
+                (HERE / "claims" / key).unlink(missing_ok=True)
+            new = not CSV.exists()
+            with CSV.open("a", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerow(row)
+            print(f"{net} {setting}: {row['val_accuracy'] or row['status']}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
