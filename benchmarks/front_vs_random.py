@@ -71,10 +71,10 @@ def search(name: str, seed: int, algorithm: str, extra: list[str], data_dir: str
     return subprocess.call(argv, env=env, stdout=subprocess.DEVNULL)
 
 
-def finished(name: str, trials: int) -> bool:
-    if not (RUNS / name / "run.json").exists():
+def finished(name: str, trials: int, runs: Path = RUNS) -> bool:
+    if not (runs / name / "run.json").exists():
         return False
-    recs = budgetnas.open_run(RUNS / name).records()
+    recs = budgetnas.open_run(runs / name).records()
     return sum(1 for r in recs if r.status not in ("interrupted", "running") and r.retry_of is None) >= trials
 
 
@@ -173,10 +173,11 @@ def searches() -> list[dict]:
     return [{k: (v if k == "search" else number(k, v)) for k, v in r.items()} for r in rows]
 
 
-def summarise(name: str, s: dict) -> dict | None:
-    if not (RUNS / name / "run.json").exists():
+def summarise(name: str, s: dict, runs: Path = RUNS) -> dict | None:
+    """One search's row: its front's hypervolume (setup ``s``'s reference point), counts, best under each limit."""
+    if not (runs / name / "run.json").exists():
         return None
-    run = budgetnas.open_run(RUNS / name)
+    run = budgetnas.open_run(runs / name)
     recs = run.records()
     done = [r for r in recs if r.status == "complete" and r.val_accuracy is not None and r.params]
     hv = 100 * run.hypervolume(ref_accuracy=s["ref_accuracy"], ref_cost=s["ref_params"])  # accuracy in points

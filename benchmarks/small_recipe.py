@@ -88,7 +88,6 @@ def run_one(net: str, setting: str, splits) -> dict:
     import statistics
 
     import budgetnas
-    from budgetnas.errors import TrialFailed
 
     space, values = network(net)
     epochs, change = SETTINGS[setting]
@@ -97,7 +96,7 @@ def run_one(net: str, setting: str, splits) -> dict:
     try:
         t = budgetnas.train_candidate(values, budget=BUDGET, space=space, epochs=epochs, seed=1, recipe=change,
                                       splits=splits, test=False)
-    except TrialFailed as exc:
+    except budgetnas.TrialFailed as exc:
         return {**row, "params": "", "val_accuracy": "", "seconds": f"{time.monotonic() - t0:.0f}",
                 "epoch_seconds": "", "status": f"diverged ({exc})"}
     return {**row, "params": t.params, "val_accuracy": f"{100 * t.val_accuracy:.2f}", "seconds": f"{t.seconds:.0f}",

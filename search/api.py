@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from budgetnas.budget import Budget, get_budget
 from budgetnas.data import Arrays
+from budgetnas.errors import TrialFailed  # noqa: F401  (public: train_candidate raises it when the loss diverges)
 from budgetnas.receptive import LayerTable, fmt_pair, table_from_model
 from budgetnas.space import Space
 
@@ -483,6 +484,9 @@ def train_candidate(values: dict | None = None, *, budget: str | Budget, space: 
     ``checkpoint_dir``: checkpoint each epoch there and continue from it when called again. ``on_epoch``:
     called with (epoch, logs) after each epoch. ``within_budget`` is the gate's verdict (the network is
     trained either way, so a hand-made baseline can be measured beside the budget it breaks).
+
+    Raises:
+        TrialFailed: the loss became NaN or infinite (the network diverged under this recipe).
 
     Example:
         >>> t = budgetnas.train_candidate({}, budget="mnist-15k", space="spaces/seed_mnist_13794.toml", epochs=1)

@@ -1,0 +1,132 @@
+"""Which front space fills the accuracy–size front best, the small end included? (mnist-front)
+
+    python benchmarks/front_fill.py run --spaces front-log front-linear --seeds 0 1 2   # resumable, one at a time
+    python benchmarks/front_fill.py table                                              # -> front_fill/table.md
+
+Each search is ``budgetnas search --budget mnist-front --space SPACE --objective front --seed S --no-retrain``
+at the fidelity and trial count of ``front_vs_random/setup.json`` (24 trials, 2 epochs on a 10k subset), so its
+hypervolume (validation accuracy × log10 params, reference point (90%, 15,000)) compares with the ``tpe``
+searches of ``benchmarks/front_vs_random/`` on the earlier space (``wide`` here: ``spaces/mnist_wide.toml``,
+seeds 0-4, read from that benchmark's ``searches.csv``). Spaces:
+
+* ``front-log``: ``spaces/mnist_front.toml``, widths sampled on a log scale;
+* ``front-linear``: the same space with every width range sampled uniformly (written to
+  ``front_fill/mnist_front_linear.toml`` from the shipped file by dropping ``log = true``).
+
+Validation split only (seed = the search seed); test plays no part. Searches live in ``front_fill/runs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import front_vs_random as fvr  # beside this script: the same setup, summary and hypervolume
+
+HERE = Path(__file__).resolve().parent / "front_fill"
+ROOT = HERE.parent.parent
+RUNS = HERE / "runs"
+SEARCHES = HERE / "searches.csv"
+TABLE = HERE / "table.md"
+SPACES = {"front-log": ROOT / "spaces" / "mnist_front.toml", "front-linear": HERE / "mnist_front_linear.toml"}
+
+
+def linear_space() -> Path:
+    text = SPACES["front-log"].read_text(encoding="utf-8").replace(", log = true}", "}")
+    text = text.replace('name = "mnist_front"', 'name = "mnist_front_linear"')
+    HERE.mkdir(parents=True, exist_ok=True)
+    SPACES["front-linear"].write_text(text, encoding="utf-8")
+    return SPACES["front-linear"]
+
+
+def cmd_run(args) -> None:
+    s = fvr.setup()
+    linear_space()
+    for seed in args.seeds:
+        for space in args.spaces:
+            name = f"{space}-s{seed}"
+            if fvr.finished(name, s["trials"], RUNS):
+                continue
+            argv = [sys.executable, "-m", "budgetnas", "search", "--budget", fvr.BUDGET, "--space", str(SPACES[space]),
+                    "--name", name, "--seed", str(seed), "--objective", "front", "--max-epochs", str(s["max_epochs"]),
+                    "--train-subset", str(s["train_subset"]), "--trials", str(s["trials"]),
+                    "--reports-dir", str(RUNS), "--no-retrain"]
+            if (RUNS / name / "run.json").exists():
+                argv.append("--resume")
+            env = {**os.environ, **({"BUDGETNAS_DATA_DIR": args.data_dir} if args.data_dir else {})}
+            env.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+            env.setdefault("TF_NUM_INTEROP_THREADS", "1")
+            print(f"{name}: searching", flush=True)
+            if subprocess.call(argv, env=env, stdout=subprocess.DEVNULL) != 0:
+                print(f"{name}: budgetnas search failed; `run` again continues it", flush=True)
+
+
+def rows() -> list[dict]:
+    s = fvr.setup()
+    kept = {r["search"]: r for r in fvr.ranking.read_csv(SEARCHES)}
+    names = sorted(p.name for p in RUNS.iterdir() if (p / "run.json").exists()) if RUNS.exists() else []
+    kept.update({r["search"]: r for r in (fvr.summarise(n, s, RUNS) for n in names) if r is not None})
+    out = [kept[n] for n in sorted(kept)]
+    fvr.write_csv(SEARCHES, fvr.SEARCH_FIELDS, out)
+    wide = [{**r, "search": r["search"].replace("tpe-", "wide-")} for r in fvr.ranking.read_csv(fvr.SEARCHES)
+            if r["search"].startswith("tpe-s")]
+    return [{k: (v if k == "search" or v in (None, "") else float(v)) for k, v in r.items()} for r in wide + out]
+
+
+def cmd_table(args) -> None:
+    s = fvr.setup()
+    got = rows()
+    by = {r["search"]: r for r in got}
+    out = ["# Which space fills the front (mnist-front)", "",
+           f"Every search: `budgetnas search --budget mnist-front --space SPACE --objective front --max-epochs "
+           f"{s['max_epochs']} --train-subset {s['train_subset']} --trials {s['trials']} --seed S --no-retrain`, "
+           f"{s['hardware']}, one process per search ({s['threads']}). `wide`: `spaces/mnist_wide.toml`, the tpe "
+           "searches of `benchmarks/front_vs_random/` (same setup). Hypervolume as there: accuracy points above "
+           f"{100 * s['ref_accuracy']:.0f}% × log10 decades of params below {s['ref_params']:,}. Validation only; "
+           "test plays no part. Command: `python benchmarks/front_fill.py run`, then `table`.", "",
+           "| space | searches | hypervolume | completed | pruned | front points | training min | best ≤2k | "
+           "best ≤5k | best ≤8k | best ≤15k |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for space in ("wide", *SPACES):
+        mine = [r for r in got if r["search"].startswith(f"{space}-s")]
+        if not mine:
+            continue
+
+        def col(key: str) -> str:
+            xs = [r[key] for r in mine if r[key] not in (None, "")]
+            return fvr.mean_se(xs) if key == "hypervolume" else (f"{statistics.fmean(xs):.2f}" if xs else "—")
+
+        out.append(f"| {space} | {len(mine)} | {col('hypervolume')} | {col('completed')} | {col('pruned')} | "
+                   f"{col('front')} | {col('train_min')} | {col('best_2k')} | {col('best_5k')} | {col('best_8k')} | "
+                   f"{col('best_15k')} |")
+    out += ["", "Paired by seed (same validation split, same fidelity):", ""]
+    for a, b in (("front-log", "wide"), ("front-log", "front-linear"), ("front-linear", "wide")):
+        diffs = [by[f"{a}-s{k}"]["hypervolume"] - by[f"{b}-s{k}"]["hypervolume"] for k in range(10)
+                 if f"{a}-s{k}" in by and f"{b}-s{k}" in by]
+        if diffs:
+            out.append(f"- {a} − {b}: {fvr.mean_se(diffs)} hypervolume ({len(diffs)} pairs; {a} ahead in "
+                       f"{sum(d > 0 for d in diffs)})")
+    TABLE.write_text("\n".join(out) + "\n")
+    print("\n".join(out))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--data-dir", default=None)
+    r.set_defaults(func=cmd_run)
+    t = sub.add_parser("table")
+    t.set_defaults(func=cmd_table)
+    args = p.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
