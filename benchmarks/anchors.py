@@ -4,6 +4,8 @@ what the selection?
     python benchmarks/anchors.py run &   # twice, side by side: each takes the next job nobody holds
     python benchmarks/anchors.py run &
     python benchmarks/anchors.py table              # -> benchmarks/anchors/table.md (from runs.csv)
+    python benchmarks/anchors.py compare            # the committed front against them: table.md and the plot
+                                                    #    reports/mnist-front/front_vs_anchors.png
 
 Each anchor is a one-network space under ``spaces/anchors/`` (its file name ends in its Keras Total params)
 and trains with ``budgetnas train`` twice, 3 seeds each, scored on the test set once, at the final epoch:
@@ -11,6 +13,10 @@ and trains with ``budgetnas train`` twice, 3 seeds each, scored on the test set 
 * ``front``: the small-end recipe, the ``mnist-front`` budget's (15 epochs, the front's own);
 * ``published``: its source's recipe and epoch count as closely as Keras allows (``anchors/budgets.toml``
   says where it differs).
+
+``compare`` asks of each anchor whether ``reports/mnist-front`` (its retrained front points, 3 seeds each,
+the same 15 epochs and recipe as the ``front`` rows) holds a point with no more params and a test mean at least
+as high: the test means only report, they choose nothing.
 
 Runs live in ``anchors/runs/`` (not committed); a run stopped midway is continued (``--resume``) by the
 next ``run``. A finished run appends one row per seed to ``anchors/runs.csv``. A ``run`` holds a job with
@@ -137,6 +143,68 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
+FRONT = ROOT / "reports" / "mnist-front"
+
+
+def _anchor_means(recipe: str) -> dict[str, tuple[int, float, float]]:
+    """anchor -> (params, validation mean, test mean) over its seeds with ``recipe``."""
+    out = {}
+    for anchor in ANCHORS:
+        got = [r for r in _rows() if r["anchor"] == anchor and r["recipe"] == recipe]
+        if got:
+            out[anchor] = (int(got[0]["params"]), statistics.fmean(float(r["val_accuracy"]) for r in got),
+                           statistics.fmean(float(r["test_accuracy"]) for r in got))
+    return out
+
+
+def compare() -> str:
+    """Does the committed front dominate every anchor (front recipe, same epochs)? Also draws the plot."""
+    import budgetnas
+
+    points = sorted((f.params, 100 * f.mean, f.label) for f in budgetnas.open_run(FRONT).finalists())
+    lines = ["", "## Against the committed front (`reports/mnist-front/`)", "",
+             "`python benchmarks/anchors.py compare`: for each anchor (the `front` rows: the front's recipe and "
+             "epochs), the best committed front point by test mean among those with no more params. Test means "
+             "only report here; the front's points were chosen on validation.", "",
+             "| anchor | params | test mean | front point (params) | its test mean | dominated |",
+             "| --- | ---: | ---: | --- | ---: | --- |"]
+    for anchor, (params, _, test) in _anchor_means("front").items():
+        fit = [p for p in points if p[0] <= params]
+        best = max(fit, key=lambda p: p[1], default=None)
+        lines.append(f"| {anchor} | {params:,} | {test:.2f}% | " + (
+            f"{best[2]} ({best[0]:,}) | {best[1]:.2f}% | {'yes' if best[1] >= test else 'no'} |" if best
+            else "— | — | no |"))
+    _plot(points)
+    return "\n".join(lines) + "\n"
+
+
+def _plot(points: list[tuple[int, float, str]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="tab:green",
+            label="budgetnas front (retrained, 3-seed test mean)")
+    for recipe, marker, colour in (("front", "*", "tab:red"), ("published", "x", "tab:purple")):
+        got = _anchor_means(recipe)
+        ax.scatter([v[0] for v in got.values()], [v[2] for v in got.values()], marker=marker, s=90, color=colour,
+                   label=f"anchors re-run here, {recipe} recipe (3-seed test mean)", zorder=3)
+        if recipe == "front":
+            for name, (params, _, test) in got.items():
+                ax.annotate(name, (params, test), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    ax.set_xscale("log")
+    ax.set(xlabel="Keras total params (log)", ylabel="test accuracy (%)",
+           title="MNIST accuracy–size front and the public tiny networks, re-run on a 2-core CPU")
+    ys = [p[1] for p in points] + [v[2] for r in ("front", "published") for v in _anchor_means(r).values()]
+    ax.set_ylim(max(min(ys) - 0.5, 80), 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(FRONT / "front_vs_anchors.png", dpi=110)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -146,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--runs", default=str(HERE / "runs"), help="folder for the run folders")
     r.add_argument("--data-dir", default=None)
     sub.add_parser("table", help="write anchors/table.md")
+    sub.add_parser("compare", help="table.md with the committed front against the anchors, and its plot")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         runs = Path(args.runs)
@@ -172,8 +241,9 @@ def main(argv: list[str] | None = None) -> None:
                 w.writerows(got)
             print(f"{anchor} {recipe}: test {[g['test_accuracy'] for g in got]}", flush=True)
     else:
-        (HERE / "table.md").write_text(table(), encoding="utf-8")
-        print(table())
+        text = table() + (compare() if args.cmd == "compare" else "")
+        (HERE / "table.md").write_text(text, encoding="utf-8")
+        print(text)
 
 
 if __name__ == "__main__":
