@@ -83,7 +83,7 @@ class ModelCheck:
     def summary(self) -> str:
         t = self.table
         head = (f"Total params {t.total_params:,} (trainable {t.trainable_params:,}), MACs {t.macs:,}, "
-                f"final RF {fmt_pair(t.final_rf)}")
+                f"RF before the head {fmt_pair(t.final_rf)}")
         if self.ok:
             return f"{head}\nwithin budget {self.budget} ({self.counted_params:,} of {self.max_params:,} params)"
         return f"{head}\nbreaks budget {self.budget}: " + "; ".join(self.violations)

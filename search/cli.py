@@ -23,8 +23,13 @@ FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
 
 
 def _quiet_tf() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """TensorFlow's start-up and log lines stay out of a command's output unless the user set their level."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        from budgetnas.compat import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
@@ -122,7 +127,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         if table is not None:
             console.print(layer_table(table, title=title))
             console.print(f"Total params {table.total_params:,} (trainable {table.trainable_params:,}), "
-                          f"MACs {table.macs:,}, final RF {out['final_rf']}")
+                          f"MACs {table.macs:,}, RF before the head {out['final_rf']}")
         if verdict is not None:
             if verdict.repairs:
                 console.print("repaired: " + ", ".join(verdict.repairs))
@@ -268,17 +273,20 @@ def _interrupted(console, exc: KeyboardInterrupt, kept: str, command: str) -> in
     return interrupts.exit_code(exc)
 
 
-def _board_json(meta, records) -> dict[str, Any]:
+def _board_json(meta, records, front: bool = False) -> dict[str, Any]:
+    """Every trial with its rank; with ``front`` only the front's trials, cheapest first (as the table shows)."""
+    from budgetnas.front import front_records
     from budgetnas.report.leaderboard import counts
     from budgetnas.runs import ranked
 
     rank = {r.number: i for i, r in enumerate(ranked(records), 1)}
+    shown = front_records(records, meta.cost if meta.objective == "front" else "params") if front else records
     trials = []
-    for r in records:
+    for r in shown:
         d = r.as_dict()
         d["rank"] = rank.get(r.number)
         trials.append(d)
-    return {"run": meta.name, "budget": meta.budget, "counts": counts(records), "trials": trials}
+    return {"run": meta.name, "budget": meta.budget, "counts": counts(records), "front": front, "trials": trials}
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -316,7 +324,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     path = run_dir(args.run, args.reports_dir)
     meta, records = load_records(path, args.storage)
     if args.json:
-        print(json.dumps(_board_json(meta, records)))
+        print(json.dumps(_board_json(meta, records, front=args.front)))
         return 0
     from budgetnas.runs import run_budget
     from budgetnas.report.leaderboard import summary_line

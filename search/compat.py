@@ -15,6 +15,8 @@ When a library release breaks one of these, this module is the one to change. Ea
 * Keras layers called more than once (a shared block): ``layer.input`` gives only the first call; each call is a
   node in the private ``layer._inbound_nodes`` (:func:`layer_calls`). Pinned by
   ``tests/test_receptive.py::test_shared_block_table_matches_plan``.
+* TensorFlow 2.20 prints start-up lines before it reads ``TF_CPP_MIN_LOG_LEVEL``; :func:`import_tensorflow_quietly`
+  holds stderr back while it imports. Pinned by ``tests/test_cli.py::test_a_command_prints_no_tensorflow_start_up_lines``.
 * TensorFlow marks ``tf.lite.Interpreter`` for removal in 2.20; ``ai_edge_litert`` is its successor, a
   dependency where it has wheels, and is used when installed (:func:`tflite_interpreter`). Pinned by
   ``tests/test_finalists.py`` (the exported TFLite models scored on the test images).
@@ -22,6 +24,7 @@ When a library release breaks one of these, this module is the one to change. Ea
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -55,6 +58,34 @@ def __getattr__(name: str):
         globals()["EpochBackup"] = cls
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+QUIET_TF = "BUDGETNAS_QUIET_TF"  # set by a command that quiets TensorFlow; its spawned processes do the same
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its start-up lines on stderr (absl's "All log messages before
+    absl::InitializeLog()", the oneDNN and CPU-feature notices), which TF_CPP_MIN_LOG_LEVEL does not reach:
+    TensorFlow 2.20 writes them before it reads its log level. stderr is held back at the file-descriptor
+    level during the import only; an import error still raises. Does nothing when Keras runs on another
+    backend or TensorFlow is already imported."""
+    import sys
+
+    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    os.environ[QUIET_TF] = "1"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:  # a machine with JAX only: nothing to quiet
+            pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def layer_calls(layer) -> list[tuple[list, Any]]:

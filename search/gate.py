@@ -42,7 +42,7 @@ class Verdict:
     def summary(self) -> str:
         """One line each: the network and its counts, what repair changed, the verdict with every broken rule."""
         lines = [f"{self.architecture}: total params {self.total_params:,} (trainable {self.trainable_params:,}), "
-                 f"MACs {self.macs:,}, final RF {fmt_pair(self.final_rf)}"]
+                 f"MACs {self.macs:,}, RF before the head {fmt_pair(self.final_rf)}"]
         if self.repairs:
             lines.append("repaired: " + ", ".join(self.repairs))
         lines.append("within budget" if self.ok else "breaks budget: " + "; ".join(self.violations))

@@ -126,17 +126,41 @@ def load_meta(path: Path) -> RunMeta:
     except FileNotFoundError:
         raise RunError(f"{f}: no such run (start one with `budgetnas search`)") from None
     try:
-        return RunMeta(**data)
+        meta = RunMeta(**data)
+        meta.storage = _located(path, meta.storage)
+        return meta
     except TypeError as exc:
         raise RunError(f"{f}: unexpected run metadata ({exc})") from None
 
 
 def save_meta(path: Path, meta: RunMeta) -> None:
-    files.write_text(path / META, meta.to_json())
+    """Write ``run.json``; the folder's own SQLite study is named relative to the folder (``sqlite:///study.db``),
+    so a run folder moved or copied to another machine opens there (:func:`load_meta`)."""
+    from dataclasses import replace
+
+    own = meta.storage == default_storage(path)
+    files.write_text(path / META, replace(meta, storage=f"sqlite:///{_OWN_DB}" if own else meta.storage).to_json())
+
+
+_OWN_DB = "study.db"
 
 
 def default_storage(path: Path) -> str:
-    return f"sqlite:///{path.resolve() / 'study.db'}"
+    return f"sqlite:///{path.resolve() / _OWN_DB}"
+
+
+def _located(path: Path, storage: str) -> str:
+    """A run's storage URL as this folder reaches it: a relative SQLite file is the run folder's own; an absolute
+    one that no longer exists while the folder holds a study of the same name (a run saved before storage
+    paths were relative, then moved) is that one."""
+    if not storage.startswith("sqlite:///"):
+        return storage
+    file = Path(storage[len("sqlite:///"):])
+    if not file.is_absolute():
+        return f"sqlite:///{path.resolve() / file}"
+    if not file.exists() and (path / file.name).is_file():
+        return default_storage(path) if file.name == _OWN_DB else f"sqlite:///{path.resolve() / file.name}"
+    return storage
 
 
 def records_from_study(study) -> list[TrialRecord]:

@@ -73,6 +73,10 @@ def _init(threads: int, events) -> None:
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from budgetnas.compat import QUIET_TF, import_tensorflow_quietly
+
+    if os.environ.get(QUIET_TF):  # the command that spawned this process quieted TensorFlow's start-up
+        import_tensorflow_quietly()
 
 
 def _train(run_path: Path, space_file: str, data_dir: str | None, split_seed: int, job: Job, epochs: int,

@@ -24,15 +24,12 @@ def data_dir() -> Path:
 
 
 def copy_run(run: Path, reports: Path) -> Path:
-    """A copy of a run folder under ``reports`` with its own study file: a test may change it freely."""
-    import json
+    """A copy of a run folder under ``reports`` with its own study file (run.json names it relative to the
+    folder): a test may change it freely."""
     import shutil
 
     target = reports / run.name
     shutil.copytree(run, target)
-    meta = json.loads((target / "run.json").read_text())
-    meta["storage"] = f"sqlite:///{target / 'study.db'}"
-    (target / "run.json").write_text(json.dumps(meta))
     return target
 
 

@@ -199,3 +199,18 @@ def test_a_residual_space_is_described_searched_reported_and_exported(capsys, tm
     assert run(capsys, "export", "res", "--reports-dir", tmp_path)[0] == 0
     model = keras.saving.load_model(tmp_path / "res" / "export" / "model.keras")
     assert [type(layer).__name__ for layer in model.layers].count("Add") == 1
+
+
+def test_a_command_prints_no_tensorflow_start_up_lines():
+    # TensorFlow writes absl / oneDNN / CPU-feature lines before it reads TF_CPP_MIN_LOG_LEVEL; a command holds
+    # them back (compat.import_tensorflow_quietly) unless the user set the level
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    got = subprocess.run([sys.executable, "-m", "budgetnas", "describe", "mnist_tiny", "--budget", "mnist-15k"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert got.returncode == 0, got.stderr
+    assert "Total params" in got.stdout
+    assert "oneDNN" not in got.stderr and "absl" not in got.stderr and "I0000" not in got.stderr, got.stderr

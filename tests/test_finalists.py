@@ -338,3 +338,21 @@ def test_target_verdict_says_met_or_not_and_whether_the_margin_is_noise():
     assert "NOT met" in target_verdict(fin(0.9939), 0.994, 10000) and "-0.01 points" in target_verdict(
         fin(0.9939), 0.994, 10000) and "over 1 seed," in target_verdict(fin(0.9939), 0.994, 10000)
     assert "+0.20 points, beyond the noise" in target_verdict(fin(0.9960), 0.994, 10000)  # > 2 x 0.063
+
+
+def test_a_run_folder_opens_after_a_move(capsys, searched, tmp_path):
+    # run.json names its own study relative to the folder: the folder moved (or copied to another machine) opens
+    import budgetnas
+    from budgetnas.runs import load_meta
+
+    (searched / "r").rename(tmp_path / "moved")
+    assert json.loads((tmp_path / "moved" / "run.json").read_text())["storage"] == "sqlite:///study.db"
+    assert load_meta(tmp_path / "moved").storage == f"sqlite:///{(tmp_path / 'moved' / 'study.db').resolve()}"
+    board = json.loads(run(capsys, "leaderboard", str(tmp_path / "moved"), "--json"))
+    assert board["counts"]["total"] == 2
+    assert len(budgetnas.open_run(tmp_path / "moved").records()) == 2
+    # a run saved before storage paths were relative (an absolute path that is gone) finds the study beside it
+    meta = json.loads((tmp_path / "moved" / "run.json").read_text())
+    meta["storage"] = "sqlite:////gone/elsewhere/r/study.db"
+    (tmp_path / "moved" / "run.json").write_text(json.dumps(meta))
+    assert json.loads(run(capsys, "leaderboard", str(tmp_path / "moved"), "--json"))["counts"]["total"] == 2

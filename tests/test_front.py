@@ -211,6 +211,8 @@ def test_a_front_search_end_to_end(capsys, tmp_path, front_budgets):
     line = [t for t in done if not any(o["val_accuracy"] >= t["val_accuracy"] and o["params"] <= t["params"]
                                        and (o["val_accuracy"] > t["val_accuracy"] or o["params"] < t["params"])
                                        for o in done)]
+    code, out, _ = run(capsys, "leaderboard", "f", "--reports-dir", reports, "--front", "--json")
+    assert [t["number"] for t in json.loads(out)["trials"]] == [t["number"] for t in sorted(line, key=lambda t: t["params"])]
     code, out, _ = run(capsys, "leaderboard", "f", "--reports-dir", reports, "--front")
     assert code == 0 and "Front — f" in out
     for t in line:

@@ -38,7 +38,7 @@ def layer_markdown(table: LayerTable) -> str:
         lines.append(f"| {r.name} | {r.kind} | {'×'.join(map(str, r.output_shape))} | {r.params:,} | {r.macs:,} | "
                      f"{ksd} | {fmt_pair(r.jump)} | {fmt_pair(r.rf)} | {fmt_pair(r.start)} |")
     lines.append(f"| **total** | | | **{table.total_params:,}** | **{table.macs:,}** | | | "
-                 f"final RF {fmt_pair(table.final_rf)} | |")
+                 f"RF before the head: {fmt_pair(table.final_rf)} | |")
     return "\n".join(lines)
 
 

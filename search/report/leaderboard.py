@@ -106,6 +106,7 @@ def layer_table(table: LayerTable, title: str = "") -> Table:
         t.add_row(r.name, r.kind, "×".join(str(v) for v in r.output_shape), f"{r.params:,}", f"{r.macs:,}", ksd,
                   fmt_pair(r.jump), fmt_pair(r.rf), fmt_pair(r.start))
     t.add_section()
-    t.add_row("total", "", "", f"{table.total_params:,}", f"{table.macs:,}", "", "", fmt_pair(table.final_rf),
-              "", style="bold")
+    # the RF of the last feature map before the head (GAP, flatten or a whole-map conv) collapses it
+    t.add_row("total (RF pre-head)", "", "", f"{table.total_params:,}", f"{table.macs:,}", "", "",
+              fmt_pair(table.final_rf), "", style="bold")
     return t

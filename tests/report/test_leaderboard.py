@@ -51,3 +51,13 @@ def test_layer_table_renders_rf_columns():
     cells = [c.strip() for c in row.split("│")[1:-1]]
     assert cells[1:] == ["Conv2D", "1×1×10", "2,570", "2,560", "4/1/1", "2", "28", "13.5"]
     assert "13,794" in text.splitlines()[-2]
+
+
+def test_total_row_names_what_its_rf_is():
+    # the last row (the 4x4 head conv) sees 28 pixels; the total row gives the RF before the head: 22
+    from budgetnas.report.document import layer_markdown
+
+    table = table_from_model(build_model(load_space(ROOT / "spaces" / "seed_mnist_13794.toml"), {}))
+    total = [c.strip() for c in render(layer_table(table)).splitlines()[-2].split("│")[1:-1]]
+    assert total[0] == "total (RF pre-head)" and total[3] == "13,794" and total[7] == "22"
+    assert layer_markdown(table).splitlines()[-1].endswith("RF before the head: 22 | |")
