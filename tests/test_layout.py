@@ -107,3 +107,14 @@ def test_benchmarks_use_the_public_api_only():
     assert len(scripts) >= 10  # it found them
     found = {p.name: private_uses(p.read_text(encoding="utf-8")) for p in scripts}
     assert {name: uses for name, uses in found.items() if uses} == {}
+
+
+def test_readme_is_a_short_user_guide_whose_links_resolve():
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    for link in re.findall(r"\]\(((?:docs|examples)/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), link
