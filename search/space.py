@@ -260,8 +260,9 @@ class Space:
         """Whether parameter ``name`` changes the network, given the values chosen before it.
 
         A block's fields matter only when the block is present (``repeat`` > 0); ``channels`` only
-        for conv/separable/pointwise, ``depth_multiplier`` only for separable/depthwise, ``kernel``
-        not for pointwise (always 1x1); a ``defaults.*`` choice only if a present block uses it.
+        for conv/separable/pointwise/factorized, ``depth_multiplier`` only for separable/depthwise, ``kernel``
+        not for pointwise (always 1x1), ``shared`` only for two or more repeats; a ``defaults.*`` choice only
+        if a present block uses it.
         """
         if name.startswith("blocks["):
             index, fld = name[7:].split("].", 1)
@@ -281,6 +282,8 @@ class Space:
             return True
         if value("repeat") == 0:
             return False
+        if fld == "shared":  # one application shares nothing
+            return value("repeat") >= 2
         kind = value("kind")
         return kind in KIND_FIELDS[fld] if fld in KIND_FIELDS and kind not in POOL_KINDS else True
 
@@ -348,7 +351,7 @@ class Space:
                         bias=got["bias"],
                         source=block.index,
                         residual=False if pooling else got["residual"],
-                        shared=False if pooling else got["shared"],
+                        shared=False if pooling else got["shared"] and got["repeat"] >= 2,
                     )
                 )
         h = {k: pick(v, f"head.{k}") for k, v in self.head.items()}

@@ -177,6 +177,22 @@ def test_a_shared_choice_and_factorized_kind_reach_keras_tuner():
     assert space.resolve(values).describe().startswith("[F4k5p]x2 ")
 
 
+def test_shared_matters_only_for_two_or_more_repeats():
+    from budgetnas.drivers.kerastuner_driver import hyperparameters
+
+    space = space_of(kind="conv", channels=4, padding="same", repeat=[0, 1, 3], shared=[False, True])
+    values = {"blocks[0].repeat": 1, "blocks[0].shared": True}
+    assert not space.is_active("blocks[0].shared", values)
+    assert space.canonical(values)["blocks[0].shared"] is False  # one network, one spelling
+    assert space.resolve(values).key() == space.resolve({**values, "blocks[0].shared": False}).key()
+    assert space.is_active("blocks[0].shared", {"blocks[0].repeat": 3})
+    hp = hyperparameters(space, space.params)
+    hp.values["blocks[0].repeat"] = 1
+    assert not hp.is_active("blocks[0].shared")
+    hp.values["blocks[0].repeat"] = 3
+    assert hp.is_active("blocks[0].shared")
+
+
 def test_head_hidden_needs_a_dense_layer():
     with pytest.raises(ConfigError, match="head.hidden"):
         space_of(kind="conv", channels=4, head={"kind": "gap", "layer": "conv", "hidden": [16]}).resolve({})

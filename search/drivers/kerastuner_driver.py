@@ -42,7 +42,8 @@ def _conditions(space: Space, p: Param) -> list[tuple[str, list]]:
     """(parent parameter, values under which ``p`` is active) for each condition on a block field.
 
     The same rule as :meth:`Space.is_active`: a field of an optional block depends on its repeat
-    being non-zero; ``channels`` / ``depth_multiplier`` / ``kernel`` on the block's kind.
+    being non-zero (``shared`` on two or more repeats); ``channels`` / ``depth_multiplier`` / ``kernel`` on the
+    block's kind.
     ``defaults.*`` stay unconditional (their activity depends on several blocks at once, which one
     keras-tuner parent cannot say); :func:`values_from` still sets an unused one to its first option.
     """
@@ -51,7 +52,9 @@ def _conditions(space: Space, p: Param) -> list[tuple[str, list]]:
     index, fld = p.name[7:].split("].", 1)
     block, out = space.blocks[int(index)], []
     repeat, kinds = block.fields["repeat"], block.fields["kind"]
-    if fld != "repeat" and isinstance(repeat, Domain) and 0 in repeat.options:
+    if fld == "shared" and isinstance(repeat, Domain):  # one application shares nothing
+        out.append((f"blocks[{index}].repeat", [o for o in repeat.options if o >= 2]))
+    elif fld != "repeat" and isinstance(repeat, Domain) and 0 in repeat.options:
         out.append((f"blocks[{index}].repeat", [o for o in repeat.options if o != 0]))
     if fld in KIND_FIELDS and isinstance(kinds, Domain):
         active = [k for k in kinds.options if k in KIND_FIELDS[fld]]
