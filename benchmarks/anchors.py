@@ -26,13 +26,14 @@ next ``run``. A finished run appends one row per seed to ``anchors/runs.csv``. A
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+import jobs as jobs_mod  # beside this script: CSV rows and job claims
 
 HERE = Path(__file__).resolve().parent / "anchors"
 ROOT = HERE.parent.parent
@@ -63,27 +64,7 @@ def job_name(anchor: str, recipe: str) -> str:
 
 
 def _rows() -> list[dict]:
-    if not CSV.exists():
-        return []
-    with CSV.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _claim(runs: Path, name: str) -> bool:
-    """Hold job ``name`` for this process; False when a live process holds it."""
-    claim = runs / f"{name}.claim"
-    try:
-        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            os.kill(int(claim.read_text() or 0), 0)
-            return False
-        except (ProcessLookupError, ValueError):
-            claim.unlink(missing_ok=True)  # its process is gone: take it over
-            return _claim(runs, name)
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    return True
+    return jobs_mod.read_rows(CSV)
 
 
 def run_one(anchor: str, recipe: str, runs: Path, data_dir: str | None) -> list[dict]:
@@ -224,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             if any(row["anchor"] == anchor and row["recipe"] == recipe for row in _rows()):
                 continue
-            if not _claim(runs, job_name(anchor, recipe)):
+            if not jobs_mod.claim(runs, job_name(anchor, recipe)):
                 continue
             try:
                 got = run_one(anchor, recipe, runs, args.data_dir)
@@ -232,13 +213,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(exc, flush=True)
                 continue
             finally:
-                (runs / f"{job_name(anchor, recipe)}.claim").unlink(missing_ok=True)
-            new = not CSV.exists()
-            with CSV.open("a", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerows(got)
+                jobs_mod.release(runs, job_name(anchor, recipe))
+            jobs_mod.append_rows(CSV, FIELDS, got)
             print(f"{anchor} {recipe}: test {[g['test_accuracy'] for g in got]}", flush=True)
     else:
         text = table() + (compare() if args.cmd == "compare" else "")

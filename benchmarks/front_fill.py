@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -92,17 +91,9 @@ def cmd_table(args) -> None:
            "best ≤5k | best ≤8k | best ≤15k |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for space in ("wide", *SPACES):
-        mine = [r for r in got if r["search"].startswith(f"{space}-s")]
-        if not mine:
-            continue
-
-        def col(key: str) -> str:
-            xs = [r[key] for r in mine if r[key] not in (None, "")]
-            return fvr.mean_se(xs) if key == "hypervolume" else (f"{statistics.fmean(xs):.2f}" if xs else "—")
-
-        out.append(f"| {space} | {len(mine)} | {col('hypervolume')} | {col('completed')} | {col('pruned')} | "
-                   f"{col('front')} | {col('train_min')} | {col('best_2k')} | {col('best_5k')} | {col('best_8k')} | "
-                   f"{col('best_15k')} |")
+        line = fvr.method_row(space, got)
+        if line:
+            out.append(line)
     out += ["", "Paired by seed (same validation split, same fidelity):", ""]
     for a, b in (("front-log", "wide"), ("front-log", "front-linear"), ("front-linear", "wide")):
         diffs = [by[f"{a}-s{k}"]["hypervolume"] - by[f"{b}-s{k}"]["hypervolume"] for k in range(10)

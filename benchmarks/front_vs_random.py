@@ -198,6 +198,20 @@ def mean_se(xs: list[float]) -> str:
     return f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs) / len(xs) ** 0.5:.3f}"
 
 
+def method_row(label: str, rows: list[dict]) -> str | None:
+    """One table row over the searches named ``LABEL-sN``: hypervolume mean ± SE, the other columns' means."""
+    mine = [r for r in rows if r["search"].startswith(f"{label}-s")]
+    if not mine:
+        return None
+
+    def col(key: str) -> str:
+        xs = [r[key] for r in mine if r[key] not in (None, "")]
+        return mean_se(xs) if key == "hypervolume" else (f"{statistics.fmean(xs):.2f}" if xs else "—")
+
+    return (f"| {label} | {len(mine)} | {col('hypervolume')} | {col('completed')} | {col('pruned')} | {col('front')} | "
+            f"{col('train_min')} | {col('best_2k')} | {col('best_5k')} | {col('best_8k')} | {col('best_15k')} |")
+
+
 def cmd_table(args) -> None:
     s = setup()
     rows = searches()
@@ -213,19 +227,10 @@ def cmd_table(args) -> None:
            "| method | searches | hypervolume | completed | pruned | front points | training min | best ≤2k | "
            "best ≤5k | best ≤8k | best ≤15k |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    methods = ("tpe", "random", "naive")
-    for m in methods:
-        mine = [r for r in rows if r["search"].startswith(f"{m}-s")]
-        if not mine:
-            continue
-
-        def col(key: str) -> str:
-            xs = [r[key] for r in mine if r[key] is not None]
-            return mean_se(xs) if key == "hypervolume" else (f"{statistics.fmean(xs):.2f}" if xs else "—")
-
-        out.append(f"| {m} | {len(mine)} | {col('hypervolume')} | {col('completed')} | {col('pruned')} | "
-                   f"{col('front')} | {col('train_min')} | {col('best_2k')} | {col('best_5k')} | {col('best_8k')} | "
-                   f"{col('best_15k')} |")
+    for m in ("tpe", "random", "naive"):
+        line = method_row(m, rows)
+        if line:
+            out.append(line)
     out += ["", "Paired by seed (same validation split, same fidelity):", ""]
     for a, b in (("tpe", "random"), ("tpe", "naive"), ("random", "naive")):
         diffs = [by[f"{a}-s{k}"]["hypervolume"] - by[f"{b}-s{k}"]["hypervolume"]

@@ -14,7 +14,6 @@ its minutes are then the sum of its attempts and the row says so.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -22,6 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import jobs as jobs_mod  # beside this script: CSV rows
 
 HERE = Path(__file__).resolve().parent / "main_job"
 RUNS = HERE / "runs"
@@ -31,10 +32,7 @@ HARDWARE = f"{os.cpu_count()}-core CPU"
 
 
 def _rows() -> list[dict]:
-    if not CSV.exists():
-        return []
-    with CSV.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    return jobs_mod.read_rows(CSV)
 
 
 def run_one(seed: int, data_dir: str | None) -> dict:
@@ -102,12 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             if str(seed) in {row["seed"] for row in _rows()}:
                 continue
             row = run_one(seed, args.data_dir)
-            new = not CSV.exists()
-            with CSV.open("a", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            jobs_mod.append_rows(CSV, FIELDS, [row])
             print(f"seed {seed}: {row}", flush=True)
     else:
         (HERE / "table.md").write_text(table(), encoding="utf-8")

@@ -15,12 +15,13 @@ rows it has.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+import jobs as jobs_mod  # beside this script: CSV rows and job claims
 
 HERE = Path(__file__).resolve().parent / "small_recipe"
 ROOT = HERE.parent.parent
@@ -55,27 +56,7 @@ def network(name: str):
 
 
 def _rows() -> list[dict]:
-    if not CSV.exists():
-        return []
-    with CSV.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _claim(name: str) -> bool:
-    claim = HERE / "claims" / name
-    claim.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            os.kill(int(claim.read_text() or 0), 0)
-            return False
-        except (ProcessLookupError, ValueError):
-            claim.unlink(missing_ok=True)
-            return _claim(name)
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    return True
+    return jobs_mod.read_rows(CSV)
 
 
 def run_one(net: str, setting: str, splits) -> dict:
@@ -145,18 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     for setting in args.settings:
         for net in args.networks:
             key = f"{net}--{setting}".replace(" ", "_")
-            if any(r["network"] == net and r["setting"] == setting for r in _rows()) or not _claim(key):
+            if any(r["network"] == net and r["setting"] == setting for r in _rows()) or \
+                    not jobs_mod.claim(HERE / "claims", key):
                 continue
             try:
                 row = run_one(net, setting, splits)
             finally:
-                (HERE / "claims" / key).unlink(missing_ok=True)
-            new = not CSV.exists()
-            with CSV.open("a", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+                jobs_mod.release(HERE / "claims", key)
+            jobs_mod.append_rows(CSV, FIELDS, [row])
             print(f"{net} {setting}: {row['val_accuracy'] or row['status']}", flush=True)
 
 

@@ -1,0 +1,51 @@
+"""What the benchmark scripts share: rows kept in a CSV file, and jobs held by one of several processes.
+
+A benchmark's ``run`` may be started twice side by side (one training process per core): each takes the
+next job nobody holds (:func:`claim`), and a job whose process died is taken over.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def append_rows(path: Path, fields: list[str], rows: list[dict]) -> None:
+    """Append ``rows`` to the CSV file ``path`` (its header first, when the file is new)."""
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
+def claim(folder: Path, name: str) -> bool:
+    """Hold job ``name`` for this process (``folder/NAME.claim`` holds its process id); False when a live
+    process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.claim"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(path.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            path.unlink(missing_ok=True)  # its process is gone: take it over
+            return claim(folder, name)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def release(folder: Path, name: str) -> None:
+    (folder / f"{name}.claim").unlink(missing_ok=True)
