@@ -113,3 +113,34 @@ def test_an_ema_outside_0_1_names_the_field(tmp_path):
     f.write_text('[b]\ndataset = "mnist"\nspace = "s.toml"\nmax_params = 10\nepochs = 1\n[b.train]\nema = 1.5\n')
     with pytest.raises(ConfigError, match=r"b.toml: b.train.ema = 1.5 must be in \[0, 1\)"):
         load_budgets(f)
+
+
+def test_staircase_schedule_steps_down_every_n_epochs():
+    # PyTorch's StepLR(step_size=2, gamma=0.5) by epoch: 0.01, 0.01, 0.005, 0.005, 0.0025, ...
+    sched = trainer.lr_schedule(Recipe(lr=0.01, schedule="staircase", decay=0.5, decay_every=2), 10, 6)
+    got = [float(sched(step)) for step in (0, 19, 20, 39, 40, 59)]
+    assert got == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
+
+
+def test_clipnorm_bounds_the_update_of_one_sgd_step():
+    # plain SGD, lr 1, a gradient of global norm 10: the step is the gradient scaled to norm 1
+    opt = trainer.make_optimizer(Recipe(optimizer="sgd", lr=1.0, momentum=0.0, clipnorm=1.0), 1, 1)
+    assert opt.global_clipnorm == 1.0
+    w = keras.Variable(np.zeros(2, "float32"))
+    opt.apply_gradients([(keras.ops.convert_to_tensor(np.array([6.0, 8.0], "float32")), w)])
+    np.testing.assert_allclose(w.numpy(), [-0.6, -0.8], rtol=1e-5)
+
+
+@pytest.mark.parametrize("train, match", [
+    ('schedule = "staircase"\ndecay = 0.5', r"staircase.*decay_every ≥ 1"),
+    ('schedule = "staircase"\ndecay = 1.5\ndecay_every = 2', r"0 < decay < 1"),
+    ("clipnorm = -1.0", r"b.train.clipnorm = -1.0 must be ≥ 0"),
+])
+def test_bad_staircase_or_clipnorm_names_the_field(tmp_path, train, match):
+    from budgetnas.budget import load_budgets
+    from budgetnas.errors import ConfigError
+
+    f = tmp_path / "b.toml"
+    f.write_text(f'[b]\ndataset = "mnist"\nspace = "s.toml"\nmax_params = 10\nepochs = 1\n[b.train]\n{train}\n')
+    with pytest.raises(ConfigError, match=match):
+        load_budgets(f)
