@@ -46,9 +46,10 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
     console = _console()
     folder = Path(args.dir) if args.dir else shipped("spaces")
-    for f in sorted(folder.glob("*.toml")):
+    for f in sorted(folder.glob("*.toml")) + sorted(folder.glob("*/*.toml")):
         s = load_space(f)
-        name = str(f) if args.dir else f.stem  # a shipped space is named by its stem anywhere
+        # a shipped space is named by its path in spaces/ without .toml anywhere: mnist_tiny, anchors/golf_820
+        name = str(f) if args.dir else f.relative_to(folder).with_suffix("").as_posix()
         console.print(f"{name:45s} {len(s.params):3d} choices  {s.description}")
     return 0
 

@@ -623,8 +623,9 @@ def shipped(rel: str = "") -> Path:
 
 
 def load_space(path: str | Path) -> Space:
-    """Read and validate a space file; a bare name (``mnist_tiny``) names a shipped space."""
+    """Read and validate a space file; a name without ``.toml`` (``mnist_tiny``, ``anchors/golf_820``) names a
+    shipped space."""
     p = Path(path)
-    if not p.exists() and p.parent == Path(".") and (shipped("spaces") / f"{p.stem}.toml").is_file():
-        p = shipped("spaces") / f"{p.stem}.toml"
+    if not p.exists() and p.suffix == "" and (shipped("spaces") / f"{p}.toml").is_file():
+        p = shipped("spaces") / f"{p}.toml"
     return parse_space(read_toml(p, "space"), str(p))

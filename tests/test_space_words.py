@@ -48,11 +48,14 @@ def test_anchor_file_name_is_its_keras_count(path):
     assert rows(table_from_plan(p)) == rows(table_from_model(model))
 
 
-def test_describe_shows_an_anchors_count(capsys):
+def test_describe_shows_an_anchors_count_and_spaces_lists_the_anchors(capsys):
     from budgetnas.cli import main
 
-    assert main(["describe", str(ROOT / "spaces" / "anchors" / "golf_820.toml"), "--budget", "mnist-front"]) == 0
+    assert main(["describe", "anchors/golf_820", "--budget", "mnist-front"]) == 0  # a shipped space, by its name
     assert "Total params 820" in capsys.readouterr().out
+    assert main(["spaces"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert {f"anchors/{p.stem}" for p in ANCHORS} <= set(listed) and "mnist_front" in listed
 
 
 @pytest.mark.parametrize("name, expect", [("prelu", "PReLU"), ("leaky_relu", "LeakyReLU")])
