@@ -19,6 +19,7 @@ from budgetnas.receptive import LayerTable, fmt_pair, table_from_model, table_fr
 from budgetnas.space import Space
 
 _MAX_REPAIR_STEPS = 200
+_UNBUILT = 10**15  # the "params" of a candidate whose plan stops (a collapsed map, a shared block's width)
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ def violations(budget: Budget, table: LayerTable, problems: tuple[str, ...] = ()
 def _plan_check(budget: Budget, space: Space, values: Mapping[str, Any]) -> tuple[list[str], int, int]:
     """Violations, counted params and MACs from the pure-Python plan (no Keras)."""
     p = plan(space.resolve(values))
-    if p.problems:
-        return list(p.problems), 0, 0
+    if p.problems:  # no count: ranked behind any network that builds, so repair prefers a move that fixes it
+        return list(p.problems), _UNBUILT, 0
     table = table_from_plan(p)
     return violations(budget, table), counted(budget, table), table.macs
 

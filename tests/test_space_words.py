@@ -287,3 +287,18 @@ def test_hidden_choices_are_labels():
     assert p.domain.options == ("none", "16", "32-8")
     assert space.resolve({"head.hidden": "32-8"}).head.hidden == (32, 8)
     assert space.resolve({"head.hidden": "none"}).describe().endswith("| gap-dense")
+
+
+def test_repair_moves_a_shared_block_to_a_width_it_can_share():
+    from budgetnas.gate import repair
+
+    budget = parse_budget("b", {"dataset": "mnist", "space": "x.toml", "max_params": 10_000, "epochs": 1},
+                          "budgets.toml", ROOT)
+    space = parse_space({"name": "t", "input": INPUT, "blocks": [
+        {"kind": "conv", "channels": [4, 8], "padding": "same"},
+        {"kind": "conv", "channels": [8, 12], "padding": "same", "repeat": 2, "shared": [False, True]}],
+        "head": {"kind": "gap", "layer": "conv"}}, "t.toml")
+    values = {"blocks[0].channels": 4, "blocks[1].channels": 12, "blocks[1].shared": True}
+    assert not judge(budget, space, values).ok
+    fixed, changes = repair(budget, space, values)
+    assert judge(budget, space, fixed).ok and len(changes) == 1
