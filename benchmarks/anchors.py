@@ -106,7 +106,8 @@ def table() -> str:
              "(`budgetnas train SPACE --budget B --seeds 3 --seed 1`). Validation: 5k images carved from the "
              "training set; test: scored once per seed at the final epoch (never used to choose anything).", "",
              "- **front**: the `mnist-front` budget's recipe (SGD-Nesterov one-cycle, peak 0.1, batch 128, label "
-             "smoothing 0.05, ±8° rotation), 15 epochs: the same training for every network, so rows compare "
+             "smoothing 0.05, ±8° rotation, gradients clipped at global norm 1), 15 epochs: the same training for "
+             "every network, so rows compare "
              "architectures.",
              "- **published**: the source's own recipe and epochs as closely as Keras allows "
              "(`benchmarks/anchors/budgets.toml` says where it differs); against the published number it separates "
