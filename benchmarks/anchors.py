@@ -113,7 +113,8 @@ def table() -> str:
              "(`benchmarks/anchors/budgets.toml` says where it differs); against the published number it separates "
              "training from selection (the sources mostly report the best test epoch or the best of many runs).",
              *(f"- **{k}**: {v}." for k, v in EARLIER.items()), "",
-             "| anchor | params (Keras) | published | recipe | epochs | val mean | test mean ± std | seeds | s/epoch |",
+             "| anchor | params (Keras) | published | recipe | epochs | val mean | test mean ± std | seeds | "
+             "s/epoch |",
              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for anchor, (_, _, published) in ANCHORS.items():
         for recipe in (*RECIPES, *EARLIER):

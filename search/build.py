@@ -354,7 +354,10 @@ def build_architecture(arch: Architecture, name: str = "budgetnas", seed: int | 
             x = keras_layer(spec, (), name=layer_name)([outs[j] for j in spec.src])
         else:
             x = outs[spec.src[0]] if spec.src else x
-            layer = made[spec.share] if spec.share is not None else keras_layer(spec, tuple(x.shape[1:]), name=layer_name)
+            if spec.share is not None:
+                layer = made[spec.share]
+            else:
+                layer = keras_layer(spec, tuple(x.shape[1:]), name=layer_name)
             made[i] = layer
             x = layer(x)
         outs.append(x)

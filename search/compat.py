@@ -16,7 +16,8 @@ When a library release breaks one of these, this module is the one to change. Ea
   node in the private ``layer._inbound_nodes`` (:func:`layer_calls`). Pinned by
   ``tests/test_receptive.py::test_shared_block_table_matches_plan``.
 * TensorFlow 2.20 prints start-up lines before it reads ``TF_CPP_MIN_LOG_LEVEL``; :func:`import_tensorflow_quietly`
-  holds stderr back while it imports. Pinned by ``tests/test_cli.py::test_a_command_prints_no_tensorflow_start_up_lines``.
+  holds stderr back while it imports. Pinned by
+  ``tests/test_cli.py::test_a_command_prints_no_tensorflow_start_up_lines``.
 * TensorFlow marks ``tf.lite.Interpreter`` for removal in 2.20; ``ai_edge_litert`` is its successor, a
   dependency where it has wheels, and is used when installed (:func:`tflite_interpreter`). Pinned by
   ``tests/test_finalists.py`` (the exported TFLite models scored on the test images).
