@@ -9,9 +9,12 @@ hypervolume (validation accuracy × log10 params, reference point (90%, 15,000))
 searches of ``benchmarks/front_vs_random/`` on the earlier space (``wide`` here: ``spaces/mnist_wide.toml``,
 seeds 0-4, read from that benchmark's ``searches.csv``). Spaces:
 
-* ``front-log``: ``spaces/mnist_front.toml``, widths sampled on a log scale;
+* ``front-log``: ``spaces/mnist_front.toml``, widths sampled on a log scale, without its start points
+  (``--no-start``);
 * ``front-linear``: the same space with every width range sampled uniformly (written to
-  ``front_fill/mnist_front_linear.toml`` from the shipped file by dropping ``log = true``).
+  ``front_fill/mnist_front_linear.toml`` from the shipped file by dropping ``log = true``), ``--no-start``;
+* ``front-start``: ``spaces/mnist_front.toml`` as shipped: the search begins with its ``[[start]]`` points,
+  the six public hand-made networks of ``spaces/anchors/``, then samples.
 
 Validation split only (seed = the search seed); test plays no part. Searches live in ``front_fill/runs/``.
 """
@@ -31,7 +34,9 @@ ROOT = HERE.parent.parent
 RUNS = HERE / "runs"
 SEARCHES = HERE / "searches.csv"
 TABLE = HERE / "table.md"
-SPACES = {"front-log": ROOT / "spaces" / "mnist_front.toml", "front-linear": HERE / "mnist_front_linear.toml"}
+SPACES = {"front-log": ROOT / "spaces" / "mnist_front.toml", "front-linear": HERE / "mnist_front_linear.toml",
+          "front-start": ROOT / "spaces" / "mnist_front.toml"}
+NO_START = ("front-log", "front-linear")  # searched without the space's start points
 
 
 def linear_space() -> Path:
@@ -53,7 +58,7 @@ def cmd_run(args) -> None:
             argv = [sys.executable, "-m", "budgetnas", "search", "--budget", fvr.BUDGET, "--space", str(SPACES[space]),
                     "--name", name, "--seed", str(seed), "--objective", "front", "--max-epochs", str(s["max_epochs"]),
                     "--train-subset", str(s["train_subset"]), "--trials", str(s["trials"]),
-                    "--reports-dir", str(RUNS), "--no-retrain"]
+                    "--reports-dir", str(RUNS), "--no-retrain", *(["--no-start"] if space in NO_START else [])]
             if (RUNS / name / "run.json").exists():
                 argv.append("--resume")
             env = {**os.environ, **({"BUDGETNAS_DATA_DIR": args.data_dir} if args.data_dir else {})}
@@ -95,7 +100,8 @@ def cmd_table(args) -> None:
         if line:
             out.append(line)
     out += ["", "Paired by seed (same validation split, same fidelity):", ""]
-    for a, b in (("front-log", "wide"), ("front-log", "front-linear"), ("front-linear", "wide")):
+    for a, b in (("front-log", "wide"), ("front-log", "front-linear"), ("front-linear", "wide"),
+                 ("front-start", "front-log"), ("front-start", "wide")):
         diffs = [by[f"{a}-s{k}"]["hypervolume"] - by[f"{b}-s{k}"]["hypervolume"] for k in range(10)
                  if f"{a}-s{k}" in by and f"{b}-s{k}" in by]
         if diffs:

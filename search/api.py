@@ -396,10 +396,10 @@ def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials
            max_epochs: int | None = None, min_epochs: int | None = None, train_subset: int | None = None,
            timeout: float | None = None, algorithm: str | None = None, storage: str | None = None,
            reports_dir: str | Path = "reports", data_dir: str | None = None, budgets_file: str | Path | None = None,
-           resume: bool = False, retrain: bool = True, progress: bool = False) -> Run:
+           resume: bool = False, retrain: bool = True, start: bool = True, progress: bool = False) -> Run:
     """Run a budgeted search (what ``budgetnas search`` runs), then retrain its finalists unless ``retrain`` is
-    False; returns the :class:`Run`. Every argument is the CLI option of the same name; ``progress`` prints one
-    line per epoch and per trial.
+    False; returns the :class:`Run`. Every argument is the CLI option of the same name (``start=False``:
+    ``--no-start``); ``progress`` prints one line per epoch and per trial.
 
     Raises:
         KeyboardInterrupt: stopped (:class:`budgetnas.pipeline.Stopped`: what is kept, the command that continues);
@@ -416,7 +416,7 @@ def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials
                          space=None if space is None else str(space), trials=trials, timeout=timeout, name=name,
                          reports_dir=str(reports_dir), data_dir=data_dir, storage=storage, seed=seed,
                          max_epochs=max_epochs, train_subset=train_subset, resume=resume, algorithm=algorithm,
-                         objective=objective, cost=cost, min_epochs=min_epochs)
+                         objective=objective, cost=cost, min_epochs=min_epochs, start=start)
     path, meta, b, sp = prepare(opts)
     s = begin(path, meta, b, sp, create=not resume, data_dir=data_dir)
     drive(s, Progress() if progress else None, retrain=retrain, data_dir=data_dir, resume=resume)

@@ -173,7 +173,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         timeout=args.timeout, name=args.name, reports_dir=args.reports_dir, data_dir=args.data_dir,
         storage=args.storage, seed=args.seed, max_epochs=args.max_epochs, train_subset=args.train_subset,
         resume=args.resume, driver=args.driver, algorithm=args.algorithm, objective=args.objective, cost=args.cost,
-        min_epochs=args.min_epochs)
+        min_epochs=args.min_epochs, start=not args.no_start)
     path, meta, budget, space = prepare(opts)
     return _drive(args, path, meta, budget, space, create=not args.resume, json_out=args.json,
                   retrain=not args.no_retrain, jobs=args.jobs)
@@ -559,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the budget's search.objective)")
     s.add_argument("--cost", choices=("params", "macs"), help="a front's second objective (default: params)")
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
+    s.add_argument("--no-start", action="store_true",
+                   help="do not begin with the space's start points (its [[start]] tables; optuna driver)")
     _jobs_arg(s)
     _heartbeat_args(s)
     s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")

@@ -43,6 +43,7 @@ class RunMeta:
     min_epochs: int | None = None  # the first pruning rung (None: the budget's); ≥ max_epochs: no pruning
     created: float = field(default_factory=time.time)
     versions: dict[str, str] = field(default_factory=dict)  # the libraries the run started with (library_versions)
+    start: list[str] = field(default_factory=list)  # the space's start points enqueued as its first trials
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -45,6 +45,7 @@ class SearchOptions:
     objective: str | None = None  # default: the budget's search.objective
     cost: str | None = None
     min_epochs: int | None = None  # the first pruning rung; default: the budget's search.min_epochs
+    start: bool = True  # begin with the space's start points ([[start]]; the optuna driver)
 
 
 def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: int):
@@ -107,6 +108,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         storage=opts.storage or default_storage(path), study=name, driver=opts.driver,
         algorithm=opts.algorithm or ("tpe" if opts.driver == "optuna" else "hyperband"),
         objective=objective, cost=cost, min_epochs=opts.min_epochs, versions=library_versions(),
+        start=[label for label, _ in space.start] if opts.start and opts.driver == "optuna" else [],
     )
     save_meta(path, meta)
     return path, meta, budget, space
@@ -298,6 +300,10 @@ def begin(path: Path, meta: RunMeta, budget: Budget, space: Space, *, create: bo
     """Load the run's data and open its study (:func:`open_study`): what every search process does first."""
     ctx = context(meta, budget, space, data_dir)
     study, again = open_study(path, meta, budget, create=create, worker=worker)
+    if create and meta.start:
+        from budgetnas.drivers import optuna_driver
+
+        optuna_driver.enqueue_start(study, space, meta.start)
     return Search(path, meta, budget, space, ctx, study, again, created=create, worker=worker)
 
 

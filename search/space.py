@@ -230,6 +230,8 @@ class Space:
     blocks: tuple[Block, ...]
     head: Mapping[str, Any]
     params: tuple[Param, ...] = field(default=())
+    # named points a search begins with (``[[start]]`` tables): every parameter's value, first options filled in
+    start: tuple[tuple[str, Mapping[str, Any]], ...] = field(default=())
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -472,7 +474,7 @@ def _positive(path: str, where: str, value: Any, minimum: float = 1) -> None:
 
 def parse_space(data: Mapping[str, Any], path: str) -> Space:
     """Validate a parsed TOML mapping into a :class:`Space`; errors name ``path`` and the field."""
-    _check_keys(path, "", data, ("name", "description", "input", "defaults", "blocks", "head"))
+    _check_keys(path, "", data, ("name", "description", "input", "defaults", "blocks", "head", "start"))
     for key in ("name", "input", "blocks", "head"):
         if key not in data:
             raise ConfigError(f"{path}: {key}: required key is missing")
@@ -582,7 +584,7 @@ def parse_space(data: Mapping[str, Any], path: str) -> Space:
     name = data["name"]
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}: name must be a non-empty string")
-    return Space(
+    space = Space(
         name=name,
         path=path,
         description=str(data.get("description", "")),
@@ -595,6 +597,35 @@ def parse_space(data: Mapping[str, Any], path: str) -> Space:
         head=_frozen(head),
         params=tuple(Param(n, d) for n, d in params.items()),
     )
+    from dataclasses import replace
+
+    return replace(space, start=_start_points(path, data.get("start", []), space))
+
+
+def _start_points(path: str, raw: Any, space: Space) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """``[[start]]`` tables: a ``name`` and values for some parameters (the rest take their first option), each
+    one network of the space; a search enqueues them before it samples (``budgetnas search --no-start`` not)."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError(f"{path}: start must be an array of tables ([[start]])")
+    out = []
+    for i, table in enumerate(raw):
+        where = f"start[{i}]"
+        label = table.get("name")
+        if not isinstance(label, str) or not label:
+            raise ConfigError(f"{path}: {where}.name: a start point needs a name")
+        values = {p.name: p.domain.options[0] for p in space.params}
+        for key, value in table.items():
+            if key == "name":
+                continue
+            if key not in values:
+                raise ConfigError(f"{path}: {where}.{key}: not a free parameter of this space")
+            opts = space.param(key).domain.options
+            if value not in opts or isinstance(value, bool) != isinstance(opts[0], bool):
+                raise ConfigError(f"{path}: {where}.{key} = {value!r} is not one of {list(opts)}")
+            values[key] = opts[opts.index(value)]  # the option as written in the space (0.0, not 0)
+        space.resolve(values)  # the head must go with its layer, as for any sample
+        out.append((label, _frozen(space.canonical(values))))
+    return tuple(out)
 
 
 def _frozen(d: dict) -> Mapping[str, Any]:

@@ -206,55 +206,76 @@ def test_pool_block_refuses_shared():
         space_of(kind="maxpool", shared=True)
 
 
-# Each anchor's values in spaces/mnist_front.toml (blocks: 0 stem, 1 more stem, 2 pool, 3 A, 4 second pool,
-# 5 B (may be shared), 6 C, 7 D, 8-9 pointwise); unnamed parameters take their first option.
-def B(i: int, **fields) -> dict:
-    return {f"blocks[{i}].{k}": v for k, v in fields.items()}
-
-
-ABSENT = {**B(1, repeat=0), **B(3, repeat=0), **B(4, repeat=0), **B(5, repeat=0), **B(6, repeat=0), **B(7, repeat=0),
-          **B(8, repeat=0), **B(9, repeat=0)}
-IN_FRONT = {
-    "golf_820": {"defaults.activation": "prelu", "defaults.batchnorm": "none", **ABSENT,
-                 **B(0, channels=4, kernel=4), **B(3, kind="conv", channels=5, repeat=1), **B(4, repeat=1),
-                 **B(5, kind="conv", channels=4, repeat=1), "head.kind": "flatten"},
-    "sep_697": {"defaults.activation": "leaky_relu", "defaults.batchnorm": "none", **ABSENT,
-                **B(0, channels=6, padding="same"), **B(3, kind="separable", channels=5, dropout=0.05, repeat=1),
-                **B(5, kind="separable", channels=9, dropout=0.05, repeat=1),
-                **B(6, kind="separable", channels=10, dropout=0.05, repeat=1),
-                **B(7, kind="separable", channels=8, repeat=1)},
-    "sep_997": {"defaults.activation": "leaky_relu", "defaults.batchnorm": "none", **ABSENT,
-                **B(0, channels=7), **B(2, dropout=0.1), **B(3, kind="separable", channels=10, dropout=0.1, repeat=1),
-                **B(5, kind="separable", channels=10, dropout=0.1, repeat=1),
-                **B(6, kind="separable", channels=11, dropout=0.1, repeat=1),
-                **B(7, kind="separable", channels=12, dropout=0.1, repeat=1)},
-    "shared_2372": {**ABSENT, **B(0, channels=8), **B(2, dropout=0.1),
-                    **B(3, kind="separable", channels=26, dropout=0.1, repeat=1),
-                    **B(5, kind="separable", channels=26, padding="same", dropout=0.1, shared=True, repeat=3),
-                    "head.hidden": "16", "head.dropout": 0.1},
-    "factorized_3253": {**ABSENT, **B(0, channels=8), **B(2, dropout=0.1),
-                        **B(3, kind="factorized", channels=12, repeat=1),
-                        **B(4, repeat=1, dropout=0.1), **B(5, kind="factorized", channels=15, dropout=0.1, repeat=1),
-                        **B(8, channels=4, dropout=0.1, repeat=1), "head.kind": "flatten", "head.hidden": "18",
-                        "head.dropout": 0.1},
-    "plain_8132": {"defaults.batchnorm": "before", "defaults.bias": False, **ABSENT,
-                   **B(0, channels=10, padding="same"),
-                   **B(1, channels=10, repeat=2), **B(3, kind="conv", channels=16, repeat=1),
-                   **B(5, kind="conv", channels=16, repeat=1), **B(6, kind="conv", channels=8, repeat=2),
-                   **B(8, channels=8, repeat=1), **B(9, channels=16, repeat=1)},
-}
-
-
 @pytest.mark.parametrize("path", ANCHORS, ids=[p.stem for p in ANCHORS])
-def test_every_anchor_is_a_point_of_the_front_space(path):
+def test_every_anchor_is_a_start_point_of_the_front_space(path):
+    # spaces/mnist_front.toml names each anchor as a [[start]] point: it passes the front's gate and builds
+    # exactly the anchor's network
     from budgetnas.budget import load_budgets
 
     space = load_space(ROOT / "spaces" / "mnist_front.toml")
-    values = {p.name: p.domain.options[0] for p in space.params} | IN_FRONT[path.stem]
-    assert set(values) == {p.name for p in space.params}
+    values = dict(space.start)[path.stem]
     verdict = judge(load_budgets(ROOT / "budgets.toml")["mnist-front"], space, values)
     assert verdict.ok, verdict.violations
     assert space.resolve(verdict.values).key() == load_space(path).resolve({}).key()
+    assert verdict.total_params == int(path.stem.rsplit("_", 1)[1])
+
+
+@pytest.mark.parametrize("table, match", [
+    ({"name": "x", "blocks[9].channels": 4}, r"start\[0\].blocks\[9\].channels: not a free parameter"),
+    ({"name": "x", "blocks[0].channels": 5}, r"start\[0\].blocks\[0\].channels = 5 is not one of \[4, 8\]"),
+    ({"blocks[0].channels": 4}, r"start\[0\].name: a start point needs a name"),
+])
+def test_a_bad_start_point_names_its_field(table, match):
+    data = one_block(kind="conv", channels=[4, 8])
+    with pytest.raises(ConfigError, match=match):
+        parse_space({**data, "start": [table]}, "t.toml")
+
+
+def test_a_search_begins_with_the_start_points_unless_told_not_to(tmp_path, tiny_budgets):
+    import optuna
+
+    from budgetnas.drivers import optuna_driver
+
+    space = parse_space({**one_block(kind="conv", channels=[4, 8], repeat=[1, 2], shared=[False, True],
+                                     padding="same"),
+                         "start": [{"name": "wide", "blocks[0].channels": 8, "blocks[0].repeat": 2,
+                                    "blocks[0].shared": True},
+                                   {"name": "one", "blocks[0].repeat": 1, "blocks[0].shared": True}]}, "t.toml")
+    assert dict(space.start)["one"]["blocks[0].shared"] is False  # inactive for one repeat: its first option
+    study = optuna.create_study()
+    optuna_driver.enqueue_start(study, space, ["wide", "one"])
+    asked = []
+    for _ in range(2):
+        trial = study.ask()
+        asked.append({p.name: optuna_driver.domains.suggest(trial, p) for p in space.ask_order()
+                      if p.name != "blocks[0].shared" or trial.params.get("blocks[0].repeat", 2) >= 2})
+        study.tell(trial, 0.5)
+    assert asked == [{"blocks[0].repeat": 2, "blocks[0].channels": 8, "blocks[0].shared": True},
+                     {"blocks[0].repeat": 1, "blocks[0].channels": 4}]
+    assert [t.user_attrs["start"] for t in study.trials] == ["wide", "one"]
+
+
+def test_the_cli_search_trains_the_start_point_first_and_records_it(tmp_path, tiny_budgets, capsys):
+    import json
+
+    from budgetnas.cli import main
+
+    space = tmp_path / "s.toml"
+    space.write_text('name = "s"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
+                     '[[blocks]]\nkind = "conv"\nchannels = [4, 6, 8, 10, 12]\n[[blocks]]\nkind = "maxpool"\n'
+                     '[head]\nkind = "gap"\nlayer = "conv"\n'
+                     '[[start]]\nname = "ten"\n"blocks[0].channels" = 10\n')
+    reports = tmp_path / "r"
+    common = ["--budgets", str(tiny_budgets), "search", "--budget", "tiny", "--space", str(space), "--trials", "1",
+              "--max-epochs", "1", "--no-retrain", "--reports-dir", str(reports)]
+    assert main([*common, "--name", "a"]) == 0
+    assert main([*common, "--name", "b", "--no-start"]) == 0
+    capsys.readouterr()
+    assert json.loads((reports / "a" / "run.json").read_text())["start"] == ["ten"]
+    assert json.loads((reports / "b" / "run.json").read_text())["start"] == []
+    assert main(["leaderboard", "a", "--reports-dir", str(reports), "--json"]) == 0
+    [trial] = json.loads(capsys.readouterr().out)["trials"]
+    assert trial["values"] == {"blocks[0].channels": 10}
 
 
 def test_log_width_range_samples_small_widths_as_often_as_large():

@@ -102,6 +102,18 @@ def make_study(url: str, study_name: str, seed: int, min_epochs: int, max_epochs
     return study
 
 
+def enqueue_start(study: optuna.Study, space, names: list[str]) -> None:
+    """Enqueue the space's start points called ``names`` as the study's first trials, with their active
+    parameters only (an inactive one is never asked for)."""
+    points = dict(space.start)
+    for name in names:
+        values: dict = {}
+        for p in space.ask_order():
+            if space.is_active(p.name, values):
+                values[p.name] = points[name][p.name]
+        study.enqueue_trial({k: v for k, v in values.items()}, user_attrs={"start": name}, skip_if_exists=True)
+
+
 def rungs(min_epochs: int, max_epochs: int) -> list[int]:
     """The epochs at which a front search may stop a candidate: ``min_epochs`` × 3^k, before the last epoch
     (the rungs of Optuna's ``SuccessiveHalvingPruner`` with the same settings)."""
