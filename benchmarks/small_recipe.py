@@ -4,7 +4,8 @@
     python benchmarks/small_recipe.py table      # -> benchmarks/small_recipe/table.md (from runs.csv)
 
 Three small networks: two public hand-made ones without BatchNorm (``golf_820``, ``sep_997`` of
-``spaces/anchors/``) and the 1,254-param point of the committed ``reports/mnist-front`` (with BatchNorm).
+``spaces/anchors/``) and the 1,254-param point of the earlier committed ``reports/mnist-front`` (with BatchNorm;
+its space and values: ``small_recipe/front_1254_*``).
 Base: the ``mnist-front`` budget's recipe as it was (SGD-Nesterov one-cycle, peak 0.1, batch 128, label
 smoothing 0.05, ±8° rotation, no clipping; ``BASE``), 15 epochs. Each setting changes one thing. Seed 1 for the weights and the 5k validation
 split (``budgetnas.train_candidate(..., split_seed=1, seed=1, test=False)``): the test set is not touched.
@@ -52,10 +53,9 @@ def network(name: str):
     """(space, values) of one of the networks."""
     from budgetnas import load_space
 
-    if name == "front_1254":
-        fins = json.loads((ROOT / "reports" / "mnist-front" / "finalists.json").read_text())["finalists"]
-        [fin] = [f for f in fins if f["params"] == 1254]
-        return load_space(ROOT / "reports" / "mnist-front" / "space.toml"), fin["values"]
+    if name == "front_1254":  # kept beside this script: the front it came from was replaced since
+        point = json.loads((HERE / "front_1254_values.json").read_text())
+        return load_space(HERE / "front_1254_space.toml"), point["values"]
     return load_space(ROOT / "spaces" / "anchors" / f"{name}.toml"), {}
 
 
