@@ -1,6 +1,6 @@
 """Which front space fills the accuracy–size front best, the small end included? (mnist-front)
 
-    python benchmarks/front_fill.py run --spaces front-log front-linear --seeds 0 1 2   # resumable, one at a time
+    python benchmarks/front_fill.py run --spaces front-log front-linear front-start --seeds 0 1 2   # resumable
     python benchmarks/front_fill.py table                                              # -> front_fill/table.md
 
 Each search is ``budgetnas search --budget mnist-front --space SPACE --objective front --seed S --no-retrain``
