@@ -108,7 +108,8 @@ def table() -> str:
         if any(cells):
             lines.append(f"| {setting} | {epochs} | " + " | ".join(cells) + " |")
     secs = {n: [float(r["epoch_seconds"]) for r in rows if r["network"] == n and r["epoch_seconds"]] for n in nets}
-    lines += ["", "Median epoch time over all rows (55k training images): " + ", ".join(
+    lines += ["", "Median epoch time over all rows (55k training images; two or three trainings shared the 2 cores): "
+              + ", ".join(
         f"{n} {sorted(s)[len(s) // 2]:.1f} s" for n, s in secs.items() if s) + "."]
     return "\n".join(lines) + "\n"
 

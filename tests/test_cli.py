@@ -111,8 +111,10 @@ def test_resume_trains_the_trial_of_a_dead_process_again(capsys, tmp_path, tiny_
     common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r2", "--reports-dir", reports,
               "--no-retrain"]
     assert run(capsys, *common, "--trials", "1", "--max-epochs", "1")[0] == 0
-    meta = json.loads((reports / "r2" / "run.json").read_text())
-    optuna.load_study(study_name=meta["study"], storage=meta["storage"]).ask()  # a trial whose process died
+    from budgetnas.runs import load_meta
+
+    meta = load_meta(reports / "r2")  # run.json names the run's own study relative to its folder
+    optuna.load_study(study_name=meta.study, storage=meta.storage).ask()  # a trial whose process died
     code, out, err = run(capsys, *common, "--trials", "3", "--resume")
     assert code == 0, err
     assert "trial(s) 1, stopped before they finished, train again" in out

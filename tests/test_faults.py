@@ -40,8 +40,10 @@ def start(*argv, cwd=ROOT) -> subprocess.Popen:
 
 
 def study_of(run: Path):
-    meta = json.loads((run / "run.json").read_text())
-    return optuna.load_study(study_name=meta["study"], storage=open_storage(meta["storage"]))
+    from budgetnas.runs import load_meta
+
+    meta = load_meta(run)  # run.json names the run's own study relative to its folder
+    return optuna.load_study(study_name=meta.study, storage=open_storage(meta.storage))
 
 
 def wait_training(run: Path, proc: subprocess.Popen, after: int = -1, timeout: float = 180) -> int:
