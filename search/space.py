@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -597,8 +597,6 @@ def parse_space(data: Mapping[str, Any], path: str) -> Space:
         head=_frozen(head),
         params=tuple(Param(n, d) for n, d in params.items()),
     )
-    from dataclasses import replace
-
     return replace(space, start=_start_points(path, data.get("start", []), space))
 
 
