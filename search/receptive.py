@@ -233,14 +233,15 @@ def table_from_model(model) -> LayerTable:
         if hasattr(layer, "layers") and kind not in ("Rescaling",):
             raise UnsupportedLayerError(f"layer {layer.name!r}: nested model {kind} is not supported")
         pending += [(layer, n, ins, out) for n, (ins, out) in enumerate(layer_calls(layer), start=1)]
-    done: set[int] = set()
+    done: dict[int, int] = {}  # id(layer) -> its calls tabled so far (a call from another graph never is)
     while pending:
         # the first call whose inputs are known: the graph's own order (a plain network: the layer order)
         ready = next((p for p in pending if all(id(t) in states for t in p[2])), None)
         if ready is None:
             break
         pending.remove(ready)
-        layer, n, inputs, output = ready
+        layer, _, inputs, output = ready
+        n = done.get(id(layer), 0) + 1
         kind = type(layer).__name__
         got = [states[id(t)] for t in inputs]
         out_shape = tuple(int(v) for v in output.shape[1:])
@@ -250,7 +251,7 @@ def table_from_model(model) -> LayerTable:
         states[id(output)] = (state, out_shape)
         rows.append(Row(name, kind, out_shape, int(layer.count_params()) if n == 1 else 0, int(macs), k, s, d,
                         state.jump, state.rf, state.start, collapses))
-        done.add(id(layer))
+        done[id(layer)] = n
     for layer, _, _, _ in pending:  # calls in other graphs are skipped; a layer never reached is an error
         if id(layer) not in done:
             raise UnsupportedLayerError(
