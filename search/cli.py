@@ -274,6 +274,11 @@ def _interrupted(console, exc: KeyboardInterrupt, kept: str, command: str) -> in
     return interrupts.exit_code(exc)
 
 
+def _front_cost(meta) -> str:
+    """What a front is drawn against: a front search's own cost, else params."""
+    return meta.cost if meta.objective == "front" else "params"
+
+
 def _board_json(meta, records, front: bool = False) -> dict[str, Any]:
     """Every trial with its rank; with ``front`` only the front's trials, cheapest first (as the table shows)."""
     from budgetnas.front import front_records
@@ -281,7 +286,7 @@ def _board_json(meta, records, front: bool = False) -> dict[str, Any]:
     from budgetnas.runs import ranked
 
     rank = {r.number: i for i, r in enumerate(ranked(records), 1)}
-    shown = front_records(records, meta.cost if meta.objective == "front" else "params") if front else records
+    shown = front_records(records, _front_cost(meta)) if front else records
     trials = []
     for r in shown:
         d = r.as_dict()
@@ -314,7 +319,7 @@ def _board(path: Path, meta, budget, records, front: bool, top: int):
     from budgetnas.session import fitting_budgets
 
     if front:
-        return front_table(records, budget.max_params, meta.cost if meta.objective == "front" else "params",
+        return front_table(records, budget.max_params, _front_cost(meta),
                            title=f"Front — {meta.name}", limits=fitting_budgets(meta, budget))
     return leaderboard(records, budget.max_params, top=top, title=f"Leaderboard — {meta.name}")
 

@@ -14,7 +14,7 @@ When a library release breaks one of these, this module is the one to change. Ea
   (:func:`set_trial_user_attrs`). Pinned by the resume and dead-worker tests.
 * Keras layers called more than once (a shared block): ``layer.input`` gives only the first call; each call is a
   node in the private ``layer._inbound_nodes`` (:func:`layer_calls`). Pinned by
-  ``tests/test_receptive.py::test_shared_block_table_matches_plan``.
+  ``tests/test_space_words.py::test_shared_block_weights_counted_once_and_applied_each_repeat``.
 * TensorFlow 2.20 prints start-up lines before it reads ``TF_CPP_MIN_LOG_LEVEL``; :func:`import_tensorflow_quietly`
   holds stderr back while it imports. Pinned by
   ``tests/test_cli.py::test_a_command_prints_no_tensorflow_start_up_lines``.

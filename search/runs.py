@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +137,6 @@ def load_meta(path: Path) -> RunMeta:
 def save_meta(path: Path, meta: RunMeta) -> None:
     """Write ``run.json``; the folder's own SQLite study is named relative to the folder (``sqlite:///study.db``),
     so a run folder moved or copied to another machine opens there (:func:`load_meta`)."""
-    from dataclasses import replace
-
     own = meta.storage == default_storage(path)
     files.write_text(path / META, replace(meta, storage=f"sqlite:///{_OWN_DB}" if own else meta.storage).to_json())
 
@@ -160,7 +158,7 @@ def _located(path: Path, storage: str) -> str:
     if not file.is_absolute():
         return f"sqlite:///{path.resolve() / file}"
     if not file.exists() and (path / file.name).is_file():
-        return default_storage(path) if file.name == _OWN_DB else f"sqlite:///{path.resolve() / file.name}"
+        return f"sqlite:///{path.resolve() / file.name}"
     return storage
 
 

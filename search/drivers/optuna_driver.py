@@ -111,7 +111,7 @@ def enqueue_start(study: optuna.Study, space, names: list[str]) -> None:
         for p in space.ask_order():
             if space.is_active(p.name, values):
                 values[p.name] = points[name][p.name]
-        study.enqueue_trial({k: v for k, v in values.items()}, user_attrs={"start": name}, skip_if_exists=True)
+        study.enqueue_trial(values, user_attrs={"start": name}, skip_if_exists=True)
 
 
 def rungs(min_epochs: int, max_epochs: int) -> list[int]:
