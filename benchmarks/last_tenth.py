@@ -100,13 +100,13 @@ def run_one(net: str, seed: int, setting: str, arrays) -> dict:
                                       checkpoint_dir=HERE / "work" / f"{net}--{seed}--{setting}".replace(" ", "_"))
     except budgetnas.TrialFailed as exc:
         return {**row, "status": f"diverged ({exc})", "seconds": f"{time.monotonic() - t0:.0f}"}
-    teacher = getattr(t, "teacher", None)
+    teacher = t.history.teacher
     return {**row, "params": t.params, "train_images": t.train_images, "scored_on": scored,
             "accuracy": f"{100 * t.val_accuracy:.2f}", "seconds": f"{t.seconds:.0f}",
             "epoch_seconds": f"{statistics.median(t.history.epoch_seconds):.1f}",
-            "teacher_params": teacher.params if teacher else "",
-            "teacher_val_accuracy": f"{100 * teacher.val_accuracy:.2f}" if teacher else "",
-            "teacher_minutes": f"{teacher.seconds / 60:.1f}" if teacher else "", "status": "ok"}
+            "teacher_params": teacher["params"] if teacher else "",
+            "teacher_val_accuracy": f"{100 * teacher['val_accuracy']:.2f}" if teacher else "",
+            "teacher_minutes": f"{teacher['minutes']:.1f}" if teacher else "", "status": "ok"}
 
 
 def _cell(rows: list[dict]) -> str:

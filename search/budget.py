@@ -8,7 +8,7 @@ search defaults. Read with ``tomllib`` into frozen dataclasses; unknown keys are
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +20,7 @@ from budgetnas.space import Domain, Param, _domain, read_toml, shipped
 LAYER_KINDS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
 SCHEDULES = ("constant", "onecycle", "cosine", "step", "inverse_time", "staircase")
+DISTILL_TARGETS = ("batch", "clean")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class Recipe:
     ema: Any = 0.0  # momentum of an exponential moving average of the weights (0: off); it scores and ships
     decay_every: Any = 0  # the staircase schedule: lr × decay every this many epochs (PyTorch's StepLR)
     clipnorm: Any = 0.0  # clip the gradients' global norm to this (0: off): keeps nets without BatchNorm stable
+    teacher: Any = ""  # distillation (budgetnas.distill): a fixed space the network learns from ("": off)
+    distill_alpha: Any = 0.5  # weight of the teacher's soft loss; 1 - alpha weighs the labels' loss
+    distill_temperature: Any = 4.0  # softens both networks' predictions in the soft loss
+    distill_targets: Any = "batch"  # the teacher predicts each augmented batch, or "clean": once, un-augmented
+    teacher_epochs: Any = 15  # how long the teacher trains (once per split; cached)
 
     def params(self) -> tuple[Param, ...]:
         return tuple(Param(f"train.{f.name}", getattr(self, f.name)) for f in fields(self)
@@ -107,7 +113,9 @@ _REQUIRED = ("dataset", "space", "max_params", "epochs")
 _RECIPE_TYPES = {"optimizer": (str, OPTIMIZERS), "lr": (float, None), "schedule": (str, SCHEDULES),
                  "decay": (float, None), "batch_size": (int, None), "label_smoothing": (float, None),
                  "weight_decay": (float, None), "momentum": (float, None), "augment": (str, AUGMENTATIONS),
-                 "ema": (float, None), "decay_every": (int, None), "clipnorm": (float, None)}
+                 "ema": (float, None), "decay_every": (int, None), "clipnorm": (float, None),
+                 "teacher": (str, None), "distill_alpha": (float, None), "distill_temperature": (float, None),
+                 "distill_targets": (str, DISTILL_TARGETS), "teacher_epochs": (int, None)}
 
 
 def _typed(path: str, where: str, value: Any, typ: type) -> Any:
@@ -137,6 +145,13 @@ def _recipe(path: str, where: str, raw: Mapping[str, Any]) -> Recipe:
     clip = out.get("clipnorm", 0.0)
     if any(v < 0 for v in (clip.options if isinstance(clip, Domain) else (clip,))):
         raise ConfigError(f"{path}: {where}.clipnorm = {clip!r} must be ≥ 0 (0: no clipping)")
+    for key, ok, rule in (("distill_alpha", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+                          ("distill_temperature", lambda v: v > 0, "> 0"), ("teacher_epochs", lambda v: v >= 1, "≥ 1")):
+        value = out.get(key, getattr(Recipe, key))
+        if any(not ok(v) for v in (value.options if isinstance(value, Domain) else (value,))):
+            raise ConfigError(f"{path}: {where}.{key} = {value!r} must be {rule}")
+    if isinstance(out.get("teacher", ""), Domain):
+        raise ConfigError(f"{path}: {where}.teacher: one teacher per recipe, not a list of choices")
     return Recipe(**out)
 
 
@@ -163,6 +178,8 @@ def parse_budget(name: str, table: Mapping[str, Any], path: str, root: Path) -> 
             if kind not in LAYER_KINDS:
                 raise ConfigError(f"{path}: {where}.{key}[{i}] = {kind!r} must be one of {', '.join(LAYER_KINDS)}")
     recipe = _recipe(path, f"{where}.train", t.get("train", {}))
+    if recipe.teacher.endswith(".toml") and not Path(recipe.teacher).is_absolute():  # a file beside the budgets
+        recipe = replace(recipe, teacher=str(root / recipe.teacher))
     baseline_recipe = _recipe(path, f"{where}.baseline_train", t["baseline_train"]) if "baseline_train" in t else None
     if baseline_recipe is not None and baseline_recipe.params():
         raise ConfigError(f"{path}: {where}.baseline_train: a baseline recipe cannot have choices")

@@ -202,23 +202,28 @@ def _cutout_class():
 
 
 def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, augment: str = "none",
-             seed: int = 0):
+             seed: int = 0, soft: np.ndarray | None = None):
     """Batches of (float32 0..255 images, one-hot labels): shuffled and augmented when ``training``.
 
     Pixels stay raw: every model starts with a Rescaling layer that standardises them.
     A ``tf.data`` pipeline on the TensorFlow backend, a :class:`budgetnas.batches.ArrayBatches` on the others.
+    ``soft``: one row per image (a teacher's log-probabilities, :mod:`budgetnas.distill`) appended to its
+    one-hot label, so that it follows the image through the shuffle (TensorFlow backend).
     """
     import keras
 
     if augment not in AUGMENTATIONS:
         raise DataError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
     if keras.backend.backend() != "tensorflow":
+        if soft is not None:
+            raise DataError("distill_targets = \"clean\" needs the TensorFlow backend; use \"batch\"")
         from budgetnas.batches import ArrayBatches
 
         return ArrayBatches(arrays, classes, batch_size, training=training, augment=augment, seed=seed)
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((arrays.x, arrays.y))
+    labels = arrays.y if soft is None else (arrays.y, soft)
+    ds = tf.data.Dataset.from_tensor_slices((arrays.x, labels))
     if training:
         ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -228,6 +233,8 @@ def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, a
         x = tf.cast(x, tf.float32)
         if aug is not None:
             x = aug(x, training=True)
+        if soft is not None:
+            return x, tf.concat([tf.one_hot(y[0], classes), y[1]], axis=-1)
         return x, tf.one_hot(y, classes)
 
     # Augmentation draws from a stateful seed generator: calling it in order (one batch at a time)

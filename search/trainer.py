@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from budgetnas import compat, files
+from budgetnas import compat, distill, files
 from budgetnas.budget import Recipe
 from budgetnas.data import Arrays, pipeline
 from budgetnas.errors import RunError, TrialFailed
@@ -36,6 +36,7 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
     steps: int = 0  # optimizer steps actually taken
     resumed_at: int = 0  # epochs restored from a checkpoint (0: trained from scratch in one go)
+    teacher: dict | None = None  # distilled: the teacher and what it cost (budgetnas.distill.Teacher.describe)
 
     @property
     def epochs(self) -> int:
@@ -43,7 +44,7 @@ class History:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
-                                              "steps", "resumed_at")}
+                                              "steps", "resumed_at", "teacher")}
 
 
 def lr_schedule(recipe: Recipe, steps_per_epoch: int, epochs: int):
@@ -109,7 +110,7 @@ def seed_everything(seed: int) -> None:
 def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, epochs: int, *, seed: int,
           classes: int, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
           on_batch: Callable[[int, dict[str, float]], None] | None = None,
-          checkpoint_dir: Path | None = None, fused_bn: bool = True) -> History:
+          checkpoint_dir: Path | None = None, fused_bn: bool = True, teacher_images: Arrays | None = None) -> History:
     """Compile and fit ``model``; returns its per-epoch history.
 
     Args:
@@ -124,6 +125,9 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
             same schedule and optimizer state, but its data order differs from an unbroken run.
         fused_bn: on TensorFlow, train the batch norms through the fused kernel (``fused_bn.py``: the
             same arithmetic, about 3x faster for those layers on a CPU); False keeps Keras' own ops.
+        teacher_images: with a ``recipe.teacher``, the images its teacher trains on (default
+            ``train_data``): a search trial on a subset passes the run's whole training split, so that
+            every candidate learns from the same teacher.
 
     Raises:
         TrialFailed: the loss became NaN or infinite.
@@ -131,6 +135,15 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     seed_everything(seed)
     if fused_bn:
         fuse_batch_norm(model)
+    student, soft, history = model, None, History()
+    if recipe.teacher:
+        teacher = teacher_for(recipe, teacher_images if teacher_images is not None else train_data, val_data,
+                              classes)
+        history.teacher = teacher.describe()
+        if recipe.distill_targets == "clean":
+            soft = distill.soft_targets(teacher, train_data, classes)
+        model = distill.distiller(student, teacher, recipe.distill_alpha, recipe.distill_temperature, classes)
+        seed_everything(seed)  # the student's data order does not depend on whether its teacher was cached
     steps = math.ceil(len(train_data) / recipe.batch_size)
     model.compile(
         optimizer=make_optimizer(recipe, steps, epochs),
@@ -140,9 +153,9 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
         # JAX runs eagerly without jit, so it always compiles there.
         jit_compile=keras.backend.backend() == "jax",
     )
-    train_ds = pipeline(train_data, classes, recipe.batch_size, training=True, augment=recipe.augment, seed=seed)
+    train_ds = pipeline(train_data, classes, recipe.batch_size, training=True, augment=recipe.augment, seed=seed,
+                        soft=soft)
     val_ds = pipeline(val_data, classes, 500, training=False) if val_data is not None else None
-    history = History()
     recorder = _Recorder(history, on_epoch, on_batch)
     callbacks: list = [recorder]
     if recipe.ema:  # every validation scores the averaged weights, the ones training ends with
@@ -156,6 +169,36 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     if recorder.bad_loss is not None:
         raise TrialFailed(f"loss became {recorder.bad_loss} in epoch {history.epochs + 1}")
     return history
+
+
+def teacher_for(recipe: Recipe, images: Arrays, val: Arrays | None, classes: int) -> distill.Teacher:
+    """The teacher ``recipe`` names, trained with :func:`train` on ``images`` the first time it is asked for
+    and read from the cache (:mod:`budgetnas.distill`) after that."""
+    from budgetnas.build import build_model
+    from budgetnas.errors import ConfigError
+    from budgetnas.space import load_space
+
+    space = load_space(recipe.teacher)
+    if space.params:
+        raise ConfigError(f"{space.path}: a teacher must be a fixed space ({len(space.params)} free choices)")
+    if space.classes != classes:
+        raise ConfigError(f"{space.path}: the teacher has {space.classes} classes, the data {classes}")
+    trecipe = distill.teacher_recipe(recipe)
+    key = distill.teacher_key(Path(space.path).read_text(encoding="utf-8"), trecipe, recipe.teacher_epochs, images,
+                              distill.TEACHER_SEED)
+    with distill.cache_slot(key) as folder:
+        cached = distill.load(folder, key)
+        if cached is not None:
+            return cached
+        model = build_model(space, {}, seed=distill.TEACHER_SEED)
+        t0 = time.perf_counter()
+        train(model, images, None, trecipe, recipe.teacher_epochs, seed=distill.TEACHER_SEED, classes=classes)
+        seconds = time.perf_counter() - t0
+        teacher = distill.Teacher(model, recipe.teacher, int(model.count_params()),
+                                  evaluate(model, val, classes)[0] if val is not None else None, seconds, key, False)
+        distill.store(folder, teacher, {"space": str(space.path), "epochs": recipe.teacher_epochs,
+                                        "train_images": len(images)})
+        return teacher
 
 
 def fit_candidate(space, values, recipe: Recipe, train_data: Arrays, val_data: Arrays | None, epochs: int, *,
