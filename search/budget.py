@@ -71,6 +71,7 @@ class SearchDefaults:
     rescore: int = 0  # the best completed trials trained again on all training images before finalists are chosen
     objective: str = "accuracy"  # "front": search the accuracy–size front (budgetnas.front)
     cost: str = "params"  # a front's second objective: "params" or "macs"
+    final_fit: str = "train"  # "all": the winner's seeds train again on train + validation, and that fit is scored
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,8 @@ def parse_budget(name: str, table: Mapping[str, Any], path: str, root: Path) -> 
             raise ConfigError(f"{path}: {where}.search.{key}: unknown key (known: {', '.join(known)})")
         typ = {"int": int, "float": float, "bool": bool, "str": str}[known[key]]
         sd[key] = _typed(path, f"{where}.search.{key}", value, typ)
-    for key, allowed in (("objective", ("accuracy", "front")), ("cost", ("params", "macs"))):
+    for key, allowed in (("objective", ("accuracy", "front")), ("cost", ("params", "macs")),
+                         ("final_fit", ("train", "all"))):
         if sd.get(key, allowed[0]) not in allowed:
             raise ConfigError(f"{path}: {where}.search.{key} = {sd[key]!r} must be one of {', '.join(allowed)}")
     sd.setdefault("epochs", min(SearchDefaults.epochs, t["epochs"]))

@@ -383,6 +383,9 @@ def _finalists_table(finalists, title: str):
     for f in finalists:
         t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", pct(f.val_mean), f.spread,
                   f"{100 * f.minimum:.2f}%", str(len(f.seeds)), f"{f.train_seconds / 60:.1f} min")
+    notes = [f"{f.label}: {note}" for f in finalists for note in f.training_notes()]
+    if notes:
+        t.caption, t.caption_justify = "\n".join(notes), "left"
     return t
 
 

@@ -138,8 +138,11 @@ def model_card(finalist: Finalist, budget, dataset: str, checks: list[Check], ta
         f"prints for `model.keras`; MACs per image: {finalist.macs:,}.",
         f"- Architecture: `{finalist.architecture}`",
         f"- Test accuracy at the final epoch ({finalist.epochs}): {finalist.spread}{over}.",
-        f"- These weights: seed {seed.seed} (chosen by final validation accuracy "
-        f"{100 * (seed.final_val_accuracy or 0):.2f}%), test accuracy {100 * seed.test_accuracy:.2f}%.",
+        (f"- These weights: seed {seed.seed} (chosen by final validation accuracy "
+         f"{100 * (seed.final_val_accuracy or 0):.2f}%), test accuracy {100 * seed.test_accuracy:.2f}%."
+         if seed.final_val_accuracy is not None else
+         f"- These weights: seed {seed.seed} (the run's first seed), test accuracy {100 * seed.test_accuracy:.2f}%."),
+        *[f"- {note}" for note in finalist.training_notes()],
         "- Protocol: architecture chosen on a validation split carved from the training set; test set used "
         "once per seed after the final epoch.", "",
         "## Export checks (test set)", "",

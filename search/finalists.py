@@ -53,6 +53,7 @@ class Finalist:
     recipe: dict[str, Any]
     val_accuracy_search: float | None = None
     seeds: list[SeedResult] = field(default_factory=list)
+    fit: str = "train"  # "all": a final fit of the validation winner on train + validation (no validation curve)
 
     @property
     def accuracies(self) -> list[float]:
@@ -88,8 +89,30 @@ class Finalist:
         return statistics.fmean(vals) if vals and None not in vals else None
 
     def chosen_seed(self) -> SeedResult:
-        """The seed whose model is exported: best *validation* accuracy (never chosen on test)."""
+        """The seed whose model is exported: best *validation* accuracy (never chosen on test). A final fit on
+        all training images has no validation images left, so nothing but the test set could tell its seeds
+        apart: its export is the run's own seed (the first), fixed before any seed trained."""
         return max(self.seeds, key=lambda s: (s.final_val_accuracy or 0.0, -s.seed))
+
+    @property
+    def teacher(self) -> dict[str, Any] | None:
+        """The teacher it was distilled from and what that cost (:mod:`budgetnas.distill`); None: no teacher."""
+        return next((s.history.get("teacher") for s in self.seeds if s.history.get("teacher")), None)
+
+    def training_notes(self) -> list[str]:
+        """One sentence each on how it trained beyond its recipe's numbers: distillation, a final fit."""
+        out = []
+        t = self.teacher
+        if t:
+            val = f"{100 * t['val_accuracy']:.2f}% validation" if t.get("val_accuracy") is not None else "no validation"
+            out.append(f"Distilled from teacher `{t['teacher']}` ({t['params']:,} params, {val}, trained once on the "
+                       f"training split in {t['minutes']:.1f} min; alpha {self.recipe.get('distill_alpha')}, "
+                       f"temperature {self.recipe.get('distill_temperature')}, targets "
+                       f"{self.recipe.get('distill_targets')}). The budget counts this network alone.")
+        if self.fit == "all":
+            out.append("Final fit: trained on all training images (train + validation) after validation chose it; "
+                       "no validation curve, so the exported seed is the run's first, fixed before training.")
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std, "min": self.minimum, "train_seconds": self.train_seconds}
@@ -102,6 +125,9 @@ def winner(finalists: list[Finalist]) -> Finalist | None:
     is). The test set is never looked at here: it scores finalists, it does not choose between them.
     Ties (and finalists without validation curves) fall back to the search's own validation score.
     """
+    refit = [f for f in finalists if f.fit == "all"]
+    if refit:  # the final fit of the validation winner (retrain.retrain_run made it after choosing on validation)
+        return refit[0]
     searched = [f for f in finalists if f.trial is not None] or finalists
     return max(searched, key=lambda f: (f.val_mean if f.val_mean is not None else -1.0,
                                         f.val_accuracy_search or 0.0), default=None)
@@ -142,8 +168,12 @@ def shell(label: str, trial: int | None, budget: Budget, space: Space, values: M
 
 def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, Any], recipe: Recipe,
                train: Arrays, val: Arrays, test: Arrays, epochs: int, seed: int, out_dir: Path,
-               resume: bool = False, on_epoch: Callable[[str, int, int, dict], None] | None = None) -> SeedResult:
+               resume: bool = False, on_epoch: Callable[[str, int, int, dict], None] | None = None,
+               fit: str = "train") -> SeedResult:
     """Train ``values`` with one seed for ``epochs``; evaluate on ``test`` once, after the last epoch.
+
+    ``fit = "all"``: train on ``train`` and ``val`` together, without validation curves (a final fit). A
+    teacher (distillation) still trains on ``train`` alone, so that the fit reuses the run's cached teacher.
 
     The seed checkpoints each epoch to ``<out_dir>/<label>_seed<N>.resume/``; with ``resume`` it continues
     from there, without it a stale checkpoint is discarded. The model is saved beside it as plain Keras.
@@ -158,8 +188,9 @@ def train_seed(label: str, budget: Budget, space: Space, values: Mapping[str, An
         shutil.rmtree(checkpoint, ignore_errors=True)
     # no judging here: it was judged when chosen, and fixed baselines (the 1.17M-param base network) may break
     # the budget they are compared in
+    fit_data, fit_val = (train, val) if fit == "train" else (train.join(val), None)
     model, history, seconds = fit_candidate(
-        space, values, recipe, train, val, epochs, seed=seed, checkpoint_dir=checkpoint,
+        space, values, recipe, fit_data, fit_val, epochs, seed=seed, checkpoint_dir=checkpoint, teacher_images=train,
         on_epoch=(lambda e, logs: on_epoch(label, seed, e, {**logs, "epochs": epochs})) if on_epoch else None)
     acc, pred = evaluate(model, test, space.classes)
     name = f"{_slug(label)}_seed{seed}.keras"

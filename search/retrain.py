@@ -58,10 +58,23 @@ def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | No
     earlier = _earlier_finalists(path, epochs) if resume else {}
     shells = [fin_mod.shell(f"trial {r.number}", r.number, budget, space, r.values, budget.train.resolve(r.values),
                             epochs, r.score) for r in chosen]
-    done = _train_seeds(path, shells, earlier, seed_list, (budget, space, train, val, ds.test),
-                        data_dir or meta.data_dir, meta.seed, proto, resume, jobs, on_seed, on_epoch)
+    loaded = (budget, space, train, val, ds.test)
+    if budget.search.final_fit == "all" and front is None:
+        proto["final_fit"] = "all"
+        if len(shells) > 1:  # the finalists compete on validation first; the winner is then fitted on all images
+            shells = _train_seeds(path, shells, earlier, seed_list, loaded, data_dir or meta.data_dir, meta.seed,
+                                  proto, resume, jobs, on_seed, on_epoch)
+            kept, refit = shells, replace(fin_mod.winner(shells), seeds=[])
+        else:  # one finalist: the search chose it on validation already
+            kept, refit = [], replace(shells[0], seeds=[])
+        refit.label, refit.fit = f"{refit.label} (all images)", "all"
+        shells = [*kept, *_train_seeds(path, [refit], earlier, seed_list, loaded, data_dir or meta.data_dir,
+                                       meta.seed, proto, resume, jobs, on_seed, on_epoch, kept=kept)]
+    else:
+        shells = _train_seeds(path, shells, earlier, seed_list, loaded, data_dir or meta.data_dir, meta.seed, proto,
+                              resume, jobs, on_seed, on_epoch)
     write_run_report(path)
-    return done
+    return shells
 
 
 def front_points(records: list, k: int, limits: dict[str, int], cost: str = "params") -> list:
@@ -111,8 +124,8 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
 
 def _train_seeds(path: Path, shells: list, earlier: dict[str, list], seeds: list[int], loaded: tuple,
                  data_dir: str | None, split_seed: int, proto: dict, resume: bool, jobs: int | None,
-                 on_seed, on_epoch) -> list:
-    """Train every seed of every finalist shell; save ``finalists.json`` after each seed.
+                 on_seed, on_epoch, kept: list = ()) -> list:
+    """Train every seed of every finalist shell; save ``finalists.json`` (``kept`` finalists first) after each seed.
 
     One seed after another in this process when one job runs at a time, else in parallel processes
     (:mod:`budgetnas.seedpool`). Seeds an interrupted retrain finished (``earlier``) are kept.
@@ -123,7 +136,7 @@ def _train_seeds(path: Path, shells: list, earlier: dict[str, list], seeds: list
     budget, space, train, val, test = loaded
     for fin in shells:
         fin.seeds = list(earlier.get(fin.label, [])) if resume else []
-    todo = [seedpool.Job(fin.label, seed, fin.values, fin.recipe) for fin in shells
+    todo = [seedpool.Job(fin.label, seed, fin.values, fin.recipe, fin.fit) for fin in shells
             for seed in seeds if seed not in {s.seed for s in fin.seeds}]
     by_label = {fin.label: fin for fin in shells}
     processes, threads = seedpool.plan(len(todo), jobs)
@@ -132,14 +145,15 @@ def _train_seeds(path: Path, shells: list, earlier: dict[str, list], seeds: list
         fin = by_label[job.label]
         fin.seeds = sorted([*fin.seeds, result], key=lambda s: s.seed)
         # Save after every seed: a retrain stopped midway keeps what it finished.
-        fin_mod.save(path, [f for f in shells if f.seeds], proto)
+        fin_mod.save(path, [*kept, *[f for f in shells if f.seeds]], proto)
         if on_seed is not None:
             on_seed(job.label, job.seed, result.test_accuracy)
 
     if processes == 1:
         for job in todo:
             finished(job, fin_mod.train_seed(job.label, budget, space, job.values, Recipe(**job.recipe), train, val,
-                                             test, proto["epochs"], job.seed, path / "finalists", resume, on_epoch))
+                                             test, proto["epochs"], job.seed, path / "finalists", resume, on_epoch,
+                                             job.fit))
     else:
         for job, result in seedpool.train_all(path, Path(space.path).name, data_dir, split_seed, todo, proto["epochs"],
                                               processes, threads, resume, on_epoch):

@@ -28,6 +28,7 @@ class Job:
     seed: int
     values: dict[str, Any]
     recipe: dict[str, Any]  # Recipe fields, resolved
+    fit: str = "train"  # "all": a final fit on train + validation (budgetnas.finalists.train_seed)
 
 
 def plan(n_jobs: int, requested: int | None = None) -> tuple[int, int]:
@@ -93,7 +94,7 @@ def _train(run_path: Path, space_file: str, data_dir: str | None, split_seed: in
     ds, train, val = load_data_splits(budget, space, data_dir, split_seed)
     result = finalists.train_seed(job.label, budget, space, job.values, Recipe(**job.recipe), train, val, ds.test,
                                   epochs, job.seed, run_path / "finalists", resume,
-                                  lambda label, seed, epoch, logs: _events.put((label, seed, epoch, logs)))
+                                  lambda label, seed, epoch, logs: _events.put((label, seed, epoch, logs)), job.fit)
     return job, result
 
 

@@ -203,7 +203,8 @@ def teacher_for(recipe: Recipe, images: Arrays, val: Arrays | None, classes: int
 
 def fit_candidate(space, values, recipe: Recipe, train_data: Arrays, val_data: Arrays | None, epochs: int, *,
                   seed: int, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-                  checkpoint_dir: Path | None = None) -> tuple[Any, History, float]:
+                  checkpoint_dir: Path | None = None, teacher_images: Arrays | None = None
+                  ) -> tuple[Any, History, float]:
     """The network ``values`` picks in ``space`` (its ``train.*`` choices aside), built with ``seed`` and
     trained with :func:`train`: the one place a candidate is trained outside a search trial (finalists,
     re-scoring, :func:`budgetnas.train_candidate`). Returns the model, its history and its training seconds,
@@ -214,7 +215,7 @@ def fit_candidate(space, values, recipe: Recipe, train_data: Arrays, val_data: A
     model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
     t0 = time.perf_counter()
     history = train(model, train_data, val_data, recipe, epochs, seed=seed, classes=space.classes,
-                    on_epoch=on_epoch, checkpoint_dir=checkpoint_dir)
+                    on_epoch=on_epoch, checkpoint_dir=checkpoint_dir, teacher_images=teacher_images)
     return model, history, time.perf_counter() - t0 + sum(history.epoch_seconds[:history.resumed_at])
 
 

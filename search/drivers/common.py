@@ -128,7 +128,7 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
 
     try:
         train(model, ctx.train, ctx.val, recipe, ctx.epochs, seed=seed, classes=ctx.classes,
-              on_epoch=epoch_hook, on_batch=on_batch)
+              on_epoch=epoch_hook, on_batch=on_batch, teacher_images=ctx.full_train)
         rec.status = "complete"
     except Pruned:
         rec.status, rec.reason = "pruned", f"pruned after epoch {rec.epochs}"

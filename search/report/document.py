@@ -108,6 +108,10 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                 "- Winner: the searched finalist with the best mean final *validation* accuracy over its seeds; "
                 "exported weights: its seed with the best final validation accuracy (neither is chosen on test).",
                 ""]
+        if protocol.get("final_fit") == "all":
+            out.insert(-1, "- Final fit: the winner's seeds then train again on all training images (train + "
+                           "validation) for the same epochs; that fit is what the test scores and the export holds "
+                           "(its first seed: no validation images are left to choose by).")
     else:
         out += ["- Scoring: no finalist retrained yet (`budgetnas retrain RUN`); the test set is untouched.", ""]
     if meta is not None:
@@ -143,6 +147,7 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
             recipe = ", ".join(f"{k} {v}" for k, v in f.recipe.items())
             out += [f"### {f.label}", "", f"Architecture: `{f.architecture}`", "",
                     f"Training: {f.epochs} epochs; {recipe}.", "",
+                    *[line for note in f.training_notes() for line in (note, "")],
                     "Per seed, final validation / test accuracy: "
                     + ", ".join(f"seed {s.seed}: {pct(s.final_val_accuracy)} / {pct(s.test_accuracy)}"
                                 for s in f.seeds), "",
