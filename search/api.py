@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from budgetnas.budget import Budget, get_budget
 from budgetnas.data import Arrays
 from budgetnas.errors import TrialFailed  # noqa: F401  (public: train_candidate raises it when the loss diverges)
-from budgetnas.receptive import LayerTable, fmt_pair, table_from_model
+from budgetnas.receptive import LayerTable, table_from_model
+from budgetnas.report.layers import fmt_pair
 from budgetnas.space import Space
 
 if TYPE_CHECKING:
@@ -89,14 +90,14 @@ class ModelCheck:
         return f"{head}\nbreaks budget {self.budget}: " + "; ".join(self.violations)
 
     def __str__(self) -> str:
-        from budgetnas.report.document import layer_markdown
+        from budgetnas.report.layers import layer_markdown
 
         return layer_markdown(self.table) + "\n\n" + self.summary()
 
     def __rich__(self):
         from rich.console import Group
 
-        from budgetnas.report.leaderboard import layer_table as rich_table
+        from budgetnas.report.layers import layer_table as rich_table
 
         return Group(rich_table(self.table), self.summary())
 

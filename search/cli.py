@@ -80,7 +80,7 @@ def _values_arg(raw: str | None) -> dict[str, Any] | None:
 def cmd_describe(args: argparse.Namespace) -> int:
     from budgetnas import gate
     from budgetnas.budget import get_budget
-    from budgetnas.report.leaderboard import layer_table
+    from budgetnas.report.layers import layer_table
     from budgetnas.space import load_space
 
     space = load_space(args.space)
@@ -144,7 +144,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
     import keras
 
     from budgetnas.receptive import table_from_model
-    from budgetnas.report.leaderboard import layer_table
+    from budgetnas.report.layers import layer_table
 
     path = Path(args.model)
     if not path.is_file():
@@ -392,7 +392,7 @@ def _finalists_table(finalists, title: str):
 def _print_outcome(console, path: Path, finalists) -> None:
     from budgetnas import gate
     from budgetnas.finalists import winner
-    from budgetnas.report.leaderboard import layer_table
+    from budgetnas.report.layers import layer_table
     from budgetnas.session import open_run
 
     meta, budget, space, _ = open_run(path)

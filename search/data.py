@@ -41,6 +41,10 @@ class Arrays:
         """These images followed by ``other``'s (a final fit trains on train + validation)."""
         return Arrays(np.concatenate([self.x, other.x]), np.concatenate([self.y, other.y]))
 
+    def split(self, size: int, seed: int) -> tuple["Arrays", "Arrays"]:
+        """(the rest, ``size`` images): a seeded stratified split (:func:`split`), as validation is carved."""
+        return split(self, size, seed)
+
     def subset(self, size: int, seed: int = 0) -> "Arrays":
         """A seeded stratified subset of ``size`` images (:func:`subset`); all of them when ``size >= len``."""
         return subset(self, size, seed)

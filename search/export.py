@@ -170,7 +170,7 @@ def export_run(path: Path, trial: int | None = None, formats: list[str] | None =
     from budgetnas import finalists as fin_mod
     from budgetnas import gate
     from budgetnas.errors import RunError
-    from budgetnas.report.document import layer_markdown
+    from budgetnas.report.layers import layer_markdown
     from budgetnas.session import load_data_splits, open_run
 
     meta, budget, space, _ = open_run(path)

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 from budgetnas.budget import Budget
 from budgetnas.build import build_model, plan
 from budgetnas.errors import OverBudgetError
-from budgetnas.receptive import LayerTable, fmt_pair, table_from_model, table_from_plan
+from budgetnas.receptive import LayerTable, table_from_model, table_from_plan
+from budgetnas.report.layers import fmt_pair
 from budgetnas.space import Space
 
 _MAX_REPAIR_STEPS = 200

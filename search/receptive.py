@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from budgetnas.errors import UnsupportedLayerError
+from budgetnas.report.layers import layer_markdown, layer_table
 
 Pair = tuple[float, float]
 
@@ -98,13 +99,9 @@ class LayerTable:
         """The table in Jupyter."""
         import markdown
 
-        from budgetnas.report.document import layer_markdown
-
         return markdown.markdown(layer_markdown(self), extensions=["tables"], output_format="html")
 
     def __rich__(self):
-        from budgetnas.report.leaderboard import layer_table
-
         return layer_table(self)
 
 
@@ -279,9 +276,3 @@ def table_from_plan(plan) -> LayerTable:
         prev = out_shape
         states.append((state, out_shape))
     return LayerTable(tuple(rows), plan.total_params, plan.trainable_params)
-
-
-def fmt_pair(p: Iterable[float]) -> str:
-    a, b = list(p)
-    f = lambda v: str(int(v)) if float(v).is_integer() else f"{v:g}"  # noqa: E731
-    return f(a) if a == b else f"{f(a)}×{f(b)}"

@@ -17,7 +17,7 @@ from typing import Any
 from budgetnas import files, gate
 from budgetnas.budget import Budget
 from budgetnas.finalists import Finalist, Unfinished, target_verdict, unfinished as unfinished_seeds, winner
-from budgetnas.receptive import LayerTable, fmt_pair
+from budgetnas.report.layers import fmt_pair, layer_markdown
 from budgetnas.runs import RunMeta, TrialRecord, ranked
 from budgetnas.space import Space
 
@@ -27,19 +27,6 @@ FIGURES = {
     "best_so_far.png": "Best validation accuracy over search time",
     "confusion.png": "Confusion matrix of the winner (test set, chosen seed)",
 }
-
-
-def layer_markdown(table: LayerTable) -> str:
-    lines = ["| layer | kind | output | params | MACs | k/s/d | jump | RF | start |",
-             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
-    for r in table.rows:
-        ksd = "—" if r.kernel is None else "/".join(fmt_pair(p) for p in (r.kernel, r.stride or (1, 1),
-                                                                           r.dilation or (1, 1)))
-        lines.append(f"| {r.name} | {r.kind} | {'×'.join(map(str, r.output_shape))} | {r.params:,} | {r.macs:,} | "
-                     f"{ksd} | {fmt_pair(r.jump)} | {fmt_pair(r.rf)} | {fmt_pair(r.start)} |")
-    lines.append(f"| **total** | | | **{table.total_params:,}** | **{table.macs:,}** | | | "
-                 f"RF before the head: {fmt_pair(table.final_rf)} | |")
-    return "\n".join(lines)
 
 
 NOTATION = (

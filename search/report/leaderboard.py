@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from budgetnas.receptive import LayerTable, fmt_pair
+from budgetnas.report.layers import fmt_pair
 from budgetnas.runs import TrialRecord, ranked
 
 _STYLE = {"complete": "green", "pruned": "yellow", "rejected": "red", "failed": "magenta", "running": "cyan"}
@@ -91,22 +91,3 @@ def summary_line(records: list[TrialRecord]) -> str:
     if c["running"]:
         line += f", {c['running']} running"
     return line
-
-
-def layer_table(table: LayerTable, title: str = "") -> Table:
-    """The per-layer table: output size, params, MACs, kernel/stride/dilation, jump, RF, start."""
-    t = Table(title=title or None, title_justify="left")
-    for col, just in (("layer", "left"), ("kind", "left"), ("output", "right"), ("params", "right"),
-                      ("MACs", "right"), ("k/s/d", "right"), ("jump", "right"), ("RF", "right"),
-                      ("start", "right")):
-        t.add_column(col, justify=just, no_wrap=True)
-    for r in table.rows:
-        ksd = "—" if r.kernel is None else "/".join(fmt_pair(p) for p in (r.kernel, r.stride or (1, 1),
-                                                                           r.dilation or (1, 1)))
-        t.add_row(r.name, r.kind, "×".join(str(v) for v in r.output_shape), f"{r.params:,}", f"{r.macs:,}", ksd,
-                  fmt_pair(r.jump), fmt_pair(r.rf), fmt_pair(r.start))
-    t.add_section()
-    # the RF of the last feature map before the head (GAP, flatten or a whole-map conv) collapses it
-    t.add_row("total (RF pre-head)", "", "", f"{table.total_params:,}", f"{table.macs:,}", "", "",
-              fmt_pair(table.final_rf), "", style="bold")
-    return t

@@ -6,7 +6,8 @@ from rich.console import Console
 
 from budgetnas.build import build_model
 from budgetnas.receptive import table_from_model
-from budgetnas.report.leaderboard import counts, layer_table, leaderboard, summary_line
+from budgetnas.report.layers import layer_table
+from budgetnas.report.leaderboard import counts, leaderboard, summary_line
 from budgetnas.runs import TrialRecord
 from budgetnas.space import load_space
 from tests.conftest import ROOT
@@ -55,7 +56,7 @@ def test_layer_table_renders_rf_columns():
 
 def test_total_row_names_what_its_rf_is():
     # the last row (the 4x4 head conv) sees 28 pixels; the total row gives the RF before the head: 22
-    from budgetnas.report.document import layer_markdown
+    from budgetnas.report.layers import layer_markdown
 
     table = table_from_model(build_model(load_space(ROOT / "spaces" / "seed_mnist_13794.toml"), {}))
     total = [c.strip() for c in render(layer_table(table)).splitlines()[-2].split("│")[1:-1]]
