@@ -14,7 +14,9 @@ from typing import Any, Mapping
 
 from budgetnas import files
 from budgetnas.data import AUGMENTATIONS
+from budgetnas.drivers.base import OBJECTIVES
 from budgetnas.errors import ConfigError
+from budgetnas.front import COSTS
 from budgetnas.space import Domain, Param, _domain, read_toml, shipped
 
 LAYER_KINDS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
@@ -192,7 +194,7 @@ def parse_budget(name: str, table: Mapping[str, Any], path: str, root: Path) -> 
             raise ConfigError(f"{path}: {where}.search.{key}: unknown key (known: {', '.join(known)})")
         typ = {"int": int, "float": float, "bool": bool, "str": str}[known[key]]
         sd[key] = _typed(path, f"{where}.search.{key}", value, typ)
-    for key, allowed in (("objective", ("accuracy", "front")), ("cost", ("params", "macs")),
+    for key, allowed in (("objective", OBJECTIVES), ("cost", COSTS),
                          ("final_fit", ("train", "all"))):
         if sd.get(key, allowed[0]) not in allowed:
             raise ConfigError(f"{path}: {where}.search.{key} = {sd[key]!r} must be one of {', '.join(allowed)}")

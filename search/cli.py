@@ -16,7 +16,9 @@ from typing import Any, Sequence
 
 from rich.console import Console
 
+from budgetnas.drivers import base as drivers
 from budgetnas.errors import BudgetNasError, ConfigError
+from budgetnas.front import COSTS
 
 DEFAULT_BUDGET = "mnist-15k"
 FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
@@ -558,14 +560,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "no pruning, every candidate trains in full")
     s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
     s.add_argument("--resume", action="store_true", help="continue the run named by --name")
-    s.add_argument("--driver", choices=("optuna", "keras-tuner"), default="optuna",
-                   help="optuna (default) or keras-tuner (single-objective only: no --objective front)")
-    s.add_argument("--algorithm", choices=("tpe", "hyperband", "bayesian", "random"),
-                   help="optuna: tpe (default) or random; keras-tuner: hyperband (default), bayesian or random")
-    s.add_argument("--objective", choices=("accuracy", "front"),
+    s.add_argument("--driver", choices=tuple(drivers.DRIVERS), default=drivers.DEFAULT,
+                   help="; ".join(f"{d.name}: {d.note}" for d in drivers.DRIVERS.values()))
+    s.add_argument("--algorithm", choices=drivers.algorithms(),
+                   help="; ".join(f"{d.name}: {', '.join(d.algorithms)} (default {d.algorithms[0]})"
+                                  for d in drivers.DRIVERS.values()))
+    s.add_argument("--objective", choices=drivers.OBJECTIVES,
                    help="accuracy: the best network under the budget; front: the accuracy–size front up to it "
                         "(default: the budget's search.objective)")
-    s.add_argument("--cost", choices=("params", "macs"), help="a front's second objective (default: params)")
+    s.add_argument("--cost", choices=COSTS, help="a front's second objective (default: params)")
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
     s.add_argument("--no-start", action="store_true",
                    help="do not begin with the space's start points (its [[start]] tables; optuna driver)")

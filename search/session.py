@@ -17,6 +17,7 @@ from pathlib import Path
 from budgetnas import data as data_mod
 from budgetnas import files, gate
 from budgetnas.budget import Budget, freeze, get_budget
+from budgetnas.drivers import base as drivers
 from budgetnas.drivers.common import SearchContext
 from budgetnas.errors import ConfigError, DataError, RunError
 from budgetnas.runs import RunMeta, default_storage, library_versions, load_meta, run_budget, save_meta
@@ -74,9 +75,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         save_meta(path, meta)
         return path, meta, run_budget(path, meta), load_space(path / "space.toml")
     budget = get_budget(opts.budget, opts.budgets_file)
-    if opts.driver == "optuna" and opts.algorithm not in (None, "tpe", "random"):
-        raise ConfigError(f"--algorithm {opts.algorithm}: the optuna driver runs tpe or random "
-                          "(use --driver keras-tuner for the others)")
+    driver = drivers.get(opts.driver)
     space = load_space(opts.space or budget.space)
     space_path = space.path  # a bare name (`--space mnist_tiny`) resolves to the shipped file
     name = opts.name or f"{budget.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -88,9 +87,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
     gate.check_space_fits(budget, space)
     s = budget.search
     objective, cost = opts.objective or s.objective, opts.cost or s.cost
-    if objective == "front" and opts.driver != "optuna":
-        raise ConfigError("--objective front: only the optuna driver searches a front "
-                          "(keras-tuner's is single-objective)")
+    algorithm = driver.check(opts.algorithm, objective)
     epochs = opts.max_epochs if opts.max_epochs is not None else s.epochs
     if not 1 <= epochs <= budget.epochs:
         raise ConfigError(f"--max-epochs {epochs}: must be between 1 and the budget's {budget.epochs} epochs")
@@ -106,9 +103,9 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         timeout=opts.timeout if opts.timeout is not None else s.timeout, max_epochs=epochs,
         train_subset=opts.train_subset if opts.train_subset is not None else s.train_subset,
         storage=opts.storage or default_storage(path), study=name, driver=opts.driver,
-        algorithm=opts.algorithm or ("tpe" if opts.driver == "optuna" else "hyperband"),
+        algorithm=algorithm,
         objective=objective, cost=cost, min_epochs=opts.min_epochs, versions=library_versions(),
-        start=[label for label, _ in space.start] if opts.start and opts.driver == "optuna" else [],
+        start=[label for label, _ in space.start] if opts.start and driver.start_points else [],
     )
     save_meta(path, meta)
     return path, meta, budget, space
@@ -319,15 +316,8 @@ def run_search(ctx: SearchContext, study, path: Path, meta: RunMeta, resume: boo
                heartbeat: float, grace: float, patience: float) -> None:
     """Hand the run to its driver; ``hooks`` (a display) gets on_start/on_epoch/on_batch/on_done."""
     events = dict(on_start=hooks.on_start, on_epoch=hooks.on_epoch, on_batch=hooks.on_batch, on_done=hooks.on_done)
-    if meta.driver == "keras-tuner":
-        from budgetnas.drivers import kerastuner_driver
-
-        kerastuner_driver.run(ctx, study, meta.trials, meta.algorithm, path, resume=resume, **events)
-    else:
-        from budgetnas.drivers import optuna_driver
-
-        optuna_driver.run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None, **events,
-                          heartbeat=heartbeat, grace=grace, storage_url=meta.storage, patience=patience)
+    drivers.get(meta.driver).run(ctx, study, meta, path, resume=resume, events=events, heartbeat=heartbeat,
+                                 grace=grace, patience=patience)
 
 
 RESCORE_SEED = 100_003  # a re-scoring run of trial n trains with seed + n + this: apart from every trial's own

@@ -143,3 +143,26 @@ def _steps(model) -> int:
     """Optimizer steps taken so far (the optimizer counts them itself)."""
     opt = getattr(model, "optimizer", None)
     return int(opt.iterations.numpy()) if opt is not None else 0
+
+
+def finished_with(study, key: str, key_of: Callable[[dict[str, Any]], str] | None = None,
+                  min_epochs: int = 0) -> TrialRecord | None:
+    """The first completed or pruned trial whose network + recipe key is ``key``, if any.
+
+    Several workers asking at once, TPE late in a search and the repair (many samples, one network)
+    all propose networks already trained; those are scored from the earlier trial instead. Trials
+    recorded before keys existed are keyed from their values by ``key_of``. ``min_epochs``: only a
+    trial that trained at least that many epochs counts (keras-tuner's Hyperband rungs).
+    """
+    import optuna
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for t in study.get_trials(deepcopy=False, states=done):
+        attrs = t.user_attrs
+        if attrs.get("status") not in ("complete", "pruned") or attrs.get("epochs", 0) < min_epochs:
+            continue
+        theirs = attrs.get("key") or (key_of(attrs["values"]) if key_of and "values" in attrs else "")
+        if theirs == key:
+            return TrialRecord(number=t.number, status=attrs["status"], val_accuracy=attrs.get("val_accuracy"),
+                               epochs=attrs.get("epochs", 0))
+    return None

@@ -30,12 +30,10 @@ import optuna
 
 from budgetnas import compat
 from budgetnas.drivers import domains
-from budgetnas.drivers.common import SearchContext, evaluate, network_key
-from budgetnas.drivers.optuna_driver import finished_with
+from budgetnas.drivers.common import SearchContext, evaluate, finished_with, network_key
 from budgetnas.runs import TrialRecord
 from budgetnas.space import KIND_FIELDS, Domain, Param, Space
 
-ALGORITHMS = ("hyperband", "bayesian", "random")
 
 
 def _conditions(space: Space, p: Param) -> list[tuple[str, list]]:
@@ -162,3 +160,9 @@ def run(ctx: SearchContext, study: optuna.Study, trials: int, algorithm: str, di
     tuner = BudgetTuner(oracle, ctx, study, directory, overwrite=not resume, on_start=on_start,
                         on_epoch=on_epoch, on_batch=on_batch, on_done=on_done)
     tuner.search(verbose=0)
+
+
+def run_search(ctx: SearchContext, study: optuna.Study, meta, path: Path, *, resume: bool, events: dict,
+               heartbeat: float, grace: float, patience: float) -> None:
+    """The registry's entry (:mod:`budgetnas.drivers.base`): keras-tuner keeps no heartbeat (one process)."""
+    run(ctx, study, meta.trials, meta.algorithm, path, resume=resume, **events)

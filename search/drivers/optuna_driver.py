@@ -61,10 +61,9 @@ import optuna
 
 from budgetnas import compat, front, interrupts, storage
 from budgetnas.drivers import domains
-from budgetnas.drivers.common import Pruned, SearchContext, evaluate, network_key, propose
+from budgetnas.drivers.common import Pruned, SearchContext, evaluate, finished_with, network_key, propose
 from budgetnas.runs import TrialRecord
 
-ALGORITHMS = ("tpe", "random")
 STARTUP_TRIALS = 6
 REDUCTION_FACTOR = 3
 
@@ -76,9 +75,6 @@ def make_sampler(algorithm: str, seed: int) -> optuna.samplers.BaseSampler:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
                                           group=True, constant_liar=True)
-
-
-OBJECTIVES = ("accuracy", "front")
 
 
 def make_study(url: str, study_name: str, seed: int, min_epochs: int, max_epochs: int,
@@ -141,27 +137,6 @@ def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
     for key, value in rec.as_dict().items():
         if key not in ("number", "worker", "retry_of"):  # those two are set when the trial starts
             trial.set_user_attr(key, value)
-
-
-def finished_with(study: optuna.Study, key: str, key_of: Callable[[dict[str, Any]], str] | None = None,
-                  min_epochs: int = 0) -> TrialRecord | None:
-    """The first completed or pruned trial whose network + recipe key is ``key``, if any.
-
-    Several workers asking at once, TPE late in a search and the repair (many samples, one network)
-    all propose networks already trained; those are scored from the earlier trial instead. Trials
-    recorded before keys existed are keyed from their values by ``key_of``. ``min_epochs``: only a
-    trial that trained at least that many epochs counts (keras-tuner's Hyperband rungs).
-    """
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    for t in study.get_trials(deepcopy=False, states=done):
-        attrs = t.user_attrs
-        if attrs.get("status") not in ("complete", "pruned") or attrs.get("epochs", 0) < min_epochs:
-            continue
-        theirs = attrs.get("key") or (key_of(attrs["values"]) if key_of and "values" in attrs else "")
-        if theirs == key:
-            return TrialRecord(number=t.number, status=attrs["status"], val_accuracy=attrs.get("val_accuracy"),
-                               epochs=attrs.get("epochs", 0))
-    return None
 
 
 INTERRUPTED = "interrupted"
@@ -380,3 +355,10 @@ def _tell(study: optuna.Study, trial: optuna.Trial, rec: TrialRecord, prior: lis
     except optuna.exceptions.UpdateFinishedTrialError:
         # We were too slow to send heartbeats: another worker failed this trial and retries it.
         rec.status, rec.reason = "failed", "failed by another worker (heartbeat late); retried there"
+
+
+def run_search(ctx: SearchContext, study: optuna.Study, meta, path, *, resume: bool, events: dict,
+               heartbeat: float, grace: float, patience: float) -> None:
+    """The registry's entry (:mod:`budgetnas.drivers.base`): :func:`run` with the run's settings."""
+    run(ctx, study, meta.trials, meta.timeout * 60 if meta.timeout else None, **events, heartbeat=heartbeat,
+        grace=grace, storage_url=meta.storage, patience=patience)
