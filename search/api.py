@@ -217,6 +217,30 @@ class Board:
     cost: str = "params"
     top: int = 10
     limits: dict | None = field(default=None, repr=False)
+    run: str = ""
+    budget: str = ""
+
+    @classmethod
+    def of(cls, meta, budget: Budget, records, *, top: int = 10, front: bool | None = None) -> "Board":
+        """The board of a run (its ``RunMeta``, frozen budget and records): the leaderboard, or (``front``; the
+        default for a front search) the front, drawn against the search's cost (params for any other search),
+        each point with the named budgets it fits."""
+        from budgetnas.session import fitting_budgets
+
+        front = meta.objective == "front" if front is None else front
+        cost = meta.cost if meta.objective == "front" else "params"
+        return cls(tuple(records), budget.max_params, f"{'Front' if front else 'Leaderboard'} — {meta.name}", front,
+                   cost, top, fitting_budgets(meta, budget) if front else None, meta.name, meta.budget)
+
+    def as_dict(self) -> dict:
+        """Every trial with its rank (best first); a front board holds only the front's trials, cheapest first."""
+        from budgetnas.report.leaderboard import counts
+        from budgetnas.runs import ranked
+
+        rank = {r.number: i for i, r in enumerate(ranked(list(self.records)), 1)}
+        shown = self.rows if self.front else list(self.records)
+        return {"run": self.run, "budget": self.budget, "counts": counts(list(self.records)), "front": self.front,
+                "trials": [{**r.as_dict(), "rank": rank.get(r.number)} for r in shown]}
 
     @property
     def rows(self) -> list:
@@ -264,11 +288,12 @@ class Run:
         >>> run.leaderboard(top=3)
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, storage: str | None = None):
         from budgetnas.runs import load_meta
 
         self.path = Path(path)
         self.meta = load_meta(self.path)  # a missing or damaged run is one RunError line here
+        self.storage = storage  # read the trials from this storage URL rather than the run's own
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, budget={self.meta.budget!r}, objective={self.meta.objective!r})"
@@ -288,17 +313,11 @@ class Run:
         """Every trial record, in trial order (read from the run's storage: a search may still be running)."""
         from budgetnas.runs import load_records
 
-        return load_records(self.path)[1]
+        return load_records(self.path, self.storage)[1]
 
     def leaderboard(self, *, top: int = 10, front: bool | None = None) -> Board:
         """The best trials by validation score, or (``front``; the default for a front search) the front."""
-        from budgetnas.session import fitting_budgets
-
-        front = self.meta.objective == "front" if front is None else front
-        budget = self.budget
-        title = f"{'Front' if front else 'Leaderboard'} — {self.name}"
-        return Board(tuple(self.records()), budget.max_params, title, front, self.meta.cost, top,
-                     fitting_budgets(self.meta, budget) if front else None)
+        return Board.of(self.meta, self.budget, self.records(), top=top, front=front)
 
     def hypervolume(self, *, ref_accuracy: float, ref_cost: float, log_cost: bool = True) -> float:
         """How much its front of validation accuracy against cost (the run's: params or MACs) dominates: the
@@ -317,15 +336,25 @@ class Run:
 
     def retrain(self, *, top: int | None = None, seeds: int | None = None, epochs: int | None = None,
                 front: int | None = None, resume: bool = False, jobs: int | None = None,
-                data_dir: str | None = None) -> list:
+                data_dir: str | None = None, on_seed: Callable | None = None,
+                on_epoch: Callable | None = None) -> list:
         """Retrain the best ``top`` trials (or, with ``front``, points of the front: see ``budgetnas retrain
         --front``) with ``seeds`` seeds for ``epochs`` epochs; test scored once per seed. Returns the finalists
-        and writes the report."""
+        and writes the report. ``on_seed(label, seed, test accuracy)`` after each seed, ``on_epoch(label, seed,
+        epoch, logs)`` after each epoch."""
         from budgetnas.retrain import retrain_run
 
         if front is None and self.meta.objective == "front" and top is None:
             front = 0
-        return retrain_run(self.path, top, seeds, epochs, data_dir, resume=resume, jobs=jobs, front=front)
+        return retrain_run(self.path, top, seeds, epochs, data_dir, on_seed, on_epoch, resume=resume, jobs=jobs,
+                           front=front)
+
+    def branch(self, name: str, changes: list[str]) -> "Run":
+        """A new run folder ``name`` beside this one: the same study, space and split, its recipe changed by
+        ``FIELD=VALUE`` strings (``["ema=0.999"]``); :meth:`retrain` it to compare on validation."""
+        from budgetnas.retrain import branch
+
+        return Run(branch(self.path, name, changes))
 
     def finalists(self) -> list:
         """The retrained finalists (empty before :meth:`retrain`)."""
@@ -381,15 +410,16 @@ class Run:
         return export_run(self.path, trial, formats, Path(out) if out else None, data_dir)[2]
 
 
-def open_run(name: str | Path, *, reports_dir: str | Path = "reports") -> Run:
-    """An existing run, by name (under ``reports_dir``) or by its folder.
+def open_run(name: str | Path, *, reports_dir: str | Path = "reports", storage: str | None = None) -> Run:
+    """An existing run, by name (under ``reports_dir``) or by its folder; ``storage``: read its trials from this
+    storage URL instead of the one the run recorded.
 
     Raises:
         budgetnas.errors.RunError: no such run, or its ``run.json`` is damaged.
     """
     from budgetnas.runs import run_dir
 
-    return Run(run_dir(str(name), reports_dir))
+    return Run(run_dir(str(name), reports_dir), storage=storage)
 
 
 def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials: int | None = None,

@@ -194,107 +194,26 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False,
            json_out: bool = False, retrain: bool = False, jobs: int | None = None) -> int:
-    """Run the pipeline (:func:`budgetnas.pipeline.drive`) on this run, shown by :class:`_SearchView`."""
+    """Run the pipeline (:func:`budgetnas.pipeline.drive`) on this run, shown by :class:`budgetnas.report.console.SearchView`."""
     _quiet_tf()
     from budgetnas.pipeline import Stopped, drive
+    from budgetnas.report.console import SearchView, interrupted
     from budgetnas.session import begin
     from budgetnas.storage import StorageLost
 
     console = _console()
     s = begin(path, meta, budget, space, create=create, worker=worker, data_dir=args.data_dir)
     try:
-        drive(s, _SearchView(console, json_out, retrain), retrain=retrain and not json_out, data_dir=args.data_dir,
+        drive(s, SearchView(console, json_out, retrain), retrain=retrain and not json_out, data_dir=args.data_dir,
               resume=not create, jobs=jobs, heartbeat=args.heartbeat, grace=args.grace,
               patience=args.patience)
     except Stopped as exc:
-        return _interrupted(console, exc.__cause__, exc.kept, exc.command)
+        return interrupted(console, exc.__cause__, exc.kept, exc.command)
     except StorageLost as exc:
         print(f"budgetnas: error: {exc}; every finished trial is in the storage; once it is back, continue "
               f"with `{s.resume_command()}`", file=sys.stderr)
         return 2
     return 0
-
-
-class _SearchView:
-    """What ``budgetnas search`` and ``worker`` print at each step of the pipeline: the run line, the live display
-    (a plain one off a terminal or with --json), re-scores, the board or JSON, the finalists."""
-
-    def __init__(self, console, json_out: bool, retrain: bool):
-        self.console, self.json_out, self.retrain = console, json_out, retrain
-        self.on_seed, self.on_epoch = _seed_printer(console), _epoch_printer(console)
-
-    def searching(self, s):
-        from budgetnas.report.live import LiveDisplay, PlainDisplay
-        from budgetnas.session import steps_per_epoch
-
-        if s.again:
-            self.console.print(f"resume: trial(s) {', '.join(map(str, s.again))}, stopped before they finished, "
-                               "train again")
-        self.console.print(f"run {s.path} · budget {s.budget.name} ≤{s.budget.max_params:,} params · space "
-                           f"{s.space.path} · {len(s.ctx.train)} train / {len(s.ctx.val)} val images · up to "
-                           f"{s.meta.max_epochs} epochs per trial")
-        display_cls = LiveDisplay if self.console.is_terminal and not self.json_out else PlainDisplay
-        kwargs = {"steps_per_epoch": steps_per_epoch(s.ctx), "front": s.meta.cost if s.ctx.front else None} \
-            if display_cls is LiveDisplay else {}
-        self.t0 = time.monotonic()
-        return display_cls(self.console, s.meta.trials, s.meta.max_epochs, s.budget.max_params, s.records(), **kwargs)
-
-    def rescoring(self, s) -> None:
-        self.full_train = len(s.ctx.full_train)
-        self.console.print(f"re-scoring the {s.rescores} best completed trials on all training images")
-
-    def rescored(self, number: int, first: float, second: float) -> None:
-        self.console.print(f"re-scored trial {number} on all {self.full_train} training images: "
-                           f"{100 * first:.2f}% → {100 * second:.2f}%")
-
-    def searched(self, s) -> bool:
-        from budgetnas.report.leaderboard import summary_line
-
-        records = s.records()
-        if self.json_out:
-            print(json.dumps(_board_json(s.meta, records)))
-            return False
-        self.console.print(_board(s.path, s.meta, s.budget, records, front=s.ctx.front, top=10))
-        self.console.print(summary_line(records) + f" in {time.monotonic() - self.t0:.0f}s")
-        if not self.retrain:
-            self.console.print(f"finalists: `budgetnas retrain {s.meta.name}` (skipped: --no-retrain)")
-        self.path, self.t1 = s.path, time.monotonic()
-        return True
-
-    def retrained(self, finalists: list) -> None:
-        self.console.print(f"retrained {len(finalists)} finalist(s) in {time.monotonic() - self.t1:.0f}s")
-        _print_outcome(self.console, self.path, finalists)
-
-
-def _interrupted(console, exc: KeyboardInterrupt, kept: str, command: str) -> int:
-    """One line for a Ctrl-C or SIGTERM: what is kept, and the exact command that continues."""
-    from budgetnas import interrupts
-
-    interrupts.ignore()  # the process is only ending now: another Ctrl-C must not cut this line or the exit
-    # never wrapped or read as markup: the command is copied from this line
-    console.print(f"{interrupts.reason(exc)}: {kept}; continue with `{command}`", soft_wrap=True, markup=False)
-    return interrupts.exit_code(exc)
-
-
-def _front_cost(meta) -> str:
-    """What a front is drawn against: a front search's own cost, else params."""
-    return meta.cost if meta.objective == "front" else "params"
-
-
-def _board_json(meta, records, front: bool = False) -> dict[str, Any]:
-    """Every trial with its rank; with ``front`` only the front's trials, cheapest first (as the table shows)."""
-    from budgetnas.front import front_records
-    from budgetnas.report.leaderboard import counts
-    from budgetnas.runs import ranked
-
-    rank = {r.number: i for i, r in enumerate(ranked(records), 1)}
-    shown = front_records(records, _front_cost(meta)) if front else records
-    trials = []
-    for r in shown:
-        d = r.as_dict()
-        d["rank"] = rank.get(r.number)
-        trials.append(d)
-    return {"run": meta.name, "budget": meta.budget, "counts": counts(records), "front": front, "trials": trials}
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -315,42 +234,22 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _board(path: Path, meta, budget, records, front: bool, top: int):
-    """The leaderboard, or for a front search (or ``--front``) the front with the named budgets each point fits."""
-    from budgetnas.report.leaderboard import front_table, leaderboard
-    from budgetnas.session import fitting_budgets
-
-    if front:
-        return front_table(records, budget.max_params, _front_cost(meta),
-                           title=f"Front — {meta.name}", limits=fitting_budgets(meta, budget))
-    return leaderboard(records, budget.max_params, top=top, title=f"Leaderboard — {meta.name}")
-
-
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from budgetnas.runs import load_records, run_dir
-
-    path = run_dir(args.run, args.reports_dir)
-    meta, records = load_records(path, args.storage)
-    if args.json:
-        print(json.dumps(_board_json(meta, records, front=args.front)))
-        return 0
-    from budgetnas.runs import run_budget
+    from budgetnas.api import open_run
     from budgetnas.report.leaderboard import summary_line
 
-    budget = run_budget(path, meta)
+    run = open_run(args.run, reports_dir=args.reports_dir, storage=args.storage)
+    board = run.leaderboard(top=args.top, front=args.front)
+    if args.json:
+        print(json.dumps(board.as_dict()))
+        return 0
     console = _console()
-    console.print(_board(path, meta, budget, records, front=args.front, top=args.top))
-    console.print(summary_line(records))
+    console.print(board)
+    console.print(summary_line(list(board.records)))
     return 0
 
 
 # ------------------------------------------------------------------ finalists, reports, export
-def _seed_printer(console):
-    def on_seed(label: str, seed: int, acc: float) -> None:
-        console.print(f"{label} seed {seed}: test accuracy {100 * acc:.2f}%")
-    return on_seed
-
-
 def _jobs_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=_positive_int,
                         help="seeds trained at once, each in its own process (default: all of them, up to 2 per "
@@ -364,76 +263,26 @@ def _positive_int(text: str) -> int:
     return n
 
 
-def _epoch_printer(console):
-    def on_epoch(label: str, seed: int, epoch: int, logs: dict) -> None:
-        of = f"/{logs['epochs']}" if "epochs" in logs else ""
-        took = f" ({logs['seconds']:.0f}s)" if "seconds" in logs else ""
-        console.print(f"{label} seed {seed} epoch {epoch}{of}: loss {logs.get('loss', 0):.4f} "
-                      f"val_accuracy {logs.get('val_accuracy', 0):.4f}{took}")
-    return on_epoch
-
-
-def _finalists_table(finalists, title: str):
-    from rich.table import Table
-
-    from budgetnas.report.leaderboard import pct
-
-    t = Table(title=title, title_justify="left")
-    for col in ("finalist", "params", "MACs", "val mean (chooses)", "test mean ± std", "test min", "seeds",
-                "train time"):
-        t.add_column(col, justify="left" if col == "finalist" else "right")
-    for f in finalists:
-        t.add_row(f.label, f"{f.params:,}", f"{f.macs / 1e6:.2f}M", pct(f.val_mean), f.spread,
-                  f"{100 * f.minimum:.2f}%", str(len(f.seeds)), f"{f.train_seconds / 60:.1f} min")
-    notes = [f"{f.label}: {note}" for f in finalists for note in f.training_notes()]
-    if notes:
-        t.caption, t.caption_justify = "\n".join(notes), "left"
-    return t
-
-
-def _print_outcome(console, path: Path, finalists) -> None:
-    from budgetnas import gate
-    from budgetnas.finalists import winner
-    from budgetnas.report.layers import layer_table
-    from budgetnas.session import open_run
-
-    meta, budget, space, _ = open_run(path)
-    console.print(_finalists_table(finalists, f"Finalists — {meta.name} (test accuracy, final epoch)"))
-    w = winner(finalists)
-    if w is not None and budget.target is not None:
-        from budgetnas.finalists import load, target_verdict
-
-        proto = load(path)[0]
-        if "test_images" in proto:
-            console.print(target_verdict(w, budget.target, proto["test_images"]), markup=False)
-    if w is not None:
-        verdict = gate.judge(budget, space, w.values)
-        if verdict.table is not None:
-            console.print(layer_table(verdict.table, title=f"Winner {w.label}: per-layer table"))
-    console.print(f"report: {path / 'report.html'}")
-
-
 def cmd_retrain(args: argparse.Namespace) -> int:
     _quiet_tf()
-    from budgetnas.runs import run_dir
-    from budgetnas.retrain import retrain_run
+    from budgetnas.api import open_run
+    from budgetnas.report.console import epoch_printer, interrupted, print_outcome, seed_printer
 
     console = _console()
-    path = run_dir(args.run, args.reports_dir)
+    run = open_run(args.run, reports_dir=args.reports_dir)
     if args.recipe or args.as_name:
-        from budgetnas.retrain import branch
-
         if not (args.recipe and args.as_name) or args.resume:
             raise ConfigError("retrain: --recipe FIELD=VALUE and --as NAME go together and start a new run folder "
                               "(continue an interrupted one with `retrain NAME --resume`)")
-        path = branch(path, args.as_name, args.recipe)
-        console.print(f"{path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
+        run = run.branch(args.as_name, args.recipe)
+        console.print(f"{run.path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
     try:
-        fins = retrain_run(path, args.top, args.seeds, args.epochs, args.data_dir, _seed_printer(console),
-                           _epoch_printer(console), resume=args.resume, jobs=args.jobs, front=args.front)
+        fins = run.retrain(top=args.top, seeds=args.seeds, epochs=args.epochs, front=args.front, resume=args.resume,
+                           jobs=args.jobs, data_dir=args.data_dir, on_seed=seed_printer(console),
+                           on_epoch=epoch_printer(console))
     except KeyboardInterrupt as exc:
-        return _interrupted(console, exc, "every finished seed is saved", _retrain_command(args, path))
-    _print_outcome(console, path, fins)
+        return interrupted(console, exc, "every finished seed is saved", _retrain_command(args, run.path))
+    print_outcome(console, run.path, fins)
     return 0
 
 
@@ -461,29 +310,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("train --resume: name the run to continue with --name")
     name = args.name or f"train-{load_space(args.space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
     _quiet_tf()
+    from budgetnas.report.console import epoch_printer, interrupted, print_outcome, seed_printer
     from budgetnas.retrain import train_fixed
 
     console = _console()
     try:
         fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
-                          args.data_dir, args.seed, _seed_printer(console), _epoch_printer(console),
+                          args.data_dir, args.seed, seed_printer(console), epoch_printer(console),
                           resume=args.resume, jobs=args.jobs)
     except KeyboardInterrupt as exc:
-        return _interrupted(console, exc, "every finished seed is saved", _command(
+        return interrupted(console, exc, "every finished seed is saved", _command(
             ["train", args.space], [("--budget", args.budget), ("--name", name),
                                     ("--epochs", args.epochs), ("--seeds", args.seeds), ("--seed", args.seed),
                                     ("--recipe", args.recipe), ("--reports-dir", args.reports_dir),
                                     ("--data-dir", args.data_dir)], budgets=args.budgets))
-    _print_outcome(console, Path(args.reports_dir) / name, [fin])
+    print_outcome(console, Path(args.reports_dir) / name, [fin])
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     _quiet_tf()
-    from budgetnas.runs import run_dir
-    from budgetnas.session import write_run_report
+    from budgetnas.api import open_run
 
-    for p in write_run_report(run_dir(args.run, args.reports_dir)):
+    for p in open_run(args.run, reports_dir=args.reports_dir).report():
         print(p)
     return 0
 
