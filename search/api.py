@@ -346,8 +346,8 @@ class Run:
 
         if front is None and self.meta.objective == "front" and top is None:
             front = 0
-        return retrain_run(self.path, top, seeds, epochs, data_dir, on_seed, on_epoch, resume=resume, jobs=jobs,
-                           front=front)
+        return retrain_run(self.path, top=top, seeds=seeds, epochs=epochs, data_dir=data_dir, on_seed=on_seed,
+                           on_epoch=on_epoch, resume=resume, jobs=jobs, front=front)
 
     def branch(self, name: str, changes: list[str]) -> "Run":
         """A new run folder ``name`` beside this one: the same study, space and split, its recipe changed by

@@ -246,8 +246,8 @@ def get_budget(name: str, path: str | Path | None = None) -> Budget:
 FROZEN = "budget.json"
 
 
-def freeze(budget: Budget, folder: Path) -> Path:
-    """Write ``budget`` as its run searched it into ``folder/budget.json``; later commands read that copy.
+def frozen_json(budget: Budget) -> str:
+    """``budget`` as a run keeps it (``budget.json``; later commands read that copy).
 
     The copy is the budget's table as written in its file, with the space paths made absolute, so
     editing or deleting the budget in ``budgets.toml`` afterwards changes nothing about this run.
@@ -256,8 +256,7 @@ def freeze(budget: Budget, folder: Path) -> Path:
     for key, value in (("space", budget.space), ("baseline_space", budget.baseline_space)):
         if value is not None:
             table[key] = str(Path(value).resolve())
-    return files.write_text(folder / FROZEN, json.dumps(
-        {"name": budget.name, "source": str(Path(budget.file).resolve()), "table": table}, indent=1))
+    return json.dumps({"name": budget.name, "source": str(Path(budget.file).resolve()), "table": table}, indent=1)
 
 
 def frozen_text(folder: Path) -> str:

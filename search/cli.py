@@ -315,9 +315,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     console = _console()
     try:
-        fin = train_fixed(args.space, budget, name, args.reports_dir, args.epochs, args.seeds, args.recipe,
-                          args.data_dir, args.seed, seed_printer(console), epoch_printer(console),
-                          resume=args.resume, jobs=args.jobs)
+        fin = train_fixed(args.space, budget, name=name, reports_dir=args.reports_dir, epochs=args.epochs,
+                          seeds=args.seeds, recipe_kind=args.recipe, data_dir=args.data_dir, seed=args.seed,
+                          on_seed=seed_printer(console), on_epoch=epoch_printer(console), resume=args.resume,
+                          jobs=args.jobs)
     except KeyboardInterrupt as exc:
         return interrupted(console, exc, "every finished seed is saved", _command(
             ["train", args.space], [("--budget", args.budget), ("--name", name),

@@ -80,7 +80,7 @@ def drive(s: Search, hooks: Hooks | None = None, *, retrain: bool = True, data_d
     if not hooks.searched(s) or not retrain:
         return None
     with _stopping("the search and every finished seed are saved", resume_command(s.path, s.meta)):
-        fins = retrain_run(s.path, None, None, None, data_dir, hooks.on_seed, hooks.on_epoch, resume=resume,
+        fins = retrain_run(s.path, data_dir=data_dir, on_seed=hooks.on_seed, on_epoch=hooks.on_epoch, resume=resume,
                            jobs=jobs, front=0 if s.ctx.front else None)
     hooks.retrained(fins)
     return fins

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from budgetnas.errors import UnsupportedLayerError
 from budgetnas.report.layers import layer_markdown, layer_table

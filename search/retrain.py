@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from budgetnas import files
-from budgetnas.budget import FROZEN, Budget, Recipe, freeze, parse_budget
+from budgetnas.budget import FROZEN, Budget, Recipe, frozen_json, parse_budget
 from budgetnas.errors import ConfigError, RunError
-from budgetnas.runs import RunMeta, load_meta, save_meta
+from budgetnas.runs import RunMeta, lay_out, load_meta
 from budgetnas.session import fitting_budgets, load_data_splits, open_run, write_run_report
 from budgetnas.space import Space, load_space
 
@@ -27,9 +27,9 @@ def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epo
             "input_shape": list(space.input_shape), "classes": space.classes}
 
 
-def retrain_run(path: Path, top: int | None, seeds: int | None, epochs: int | None, data_dir: str | None,
-                on_seed=None, on_epoch=None, resume: bool = False, jobs: int | None = None,
-                front: int | None = None) -> list:
+def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None, epochs: int | None = None,
+                data_dir: str | None = None, on_seed=None, on_epoch=None, resume: bool = False,
+                jobs: int | None = None, front: int | None = None) -> list:
     """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report.
 
     ``front``: retrain points of the accuracy–size front instead: ``front`` of them spread along it
@@ -115,10 +115,9 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
         train[field.strip()] = value
     frozen["table"]["train"] = train
     parse_budget(frozen["name"], frozen["table"], "--recipe", path)  # one line naming the field if a value is bad
-    target.mkdir(parents=True)
-    files.copy(path / "space.toml", target / "space.toml")
-    files.write_text(target / FROZEN, json.dumps(frozen, indent=1))
-    save_meta(target, replace(meta, name=name))  # the storage and study stay the original run's
+    # the storage and study stay the original run's
+    lay_out(target, replace(meta, name=name), space=(path / "space.toml").read_text(encoding="utf-8"),
+            budget=json.dumps(frozen, indent=1))
     return target
 
 
@@ -174,9 +173,9 @@ def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
     return {f.label: f.seeds for f in fins}
 
 
-def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, epochs: int | None,
-                seeds: int, recipe_kind: str, data_dir: str | None, seed: int = 0, on_seed=None, on_epoch=None,
-                resume: bool = False, jobs: int | None = None):
+def train_fixed(space_path: str, budget: Budget, *, name: str, reports_dir: str = "reports",
+                epochs: int | None = None, seeds: int = 1, recipe_kind: str = "budget", data_dir: str | None = None,
+                seed: int = 0, on_seed=None, on_epoch=None, resume: bool = False, jobs: int | None = None):
     """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting.
 
     ``resume`` continues the interrupted run called ``name`` (see :func:`retrain_run`).
@@ -199,16 +198,13 @@ def train_fixed(space_path: str, budget: Budget, name: str, reports_dir: str, ep
     if resume != (path / "run.json").exists():
         raise RunError(f"{path}: a run with this name exists; pick another --name or --resume it" if not resume
                        else f"{path}: no run to resume")
-    path.mkdir(parents=True, exist_ok=True)
-    files.copy(space_path, path / "space.toml")
-    freeze(budget, path)
-    space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
     epochs = epochs or budget.epochs
     earlier = _earlier_finalists(path, epochs) if resume else {}
     meta = RunMeta(name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
                    space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=data_dir, seed=seed,
                    trials=0, timeout=0, max_epochs=epochs, train_subset=0, storage="", study="", driver="train")
-    save_meta(path, meta)
+    lay_out(path, meta, space=Path(space_path).read_text(encoding="utf-8"), budget=frozen_json(budget))
+    space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
     ds, train, val = load_data_splits(budget, space, data_dir, seed)
     seed_list = [seed + i for i in range(seeds)]
     proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)

@@ -134,6 +134,18 @@ def load_meta(path: Path) -> RunMeta:
         raise RunError(f"{f}: unexpected run metadata ({exc})") from None
 
 
+def lay_out(path: Path, meta: RunMeta, *, space: str, budget: str) -> None:
+    """Lay out a run folder, the one place this is done: the text of the space it searches (``space.toml``), its
+    frozen budget (``budget.json``, :func:`budgetnas.budget.frozen_json`) and ``run.json``. Retrain, report,
+    export and workers read these copies, never the files they came from."""
+    from budgetnas.budget import FROZEN
+
+    path.mkdir(parents=True, exist_ok=True)
+    files.write_text(path / "space.toml", space)
+    files.write_text(path / FROZEN, budget)
+    save_meta(path, meta)
+
+
 def save_meta(path: Path, meta: RunMeta) -> None:
     """Write ``run.json``; the folder's own SQLite study is named relative to the folder (``sqlite:///study.db``),
     so a run folder moved or copied to another machine opens there (:func:`load_meta`)."""

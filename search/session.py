@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from budgetnas import data as data_mod
-from budgetnas import files, gate
-from budgetnas.budget import Budget, freeze, get_budget
+from budgetnas import gate
+from budgetnas.budget import Budget, frozen_json, get_budget
 from budgetnas.drivers import base as drivers
 from budgetnas.drivers.common import SearchContext
 from budgetnas.errors import ConfigError, DataError, RunError
-from budgetnas.runs import RunMeta, default_storage, library_versions, load_meta, run_budget, save_meta
+from budgetnas.runs import RunMeta, default_storage, lay_out, library_versions, load_meta, run_budget, save_meta
 from budgetnas.space import Space, load_space
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -93,9 +93,6 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         raise ConfigError(f"--max-epochs {epochs}: must be between 1 and the budget's {budget.epochs} epochs")
     if opts.min_epochs is not None and opts.min_epochs < 1:
         raise ConfigError(f"--min-epochs {opts.min_epochs}: must be at least 1 (equal to --max-epochs: no pruning)")
-    path.mkdir(parents=True, exist_ok=True)
-    files.copy(space_path, path / "space.toml")  # the run keeps the exact space it searched
-    freeze(budget, path)  # ... and the budget: retrain, report, export and workers read this copy
     meta = RunMeta(
         name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
         space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=opts.data_dir, seed=opts.seed,
@@ -107,7 +104,7 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
         objective=objective, cost=cost, min_epochs=opts.min_epochs, versions=library_versions(),
         start=[label for label, _ in space.start] if opts.start and driver.start_points else [],
     )
-    save_meta(path, meta)
+    lay_out(path, meta, space=Path(space_path).read_text(encoding="utf-8"), budget=frozen_json(budget))
     return path, meta, budget, space
 
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from budgetnas import files
-from budgetnas.budget import FROZEN, Budget, frozen_text
+from budgetnas.budget import Budget, frozen_text
 from budgetnas.errors import RunError
-from budgetnas.runs import RunMeta, save_meta
+from budgetnas.runs import RunMeta, lay_out, save_meta
 from budgetnas.runs import run_budget
 from budgetnas.space import Space, load_space
 
@@ -37,15 +37,14 @@ def join(run: str, storage: str, reports_dir: str) -> tuple[Path, RunMeta, Budge
     if shared is None:
         raise RunError(f"study {run!r} was not started by `budgetnas search` (no run metadata in it)")
     path = Path(reports_dir) / run
-    path.mkdir(parents=True, exist_ok=True)
-    files.write_text(path / "space.toml", shared["space"])
     meta = RunMeta(**shared["meta"])
+    meta.space, meta.storage = str((path / "space.toml").resolve()), storage
     if "budget" in shared:
-        files.write_text(path / FROZEN, shared["budget"])
+        lay_out(path, meta, space=shared["space"], budget=shared["budget"])
     else:  # a study published before budgets were frozen carries the whole budgets file
+        path.mkdir(parents=True, exist_ok=True)
+        files.write_text(path / "space.toml", shared["space"])
         files.write_text(path / "budgets.toml", shared["budgets"])
         meta.budgets_file = str((path / "budgets.toml").resolve())
-    meta.space = str((path / "space.toml").resolve())
-    meta.storage = storage
-    save_meta(path, meta)
+        save_meta(path, meta)
     return path, meta, run_budget(path, meta), load_space(path / "space.toml")

@@ -8,7 +8,6 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from budgetnas.report.layers import fmt_pair
 from budgetnas.runs import TrialRecord, ranked
 
 _STYLE = {"complete": "green", "pruned": "yellow", "rejected": "red", "failed": "magenta", "running": "cyan"}
