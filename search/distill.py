@@ -151,4 +151,6 @@ def distiller(student, teacher: Teacher, alpha: float, temperature: float, class
         def compute_metrics(self, x, y, y_pred, sample_weight=None):
             return super().compute_metrics(x, y[:, :classes], y_pred, sample_weight)
 
-    return Distiller()
+    d = Distiller()
+    d(np.zeros((1, *student.inputs[0].shape[1:]), dtype="float32"))  # built: an epoch checkpoint can restore it
+    return d

@@ -96,7 +96,7 @@ def test_a_teacher_trains_once_and_every_later_student_reads_it_from_the_cache(t
     monkeypatch.setenv(distill.CACHE_ENV, str(tmp_path / "cache"))
     recipe = {"teacher": "teachers/mnist_30k", "teacher_epochs": 1, "distill_alpha": 0.5}
     kw = dict(budget="tiny", space="anchors/golf_820", budgets_file=tiny_budgets, epochs=1, test=False)
-    first = budgetnas.train_candidate({}, recipe=recipe, seed=1, **kw)
+    first = budgetnas.train_candidate({}, recipe=recipe, seed=1, checkpoint_dir=tmp_path / "ckpt", **kw)
     second = budgetnas.train_candidate({}, recipe={**recipe, "distill_targets": "clean"}, seed=2, **kw)
     t1, t2 = first.history.teacher, second.history.teacher
     assert not t1["cached"] and t2["cached"] and t1["key"] == t2["key"]
