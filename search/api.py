@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from budgetnas.budget import Budget, get_budget
+from budgetnas.budget import Budget, Candidate, get_budget
 from budgetnas.data import Arrays
 from budgetnas.errors import TrialFailed  # noqa: F401  (public: train_candidate raises it when the loss diverges)
 from budgetnas.receptive import LayerTable, table_from_model
@@ -173,7 +173,7 @@ def build_model(values: dict | None = None, *, space: str | Path | Space, seed: 
     from budgetnas import build
 
     sp = space if isinstance(space, Space) else load_space(space)
-    return build.build_model(sp, {k: v for k, v in (values or {}).items() if not k.startswith("train.")}, seed=seed)
+    return build.build_model(sp, Candidate.of(values or {}).network, seed=seed)
 
 
 def fuse_batch_norm(model: keras.Model | keras.layers.Layer) -> int:

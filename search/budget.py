@@ -48,7 +48,7 @@ class Recipe:
     teacher_epochs: Any = 15  # how long the teacher trains (once per split; cached)
 
     def params(self) -> tuple[Param, ...]:
-        return tuple(Param(f"train.{f.name}", getattr(self, f.name)) for f in fields(self)
+        return tuple(Param(f"{RECIPE_PREFIX}{f.name}", getattr(self, f.name)) for f in fields(self)
                      if isinstance(getattr(self, f.name), Domain))
 
     def resolve(self, values: Mapping[str, Any]) -> "Recipe":
@@ -56,8 +56,25 @@ class Recipe:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = values[f"train.{f.name}"] if isinstance(v, Domain) else v
+            out[f.name] = values[f"{RECIPE_PREFIX}{f.name}"] if isinstance(v, Domain) else v
         return Recipe(**out)
+
+
+RECIPE_PREFIX = "train."  # a sampled recipe choice is named train.<field>
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point a search samples, its two halves kept apart: ``network`` (the space's values, what is built) and
+    ``recipe`` (the ``train.*`` choices of the budget's recipe, how it is trained)."""
+
+    network: dict[str, Any]
+    recipe: dict[str, Any]
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> "Candidate":
+        return cls({k: v for k, v in values.items() if not k.startswith(RECIPE_PREFIX)},
+                   {k: v for k, v in values.items() if k.startswith(RECIPE_PREFIX)})
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def _values_arg(raw: str | None) -> dict[str, Any] | None:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     from budgetnas import gate
-    from budgetnas.budget import get_budget
+    from budgetnas.budget import Candidate, get_budget
     from budgetnas.report.layers import layer_table
     from budgetnas.space import load_space
 
@@ -115,7 +115,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
                    "within_budget": False, "violations": list(verdict.violations), "layers": []}
         else:
             out = {"index": i, "values": values, "architecture": space.resolve(
-                {k: v for k, v in values.items() if not k.startswith("train.")}).describe(),
+                Candidate.of(values).network).describe(),
                 "total_params": table.total_params, "trainable_params": table.trainable_params,
                 "macs": table.macs, "final_rf": list(table.final_rf),
                 "within_budget": verdict.ok if verdict else None,

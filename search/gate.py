@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from budgetnas.budget import Budget
+from budgetnas.budget import Budget, Candidate
 from budgetnas.build import build_model, plan
 from budgetnas.errors import OverBudgetError
 from budgetnas.receptive import LayerTable, table_from_model, table_from_plan
@@ -178,8 +178,8 @@ def _give_back(budget: Budget, space: Space, sampled: Mapping[str, Any], fitted:
 def _split(space: Space, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The space's values in canonical spelling (inactive parameters at their first option: one network, one
     spelling) and the recipe's ``train.*`` values."""
-    return (space.canonical({k: v for k, v in values.items() if not k.startswith("train.")}),
-            {k: v for k, v in values.items() if k.startswith("train.")})
+    c = Candidate.of(values)
+    return space.canonical(c.network), c.recipe
 
 
 def _verdict(budget: Budget, arch, values: dict[str, Any], repairs: tuple[str, ...], table: LayerTable) -> Verdict:

@@ -19,7 +19,7 @@ import numpy as np
 from keras import ops
 
 from budgetnas import compat, distill, files
-from budgetnas.budget import Recipe
+from budgetnas.budget import Candidate, Recipe
 from budgetnas.data import Arrays, pipeline
 from budgetnas.errors import RunError, TrialFailed
 from budgetnas.fused_bn import fuse_batch_norm
@@ -212,7 +212,7 @@ def fit_candidate(space, values, recipe: Recipe, train_data: Arrays, val_data: A
     """
     from budgetnas.build import build_model
 
-    model = build_model(space, {k: v for k, v in values.items() if not k.startswith("train.")}, seed=seed)
+    model = build_model(space, Candidate.of(values).network, seed=seed)
     t0 = time.perf_counter()
     history = train(model, train_data, val_data, recipe, epochs, seed=seed, classes=space.classes,
                     on_epoch=on_epoch, checkpoint_dir=checkpoint_dir, teacher_images=teacher_images)

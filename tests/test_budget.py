@@ -73,3 +73,11 @@ def test_shipped_budgets_and_spaces_are_found_from_any_folder(tmp_path, monkeypa
     (tmp_path / "budgets.toml").write_text((ROOT / "budgets.toml").read_text().replace(
         "max_params = 15000", "max_params = 14000"))
     assert default_budgets_file() == Path("budgets.toml") and get_budget("mnist-15k").max_params == 14000
+
+
+def test_a_candidate_keeps_network_and_recipe_values_apart():
+    from budgetnas.budget import Candidate
+
+    c = Candidate.of({"blocks[0].channels": 8, "train.lr": 0.1, "head.kind": "gap", "train.augment": "none"})
+    assert c.network == {"blocks[0].channels": 8, "head.kind": "gap"}
+    assert c.recipe == {"train.lr": 0.1, "train.augment": "none"}

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from budgetnas import gate
 from budgetnas.build import build_model
-from budgetnas.budget import Budget
+from budgetnas.budget import Budget, Candidate
 from budgetnas.data import Arrays
 from budgetnas.errors import TrialFailed
 from budgetnas.runs import TrialRecord
@@ -51,7 +51,7 @@ def network_key(ctx: SearchContext, values: Mapping[str, Any]) -> str:
     Two spellings of one network (a value of an absent block, a block index that builds the same
     layers) get the same key, so a driver recognises a repeat whatever values were proposed.
     """
-    arch = ctx.space.resolve({k: v for k, v in values.items() if not k.startswith("train.")})
+    arch = ctx.space.resolve(Candidate.of(values).network)
     recipe = ctx.budget.train.resolve(values)
     text = json.dumps([arch.key(), asdict(recipe)], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -92,7 +92,7 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
     seed = ctx.seed + (number if seed_of is None else seed_of)
     if verdict.ok and prior is None:  # build only what will train; the built model gives the exact count
         try:
-            model = build_model(ctx.space, {k: v for k, v in verdict.values.items() if not k.startswith("train.")},
+            model = build_model(ctx.space, Candidate.of(verdict.values).network,
                                 seed=seed)
             verdict = gate.judge_built(ctx.budget, ctx.space, model, verdict)
         except ValueError as exc:  # Keras refuses some combinations (e.g. stride with dilation)

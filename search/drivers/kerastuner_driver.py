@@ -29,6 +29,7 @@ import keras_tuner as kt
 import optuna
 
 from budgetnas import compat
+from budgetnas.budget import RECIPE_PREFIX
 from budgetnas.drivers import domains
 from budgetnas.drivers.common import SearchContext, evaluate, finished_with, network_key
 from budgetnas.runs import TrialRecord
@@ -65,7 +66,7 @@ def hyperparameters(space: Space, params: tuple[Param, ...]) -> kt.HyperParamete
     """keras-tuner's view of the space: parents first, dependent fields in (nested) conditional scopes."""
     hp = kt.HyperParameters()
     names = {p.name for p in params}
-    ordered = [p for p in space.ask_order() if p.name in names] + [p for p in params if p.name.startswith("train.")]
+    ordered = [p for p in space.ask_order() if p.name in names] + [p for p in params if p.name.startswith(RECIPE_PREFIX)]
     for p in ordered:
         with ExitStack() as scopes:
             for parent, active in _conditions(space, p):
