@@ -9,7 +9,7 @@ The library API (:mod:`budgetnas.api`) is importable from here; it loads Keras o
 """
 
 __version__ = "0.1.0"
-__all__ = ["check", "layer_table", "load_budget", "load_budgets", "load_space", "judge", "build_model", "ModelCheck",
+__all__ = ["check", "layer_table", "load_budget", "load_budgets", "load_space", "judge", "build_model", "Verdict",
            "search", "open_run", "Run", "Board", "load_splits", "Splits", "train_candidate", "Trained",
            "input_pipeline", "fuse_batch_norm", "TrialFailed"]
 

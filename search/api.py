@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from budgetnas.budget import Budget, Candidate, get_budget
 from budgetnas.data import Arrays
 from budgetnas.errors import TrialFailed  # noqa: F401  (public: train_candidate raises it when the loss diverges)
+from budgetnas.gate import Verdict  # noqa: F401  (public: what check and judge return)
 from budgetnas.receptive import LayerTable, table_from_model
-from budgetnas.report.layers import fmt_pair
 from budgetnas.space import Space
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
     import keras
 
-    from budgetnas.gate import Verdict
 
 
 def load_budget(name: str, *, budgets_file: str | Path | None = None) -> Budget:
@@ -67,49 +66,7 @@ def layer_table(model) -> LayerTable:
     return table_from_model(model)
 
 
-@dataclass(frozen=True)
-class ModelCheck:
-    """A model judged against a budget: ``ok`` when ``violations`` is empty."""
-
-    budget: str
-    violations: tuple[str, ...]
-    counted_params: int  # what the budget limits: Keras "Total params", or trainable ones
-    max_params: int
-    table: LayerTable = field(repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def summary(self) -> str:
-        t = self.table
-        head = (f"Total params {t.total_params:,} (trainable {t.trainable_params:,}), MACs {t.macs:,}, "
-                f"RF before the head {fmt_pair(t.final_rf)}")
-        if self.ok:
-            return f"{head}\nwithin budget {self.budget} ({self.counted_params:,} of {self.max_params:,} params)"
-        return f"{head}\nbreaks budget {self.budget}: " + "; ".join(self.violations)
-
-    def __str__(self) -> str:
-        from budgetnas.report.layers import layer_markdown
-
-        return layer_markdown(self.table) + "\n\n" + self.summary()
-
-    def __rich__(self):
-        from rich.console import Group
-
-        from budgetnas.report.layers import layer_table as rich_table
-
-        return Group(rich_table(self.table), self.summary())
-
-    def _repr_html_(self) -> str:
-        import html
-
-        colour = "green" if self.ok else "#b00"
-        lines = "<br>".join(html.escape(line) for line in self.summary().splitlines())
-        return self.table._repr_html_() + f"<p style='color:{colour}'>{lines}</p>"
-
-
-def check(model, *, budget: str | Budget, budgets_file: str | Path | None = None) -> ModelCheck:
+def check(model, *, budget: str | Budget, budgets_file: str | Path | None = None) -> Verdict:
     """Judge a built Keras model against a budget: its parameter count and every layer rule.
 
     The same rules the search's gate applies to its candidates (forbidden and allowed layer kinds,
@@ -123,9 +80,7 @@ def check(model, *, budget: str | Budget, budgets_file: str | Path | None = None
     from budgetnas import gate
 
     b = budget if isinstance(budget, Budget) else load_budget(budget, budgets_file=budgets_file)
-    table = table_from_model(model)
-    return ModelCheck(budget=b.name, violations=tuple(gate.violations(b, table)), counted_params=gate.counted(b, table),
-                      max_params=b.max_params, table=table)
+    return gate.of_table(b, table_from_model(model))
 
 
 def load_space(path: str | Path) -> Space:

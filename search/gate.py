@@ -25,9 +25,11 @@ _UNBUILT = 10**15  # the "params" of a candidate whose plan stops (a collapsed m
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's judgement of one candidate.
+    """A network judged against a budget: a candidate of a space (:func:`judge`, :func:`admit`) or a Keras model
+    built by hand (``budgetnas.check``). ``ok`` when ``violations`` is empty.
 
-    ``values`` are the values actually built (after repair); ``repairs`` says what changed.
+    ``values`` are the values actually built (after repair; empty for a model built by hand); ``repairs`` says
+    what changed; ``counted_params`` is what the budget limits (Keras "Total params", or trainable ones).
     """
 
     ok: bool
@@ -40,15 +42,30 @@ class Verdict:
     final_rf: tuple[float, float] = (0.0, 0.0)
     architecture: str = ""
     table: LayerTable | None = field(default=None, repr=False, compare=False)
+    budget: str = ""
+    counted_params: int = 0
+    max_params: int = 0
 
     def summary(self) -> str:
         """One line each: the network and its counts, what repair changed, the verdict with every broken rule."""
-        lines = [f"{self.architecture}: total params {self.total_params:,} (trainable {self.trainable_params:,}), "
+        head = f"{self.architecture}: total params" if self.architecture else "Total params"
+        lines = [f"{head} {self.total_params:,} (trainable {self.trainable_params:,}), "
                  f"MACs {self.macs:,}, RF before the head {fmt_pair(self.final_rf)}"]
         if self.repairs:
             lines.append("repaired: " + ", ".join(self.repairs))
-        lines.append("within budget" if self.ok else "breaks budget: " + "; ".join(self.violations))
+        name = f" {self.budget}" if self.budget else ""
+        if self.ok:
+            lines.append(f"within budget{name}" + (f" ({self.counted_params:,} of {self.max_params:,} params)"
+                                                   if self.max_params else ""))
+        else:
+            lines.append(f"breaks budget{name}: " + "; ".join(self.violations))
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        """The per-layer table as Markdown (when there is one), then :meth:`summary`: for a log or a file."""
+        from budgetnas.report.layers import layer_markdown
+
+        return (layer_markdown(self.table) + "\n\n" if self.table else "") + self.summary()
 
     def _repr_html_(self) -> str:
         """In Jupyter: the per-layer table (when the plan has one), then :meth:`summary`."""
@@ -183,10 +200,17 @@ def _split(space: Space, values: Mapping[str, Any]) -> tuple[dict[str, Any], dic
 
 
 def _verdict(budget: Budget, arch, values: dict[str, Any], repairs: tuple[str, ...], table: LayerTable) -> Verdict:
+    return of_table(budget, table, values=values, repairs=repairs, architecture=arch.describe())
+
+
+def of_table(budget: Budget, table: LayerTable, *, values: Mapping[str, Any] | None = None,
+             repairs: tuple[str, ...] = (), architecture: str = "") -> Verdict:
+    """The verdict on a network whose per-layer ``table`` is known (planned, or read from a built model)."""
     found = violations(budget, table)
-    return Verdict(ok=not found, violations=tuple(found), values=values, repairs=repairs,
+    return Verdict(ok=not found, violations=tuple(found), values=dict(values or {}), repairs=repairs,
                    total_params=table.total_params, trainable_params=table.trainable_params, macs=table.macs,
-                   final_rf=table.final_rf, architecture=arch.describe(), table=table)
+                   final_rf=table.final_rf, architecture=architecture, table=table, budget=budget.name,
+                   counted_params=counted(budget, table), max_params=budget.max_params)
 
 
 def judge(budget: Budget, space: Space, values: Mapping[str, Any], repairs: tuple[str, ...] = ()) -> Verdict:
@@ -196,7 +220,8 @@ def judge(budget: Budget, space: Space, values: Mapping[str, Any], repairs: tupl
     arch = space.resolve(space_values)
     p = plan(arch)
     if p.problems:
-        return Verdict(False, p.problems, {**space_values, **extra}, repairs, architecture=arch.describe())
+        return Verdict(False, p.problems, {**space_values, **extra}, repairs, architecture=arch.describe(),
+                       budget=budget.name, max_params=budget.max_params)
     return _verdict(budget, arch, {**space_values, **extra}, repairs, table_from_plan(p))
 
 

@@ -123,7 +123,7 @@ def test_judge_counts_before_building_what_the_built_model_counts():
     assert v.ok and v.total_params == model.count_params() == 13_794 and v.macs == budgetnas.layer_table(model).macs
     over = budgetnas.judge({}, budget="mnist-8k", space=space)
     assert not over.ok and over.violations == ("params: 13,794 total params > limit 8,000",)
-    assert over.summary().splitlines()[-1] == "breaks budget: params: 13,794 total params > limit 8,000"
+    assert over.summary().splitlines()[-1] == "breaks budget mnist-8k: params: 13,794 total params > limit 8,000"
     html = over._repr_html_()  # in a notebook: the per-layer table, then the verdict in red
     assert html.startswith("<table>") and all(r.name in html for r in over.table.rows) and "#b00" in html
     console = Console(file=io.StringIO(), width=160, color_system=None)
