@@ -377,17 +377,16 @@ def open_run(name: str | Path, *, reports_dir: str | Path = "reports", storage: 
     return Run(run_dir(str(name), reports_dir), storage=storage)
 
 
-def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials: int | None = None,
-           name: str | None = None, seed: int = 0, objective: str | None = None, cost: str | None = None,
-           max_epochs: int | None = None, min_epochs: int | None = None, train_subset: int | None = None,
-           timeout: float | None = None, algorithm: str | None = None, storage: str | None = None,
-           reports_dir: str | Path = "reports", data_dir: str | None = None, budgets_file: str | Path | None = None,
-           resume: bool = False, retrain: bool = True, start: bool = True, progress: bool = False) -> Run:
+def search(budget: str = "mnist-15k", *, retrain: bool = True, progress: bool = False, **options) -> Run:
     """Run a budgeted search (what ``budgetnas search`` runs), then retrain its finalists unless ``retrain`` is
-    False; returns the :class:`Run`. Every argument is the CLI option of the same name (``start=False``:
-    ``--no-start``); ``progress`` prints one line per epoch and per trial.
+    False; returns the :class:`Run`. ``options`` are ``budgetnas search``'s options, by the same names
+    (:class:`budgetnas.session.SearchOptions` declares them once for both): ``space``, ``trials``, ``name``,
+    ``seed``, ``objective``, ``cost``, ``max_epochs``, ``min_epochs``, ``train_subset``, ``timeout``, ``driver``,
+    ``algorithm``, ``storage``, ``reports_dir``, ``data_dir``, ``budgets_file``, ``resume``, ``start``
+    (``start=False``: ``--no-start``). ``progress`` prints one line per epoch and per trial.
 
     Raises:
+        budgetnas.errors.ConfigError: an option that does not exist, or a value the budget or driver refuses.
         KeyboardInterrupt: stopped (:class:`budgetnas.pipeline.Stopped`: what is kept, the command that continues);
             finished trials and seeds are saved and ``search(..., name=NAME, resume=True)`` continues.
 
@@ -396,16 +395,12 @@ def search(budget: str = "mnist-15k", *, space: str | Path | None = None, trials
         >>> run.leaderboard(top=5)
     """
     from budgetnas.pipeline import Progress, drive
-    from budgetnas.session import SearchOptions, begin, prepare
+    from budgetnas.session import begin, options as search_options, prepare
 
-    opts = SearchOptions(budget=budget, budgets_file=None if budgets_file is None else str(budgets_file),
-                         space=None if space is None else str(space), trials=trials, timeout=timeout, name=name,
-                         reports_dir=str(reports_dir), data_dir=data_dir, storage=storage, seed=seed,
-                         max_epochs=max_epochs, train_subset=train_subset, resume=resume, algorithm=algorithm,
-                         objective=objective, cost=cost, min_epochs=min_epochs, start=start)
+    opts = search_options(budget, **options)
     path, meta, b, sp = prepare(opts)
-    s = begin(path, meta, b, sp, create=not resume, data_dir=data_dir)
-    drive(s, Progress() if progress else None, retrain=retrain, data_dir=data_dir, resume=resume)
+    s = begin(path, meta, b, sp, create=not opts.resume, data_dir=opts.data_dir)
+    drive(s, Progress() if progress else None, retrain=retrain, data_dir=opts.data_dir, resume=opts.resume)
     return Run(path)
 
 

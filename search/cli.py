@@ -16,11 +16,9 @@ from typing import Any, Sequence
 
 from rich.console import Console
 
-from budgetnas.drivers import base as drivers
 from budgetnas.errors import BudgetNasError, ConfigError
-from budgetnas.front import COSTS
+from budgetnas.session import add_arguments
 
-DEFAULT_BUDGET = "mnist-15k"
 FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
 
 
@@ -168,14 +166,12 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ search / leaderboard
 def cmd_search(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from budgetnas.session import SearchOptions, prepare
 
-    opts = SearchOptions(
-        budget=args.budget, budgets_file=args.budgets, space=args.space, trials=args.trials,
-        timeout=args.timeout, name=args.name, reports_dir=args.reports_dir, data_dir=args.data_dir,
-        storage=args.storage, seed=args.seed, max_epochs=args.max_epochs, train_subset=args.train_subset,
-        resume=args.resume, driver=args.driver, algorithm=args.algorithm, objective=args.objective, cost=args.cost,
-        min_epochs=args.min_epochs, start=not args.no_start)
+    opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions) if f.name != "budgets_file"},
+                         budgets_file=args.budgets)
     path, meta, budget, space = prepare(opts)
     return _drive(args, path, meta, budget, space, create=not args.resume, json_out=args.json,
                   retrain=not args.no_retrain, jobs=args.jobs)
@@ -395,33 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_rf)
 
     s = sub.add_parser("search", help="run a budgeted architecture search")
-    s.add_argument("--budget", default=DEFAULT_BUDGET, help=f"named budget (default: {DEFAULT_BUDGET})")
-    s.add_argument("--space", help="space file (default: the budget's)")
-    s.add_argument("--trials", type=int, help="total trials (default: the budget's)")
-    s.add_argument("--timeout", type=float, help="stop proposing after this many minutes")
-    s.add_argument("--name", help="run name (default: BUDGET-TIMESTAMP)")
-    s.add_argument("--reports-dir", default="reports")
-    s.add_argument("--data-dir", default=None, help="folder with <dataset>.npz (else $BUDGETNAS_DATA_DIR)")
-    s.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run folder)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--max-epochs", type=int, help="epochs per candidate during the search")
-    s.add_argument("--min-epochs", type=int,
-                   help="the first pruning rung, optuna driver (default: the budget's); as many as --max-epochs: "
-                        "no pruning, every candidate trains in full")
-    s.add_argument("--train-subset", type=int, help="train candidates on this many images (0 = all)")
-    s.add_argument("--resume", action="store_true", help="continue the run named by --name")
-    s.add_argument("--driver", choices=tuple(drivers.DRIVERS), default=drivers.DEFAULT,
-                   help="; ".join(f"{d.name}: {d.note}" for d in drivers.DRIVERS.values()))
-    s.add_argument("--algorithm", choices=drivers.algorithms(),
-                   help="; ".join(f"{d.name}: {', '.join(d.algorithms)} (default {d.algorithms[0]})"
-                                  for d in drivers.DRIVERS.values()))
-    s.add_argument("--objective", choices=drivers.OBJECTIVES,
-                   help="accuracy: the best network under the budget; front: the accuracy–size front up to it "
-                        "(default: the budget's search.objective)")
-    s.add_argument("--cost", choices=COSTS, help="a front's second objective (default: params)")
+    add_arguments(s)
     s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
-    s.add_argument("--no-start", action="store_true",
-                   help="do not begin with the space's start points (its [[start]] tables; optuna driver)")
     _jobs_arg(s)
     _heartbeat_args(s)
     s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")

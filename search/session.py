@@ -11,8 +11,9 @@ import math
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from budgetnas import data as data_mod
 from budgetnas import gate
@@ -20,33 +21,75 @@ from budgetnas.budget import Budget, frozen_json, get_budget
 from budgetnas.drivers import base as drivers
 from budgetnas.drivers.common import SearchContext
 from budgetnas.errors import ConfigError, DataError, RunError
+from budgetnas.front import COSTS
 from budgetnas.runs import RunMeta, default_storage, lay_out, library_versions, load_meta, run_budget, save_meta
 from budgetnas.space import Space, load_space
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+DEFAULT_BUDGET = "mnist-15k"
+
+
+def _option(default: Any, help: str, **cli: Any) -> Any:
+    """A search option: its default and help, and how ``budgetnas search`` spells it (``cli``: argparse keywords;
+    ``flag`` for another spelling than ``--name-with-dashes``; ``cli=False``: not a flag of ``search``)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass(frozen=True)
 class SearchOptions:
-    budget: str
-    budgets_file: str | None = None
-    space: str | None = None
-    trials: int | None = None
-    timeout: float | None = None  # minutes
-    name: str | None = None
-    reports_dir: str = "reports"
-    data_dir: str | None = None
-    storage: str | None = None
-    seed: int = 0
-    max_epochs: int | None = None
-    train_subset: int | None = None
-    resume: bool = False
-    driver: str = "optuna"
-    algorithm: str | None = None
-    objective: str | None = None  # default: the budget's search.objective
-    cost: str | None = None
-    min_epochs: int | None = None  # the first pruning rung; default: the budget's search.min_epochs
-    start: bool = True  # begin with the space's start points ([[start]]; the optuna driver)
+    """What a search is asked to do, declared once: ``budgetnas search``'s options (its parser is made from these
+    fields, :func:`add_arguments`) and :func:`budgetnas.search`'s keyword arguments are these."""
+
+    budget: str = _option(DEFAULT_BUDGET, f"named budget (default: {DEFAULT_BUDGET})")
+    budgets_file: str | None = _option(None, "budgets file (the global --budgets)", cli=False)
+    space: str | None = _option(None, "space file or shipped space name (default: the budget's)")
+    trials: int | None = _option(None, "total trials (default: the budget's)")
+    timeout: float | None = _option(None, "stop proposing after this many minutes")
+    name: str | None = _option(None, "run name (default: BUDGET-TIMESTAMP)")
+    reports_dir: str = _option("reports", "the folder run folders go in")
+    data_dir: str | None = _option(None, "folder with <dataset>.npz (else $BUDGETNAS_DATA_DIR)")
+    storage: str | None = _option(None, "Optuna storage URL (default: SQLite in the run folder)")
+    seed: int = _option(0, "the run's seed: validation split, sampler, weights")
+    max_epochs: int | None = _option(None, "epochs per candidate during the search (default: the budget's)")
+    train_subset: int | None = _option(None, "train candidates on this many images (0 = all)")
+    resume: bool = _option(False, "continue the run named by --name", action="store_true")
+    driver: str = _option(drivers.DEFAULT, "; ".join(f"{d.name}: {d.note}" for d in drivers.DRIVERS.values()),
+                          choices=tuple(drivers.DRIVERS))
+    algorithm: str | None = _option(None, "; ".join(f"{d.name}: {', '.join(d.algorithms)} (default "
+                                                    f"{d.algorithms[0]})" for d in drivers.DRIVERS.values()),
+                                    choices=drivers.algorithms())
+    objective: str | None = _option(None, "accuracy: the best network under the budget; front: the accuracy–size "
+                                          "front up to it (default: the budget's search.objective)",
+                                    choices=drivers.OBJECTIVES)
+    cost: str | None = _option(None, "a front's second objective (default: params)", choices=COSTS)
+    min_epochs: int | None = _option(None, "the first pruning rung, optuna driver (default: the budget's); as many as "
+                                           "--max-epochs: no pruning, every candidate trains in full")
+    start: bool = _option(True, "do not begin with the space's start points (its [[start]] tables; optuna driver)",
+                          flag="--no-start", action="store_false")
+
+
+def add_arguments(parser) -> None:
+    """The :class:`SearchOptions` as flags of an ``argparse`` parser (``args.<field>`` holds each)."""
+    types = {"int | None": int, "float | None": float, "str | None": str, "int": int, "str": str}
+    for f in fields(SearchOptions):
+        meta = dict(f.metadata)
+        if meta.pop("cli", True) is False:
+            continue
+        flag = meta.pop("flag", "--" + f.name.replace("_", "-"))
+        if "action" not in meta:
+            meta["type"] = types[f.type]
+        parser.add_argument(flag, dest=f.name, default=f.default, **meta)
+
+
+def options(budget: str = DEFAULT_BUDGET, **given: Any) -> SearchOptions:
+    """:class:`SearchOptions` from keyword arguments; an unknown one is one :class:`ConfigError` line naming it."""
+    known = {f.name for f in fields(SearchOptions)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"search: no option {', '.join(unknown)} (options: {', '.join(sorted(known))})")
+    return SearchOptions(budget=budget, **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items()})
 
 
 def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: int):

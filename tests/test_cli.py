@@ -216,3 +216,20 @@ def test_a_command_prints_no_tensorflow_start_up_lines():
     assert got.returncode == 0, got.stderr
     assert "Total params" in got.stdout
     assert "oneDNN" not in got.stderr and "absl" not in got.stderr and "I0000" not in got.stderr, got.stderr
+
+
+def test_the_search_options_are_declared_once_for_the_parser_and_the_api():
+    from dataclasses import fields
+
+    import budgetnas
+    from budgetnas.cli import build_parser
+    from budgetnas.errors import ConfigError
+    from budgetnas.session import SearchOptions
+
+    search = build_parser()._subparsers._group_actions[0].choices["search"]
+    dests = {a.dest for a in search._actions}
+    assert {f.name for f in fields(SearchOptions)} - {"budgets_file"} <= dests
+    args = build_parser().parse_args(["search", "--no-start", "--max-epochs", "2", "--timeout", "1.5"])
+    assert (args.start, args.max_epochs, args.timeout, args.budget) == (False, 2, 1.5, "mnist-15k")
+    with pytest.raises(ConfigError, match="search: no option max_epoch "):
+        budgetnas.search("mnist-8k", max_epoch=3)
