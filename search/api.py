@@ -99,12 +99,13 @@ def load_space(path: str | Path) -> Space:
 
 
 def judge(values: dict | None = None, *, budget: str | Budget, space: str | Path | Space | None = None,
-          repair: bool = False, budgets_file: str | Path | None = None) -> Verdict:
+          repair: bool = False, build: bool = False, budgets_file: str | Path | None = None) -> Verdict:
     """The gate's verdict on one point of a space, before anything is built or trained: every broken rule, the
     params and MACs as Keras will count them, the architecture and its per-layer ``table``. ``values``: the
     space's parameters (``{}`` for a fixed space; ``space.sample(rng)`` draws some); ``space`` defaults to the
     budget's. ``repair``: first move an over-budget point into the budget as a search does (``verdict.values``
-    and ``verdict.repairs`` say what changed).
+    and ``verdict.repairs`` say what changed). ``build``: judge the built Keras model instead of the plan (the
+    same counts; it also catches a combination Keras refuses to build).
 
     Example:
         >>> v = budgetnas.judge({}, budget="mnist-15k", space="spaces/seed_mnist_13794.toml")
@@ -113,7 +114,7 @@ def judge(values: dict | None = None, *, budget: str | Budget, space: str | Path
     from budgetnas import gate
 
     b, sp = _budget_and_space(budget, space, budgets_file)
-    return gate.admit(b, sp, dict(values or {}), allow_repair=repair, build=False)[0]
+    return gate.admit(b, sp, dict(values or {}), allow_repair=repair, build=build)[0]
 
 
 def build_model(values: dict | None = None, *, space: str | Path | Space, seed: int | None = None) -> keras.Model:

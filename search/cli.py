@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -16,23 +15,11 @@ from typing import Any, Sequence
 
 from rich.console import Console
 
+from budgetnas.compat import quiet_tensorflow
 from budgetnas.errors import BudgetNasError, ConfigError
 from budgetnas.session import add_arguments
 
 FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
-
-
-def _quiet_tf() -> None:
-    """TensorFlow's start-up and log lines stay out of a command's output unless the user set their level."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        from budgetnas.compat import import_tensorflow_quietly
-
-        import_tensorflow_quietly()
-    import warnings
-
-    warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
 
 
 def _console() -> Console:
@@ -78,13 +65,11 @@ def _values_arg(raw: str | None) -> dict[str, Any] | None:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from budgetnas import gate
-    from budgetnas.budget import Candidate, get_budget
-    from budgetnas.report.layers import layer_table
-    from budgetnas.space import load_space
+    import budgetnas
+    from budgetnas.report.console import show_described
 
-    space = load_space(args.space)
-    budget = get_budget(args.budget, args.budgets) if args.budget else None
+    space = budgetnas.load_space(args.space)
+    budget = budgetnas.load_budget(args.budget, budgets_file=args.budgets) if args.budget else None
     values = _values_arg(args.values)
     if values is not None:
         candidates = [values]
@@ -93,54 +78,22 @@ def cmd_describe(args: argparse.Namespace) -> int:
     else:
         rng = random.Random(args.seed)
         candidates = [space.sample(rng) for _ in range(args.sample)]
-    _quiet_tf()
-    from budgetnas.build import build_model
-    from budgetnas.receptive import table_from_model
-
+    quiet_tensorflow()
     console = _console()
     for i, values in enumerate(candidates):
-        if budget is not None:
-            for p in budget.params():
-                values.setdefault(p.name, p.domain.options[0])
-            verdict, _ = gate.admit(budget, space, values, allow_repair=not args.no_repair)
-            table = verdict.table
-            values = dict(verdict.values)
+        if budget is not None:  # a budget's recipe choices take their first option: they build nothing
+            values = {**{p.name: p.domain.options[0] for p in budget.params()}, **values}
+            verdict = budgetnas.judge(values, budget=budget, space=space, repair=not args.no_repair, build=True)
+            show_described(console, space, i, len(candidates), dict(verdict.values), verdict.table, verdict,
+                           args.json)
         else:
-            space.resolve(values)
-            verdict, table = None, table_from_model(build_model(space, values))
-        if table is None:  # the plan already failed (e.g. a map below 1x1)
-            out = {"index": i, "values": values, "total_params": None, "trainable_params": None, "macs": None,
-                   "within_budget": False, "violations": list(verdict.violations), "layers": []}
-        else:
-            out = {"index": i, "values": values, "architecture": space.resolve(
-                Candidate.of(values).network).describe(),
-                "total_params": table.total_params, "trainable_params": table.trainable_params,
-                "macs": table.macs, "final_rf": list(table.final_rf),
-                "within_budget": verdict.ok if verdict else None,
-                "violations": list(verdict.violations) if verdict else [],
-                "repairs": list(verdict.repairs) if verdict else [],
-                "layers": [r.as_dict() for r in table.rows]}
-        if args.json:
-            print(json.dumps(out))
-            continue
-        title = f"{space.name}" + (f" — sample {i}" if len(candidates) > 1 else "") + (
-            f"  [{out.get('architecture', '')}]")
-        if table is not None:
-            console.print(layer_table(table, title=title))
-            console.print(f"Total params {table.total_params:,} (trainable {table.trainable_params:,}), "
-                          f"MACs {table.macs:,}, RF before the head {out['final_rf']}")
-        if verdict is not None:
-            if verdict.repairs:
-                console.print("repaired: " + ", ".join(verdict.repairs))
-            if verdict.ok:
-                console.print(f"[green]within budget {budget.name}[/green]")
-            else:
-                console.print(f"[red]breaks budget {budget.name}:[/red] " + "; ".join(verdict.violations))
+            table = budgetnas.layer_table(budgetnas.build_model(values, space=space))
+            show_described(console, space, i, len(candidates), values, table, None, args.json)
     return 0
 
 
 def cmd_rf(args: argparse.Namespace) -> int:
-    _quiet_tf()
+    quiet_tensorflow()
     import keras
 
     from budgetnas.receptive import table_from_model
@@ -191,7 +144,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False,
            json_out: bool = False, retrain: bool = False, jobs: int | None = None) -> int:
     """Run the pipeline (:func:`budgetnas.pipeline.drive`) on this run, shown by :class:`budgetnas.report.console.SearchView`."""
-    _quiet_tf()
+    quiet_tensorflow()
     from budgetnas.pipeline import Stopped, drive
     from budgetnas.report.console import SearchView, interrupted
     from budgetnas.session import begin
@@ -260,7 +213,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    _quiet_tf()
+    quiet_tensorflow()
     from budgetnas.api import open_run
     from budgetnas.report.console import epoch_printer, interrupted, print_outcome, seed_printer
 
@@ -305,7 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.name:
         raise ConfigError("train --resume: name the run to continue with --name")
     name = args.name or f"train-{load_space(args.space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _quiet_tf()
+    quiet_tensorflow()
     from budgetnas.report.console import epoch_printer, interrupted, print_outcome, seed_printer
     from budgetnas.retrain import train_fixed
 
@@ -326,7 +279,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _quiet_tf()
+    quiet_tensorflow()
     from budgetnas.api import open_run
 
     for p in open_run(args.run, reports_dir=args.reports_dir).report():
@@ -338,7 +291,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from budgetnas.export import parse_formats
 
     formats = parse_formats(args.format)
-    _quiet_tf()
+    quiet_tensorflow()
     from budgetnas.export import export_run
     from budgetnas.runs import run_dir
 
@@ -484,8 +437,10 @@ def main(argv: Sequence[str] | None = None, _exits: bool = False) -> int:
     """Run one ``budgetnas`` command; returns its exit code (``_exits``: the process ends right after)."""
     from budgetnas import interrupts
 
+    from budgetnas.report.console import away_line, log_to_stderr
+
     args = build_parser().parse_args(argv)
-    _log_to_stderr()
+    log_to_stderr()
     try:
         with interrupts.handled(restore=not _exits):
             return args.func(args)
@@ -493,38 +448,10 @@ def main(argv: Sequence[str] | None = None, _exits: bool = False) -> int:
         print(f"budgetnas: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if not _away(exc):
+        if not away_line(exc):
             raise
-        print(f"budgetnas: error: {_away(exc)}", file=sys.stderr)
+        print(f"budgetnas: error: {away_line(exc)}", file=sys.stderr)
         return 2
-
-
-def _log_to_stderr() -> None:
-    """The library's warnings (a storage away, heartbeats not written) as lines on stderr."""
-    import logging
-
-    logger = logging.getLogger("budgetnas")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("budgetnas: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.WARNING)
-        logger.propagate = False
-
-
-def _away(exc: BaseException) -> str:
-    """The one line for a storage or disk that went away outside a search's own waiting, else ''."""
-    import errno
-
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return (f"disk full{f' writing {exc.filename}' if exc.filename else ''}; what finished is saved: free space, "
-                "then run the command again with --resume")
-    if "optuna" in sys.modules:
-        from budgetnas import storage
-
-        if storage.is_transient(exc) and not isinstance(exc, OSError):  # a plain OSError is no storage's
-            return f"storage unreachable ({storage.describe(exc)}); run the command again once it is back"
-    return ""
 
 
 if __name__ == "__main__":

@@ -122,3 +122,14 @@ def tflite_interpreter(path: Path):
 
         Interpreter = tf.lite.Interpreter
     return Interpreter(model_path=str(path))
+
+
+def quiet_tensorflow() -> None:
+    """TensorFlow's start-up and log lines stay out of a command's output unless the user set their level."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import_tensorflow_quietly()
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module="optuna")

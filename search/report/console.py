@@ -5,6 +5,7 @@ showing is here."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -124,3 +125,64 @@ def interrupted(console, exc: KeyboardInterrupt, kept: str, command: str) -> int
     # never wrapped or read as markup: the command is copied from this line
     console.print(f"{interrupts.reason(exc)}: {kept}; continue with `{command}`", soft_wrap=True, markup=False)
     return interrupts.exit_code(exc)
+
+
+def show_described(console, space, index: int, of: int, values: dict, table, verdict, as_json: bool) -> None:
+    """One network of ``budgetnas describe``: its per-layer table, counts and verdict (or one JSON line)."""
+    from budgetnas.budget import Candidate
+
+    if table is None:  # the plan already failed (e.g. a map below 1x1)
+        out = {"index": index, "values": values, "total_params": None, "trainable_params": None, "macs": None,
+               "within_budget": False, "violations": list(verdict.violations), "layers": []}
+    else:
+        out = {"index": index, "values": values,
+               "architecture": space.resolve(Candidate.of(values).network).describe(),
+               "total_params": table.total_params, "trainable_params": table.trainable_params,
+               "macs": table.macs, "final_rf": list(table.final_rf),
+               "within_budget": verdict.ok if verdict else None,
+               "violations": list(verdict.violations) if verdict else [],
+               "repairs": list(verdict.repairs) if verdict else [],
+               "layers": [r.as_dict() for r in table.rows]}
+    if as_json:
+        print(json.dumps(out))
+        return
+    title = f"{space.name}" + (f" — sample {index}" if of > 1 else "") + f"  [{out.get('architecture', '')}]"
+    if table is not None:
+        console.print(layer_table(table, title=title))
+        console.print(f"Total params {table.total_params:,} (trainable {table.trainable_params:,}), "
+                      f"MACs {table.macs:,}, RF before the head {out['final_rf']}")
+    if verdict is not None:
+        if verdict.repairs:
+            console.print("repaired: " + ", ".join(verdict.repairs))
+        if verdict.ok:
+            console.print(f"[green]within budget {verdict.budget}[/green]")
+        else:
+            console.print(f"[red]breaks budget {verdict.budget}:[/red] " + "; ".join(verdict.violations))
+
+
+def log_to_stderr() -> None:
+    """The library's warnings (a storage away, heartbeats not written) as lines on stderr."""
+    import logging
+
+    logger = logging.getLogger("budgetnas")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("budgetnas: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def away_line(exc: BaseException) -> str:
+    """The one line for a storage or disk that went away outside a search's own waiting, else ''."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return (f"disk full{f' writing {exc.filename}' if exc.filename else ''}; what finished is saved: free space, "
+                "then run the command again with --resume")
+    if "optuna" in sys.modules:
+        from budgetnas import storage
+
+        if storage.is_transient(exc) and not isinstance(exc, OSError):  # a plain OSError is no storage's
+            return f"storage unreachable ({storage.describe(exc)}); run the command again once it is back"
+    return ""
