@@ -115,16 +115,27 @@ def _cell(rows: list[dict]) -> str:
     return f"{statistics.fmean(ok):.2f}%" + (f" ({len(ok)} seeds)" if len(ok) > 1 else "")
 
 
+def _delta(rows: list[dict], setting: str, base: str) -> str:
+    """Mean difference to ``base`` over the (network, seed) pairs that have both, in points."""
+    acc = {(r["network"], r["seed"], r["setting"]): float(r["accuracy"]) for r in rows if r["status"] == "ok"}
+    diffs = [acc[(n, s, setting)] - acc[(n, s, base)] for (n, s, st) in acc if st == setting and (n, s, base) in acc]
+    if setting == base or not diffs:
+        return "—"
+    return f"{statistics.fmean(diffs):+.2f} ({len(diffs)}: {', '.join(f'{d:+.2f}' for d in diffs)})"
+
+
 def table() -> str:
     rows = jobs_mod.read_rows(CSV)
     nets = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
     params = {n: next((r["params"] for r in rows if r["network"] == n and r["params"]), "?") for n in nets}
-    head = "| setting | " + " | ".join(f"{n} ({params[n]} params)" for n in nets) + " | seconds per epoch |"
-    rule = "| --- | " + " | ".join("---:" for _ in nets) + " | ---: |"
+    head = ("| setting | " + " | ".join(f"{n} ({int(params[n]):,} params)" for n in nets)
+            + " | Δ against the first row, mean (pairs) | seconds per epoch |")
+    rule = "| --- | " + " | ".join("---:" for _ in nets) + " | ---: | ---: |"
     lines = ["# The last tenth: final fit and distillation, measured without the test set", "",
              f"`python benchmarks/last_tenth.py run` (two processes side by side), then `table`; {HARDWARE}, one "
              "thread per training, the `mnist-15k` recipe, 15 epochs. Accuracy after the last epoch; the noise "
-             "floor of one seed on a 5k split is ≈ 0.1-0.2 points.", ""]
+             "floor of one seed on a 5k split is ≈ 0.1-0.2 points. Seconds per epoch: median over the row's "
+             "trainings, with two to four trainings sharing the two cores (compare within a table only).", ""]
     for title, settings, note in (
             ("Final fit: more training images, scored on a 5k holdout that no training saw", FIT,
              "`fit 55k` adds the 5k validation split to the 50k (+10%)."),
@@ -132,12 +143,14 @@ def table() -> str:
              "`clean`: the teacher's soft targets computed once on the un-augmented images; otherwise on "
              "each augmented batch.")):
         lines += [f"## {title}", "", note, "", head, rule]
+        first = next(iter(settings))
         for setting in settings:
             got = {n: [r for r in rows if r["network"] == n and r["setting"] == setting] for n in nets}
             secs = [float(r["epoch_seconds"]) for g in got.values() for r in g if r.get("epoch_seconds")]
             if any(got.values()):
                 lines.append(f"| {setting} | " + " | ".join(_cell(got[n]) for n in nets)
-                             + (f" | {statistics.median(secs):.1f} |" if secs else " | |"))
+                             + f" | {_delta(rows, setting, first)} |"
+                             + (f" {statistics.median(secs):.1f} |" if secs else " |"))
         lines.append("")
     teachers = {}
     for r in rows:
