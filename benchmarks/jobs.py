@@ -49,3 +49,8 @@ def claim(folder: Path, name: str) -> bool:
 
 def release(folder: Path, name: str) -> None:
     (folder / f"{name}.claim").unlink(missing_ok=True)
+
+
+def signed(points: float) -> str:
+    """A difference already in percentage points, signed, two decimals, never "-0.00"."""
+    return f"{round(points, 2) + 0.0:+.2f}"

@@ -121,7 +121,8 @@ def _delta(rows: list[dict], setting: str, base: str) -> str:
     diffs = [acc[(n, s, setting)] - acc[(n, s, base)] for (n, s, st) in acc if st == setting and (n, s, base) in acc]
     if setting == base or not diffs:
         return "—"
-    return f"{statistics.fmean(diffs):+.2f} ({len(diffs)}: {', '.join(f'{d:+.2f}' for d in diffs)})"
+    signed = jobs_mod.signed
+    return f"{signed(statistics.fmean(diffs))} ({len(diffs)}: {', '.join(signed(d) for d in diffs)})"
 
 
 def table() -> str:

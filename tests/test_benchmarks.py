@@ -248,3 +248,29 @@ def test_recipe_table_pairs_each_setting_with_base_on_the_same_network_and_seed(
     assert "99.40 / 99.54" in lines["lr=0.1"] and "| 99.51 |" in lines["lr=0.1"]  # mean of the three runs
     assert "| +0.05 |" in lines["ema=0.999"]  # one pair: 99.35 - 99.30
     assert "setting" in lines and "augment=none" not in lines  # settings without a run are left out
+
+
+def test_last_tenth_pairs_each_setting_with_the_first_row_on_the_same_network_and_seed():
+    import last_tenth
+
+    rows = [{"network": n, "seed": s, "setting": st, "accuracy": a, "status": "ok"}
+            for n, s, st, a in (("a", "1", "fit 50k", "99.00"), ("a", "1", "fit 55k", "99.10"),
+                                ("b", "1", "fit 50k", "99.20"), ("b", "1", "fit 55k", "99.10"),
+                                ("a", "2", "fit 55k", "99.90"))]  # no 50k row for seed 2: not paired
+    assert last_tenth._delta(rows, "fit 55k", "fit 50k") == "+0.00 (2: +0.10, -0.10)"
+    assert last_tenth._delta(rows, "fit 50k", "fit 50k") == "—"
+
+
+def test_the_cifar_screen_reads_one_row_per_setting_and_length(tmp_path, monkeypatch):
+    import cifar_recipe
+    import jobs
+
+    path = tmp_path / "runs.csv"
+    jobs.append_rows(path, cifar_recipe.FIELDS, [
+        {"setting": s, "epochs": e, "val_accuracy": v, "epoch_seconds": "60", "status": "ok", "hardware": "x"}
+        for s, e, v in (("base", 15, "85.00"), ("ema 0.999", 15, "86.00"), ("base", 50, "89.00"),
+                        ("ema 0.999", 50, "88.50"))])
+    monkeypatch.setattr(cifar_recipe, "CSV", path)
+    text = cifar_recipe.table()
+    assert "| base | 85.00% | 89.00% | 60 |" in text
+    assert "Order at 15 epochs: ema 0.999, base; at 50: base, ema 0.999." in text

@@ -1,0 +1,127 @@
+"""CIFAR-10 recipe screening that fits a CPU and goes on across sittings.
+
+    python benchmarks/cifar_recipe.py run --epochs 15 &          # twice side by side: each takes the next free job
+    python benchmarks/cifar_recipe.py run --epochs 50 --settings base "ema 0.999"   # confirm the best two
+    python benchmarks/cifar_recipe.py table                       # -> benchmarks/cifar_recipe/table.md
+
+The committed `cifar10-sep-100k` network (`spaces/cifar10_residual_99120.toml`, 99,120 params) trained with the
+budget's recipe changed one thing at a time, one seed (weights 0, the run's validation split, seed 0), scored on
+the 5k validation split after the last epoch; the test set is not loaded. A shorter run compresses the whole
+schedule (the one-cycle spans the epochs it is given). Every training checkpoints each epoch under the ignored
+``cifar_recipe/work/``: a process stopped midway (the end of a sitting, a kill) continues from its last finished
+epoch when any ``run`` takes the job again. A finished job is a row of ``cifar_recipe/runs.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jobs as jobs_mod  # beside this script: CSV rows and job claims
+
+HERE = Path(__file__).resolve().parent / "cifar_recipe"
+ROOT = HERE.parent.parent
+CSV = HERE / "runs.csv"
+FIELDS = ["setting", "epochs", "val_accuracy", "seconds", "epoch_seconds", "status", "hardware"]
+HARDWARE = f"{os.cpu_count()}-core CPU"
+BUDGET = "cifar10-sep-100k"
+NETWORK = ROOT / "spaces" / "cifar10_residual_99120.toml"
+# setting -> changes to the budget's recipe (SGD-Nesterov one-cycle peak 0.1, batch 128, label smoothing 0.1,
+# weight decay 5e-4, crops and flips)
+SETTINGS = {
+    "base": {},
+    "ema 0.999": {"ema": 0.999},
+    "cutout": {"augment": "crop-flip-cutout"},
+    "label smoothing 0": {"label_smoothing": 0.0},
+    "sgd peak 0.05": {"lr": 0.05},
+    "sgd peak 0.2": {"lr": 0.2},
+    "adamw 0.01": {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.05},
+    "adamw 0.02": {"optimizer": "adamw", "lr": 0.02, "weight_decay": 0.05},
+}
+
+
+def _key(setting: str, epochs: int) -> str:
+    return f"{setting}--{epochs}".replace(" ", "_")
+
+
+def run_one(setting: str, epochs: int, splits) -> dict:
+    import budgetnas
+
+    row = {"setting": setting, "epochs": epochs, "hardware": HARDWARE}
+    t0 = time.monotonic()
+    try:
+        t = budgetnas.train_candidate({}, budget=BUDGET, space=NETWORK, epochs=epochs, seed=0,
+                                      recipe=SETTINGS[setting], splits=splits, test=False,
+                                      checkpoint_dir=HERE / "work" / _key(setting, epochs))
+    except budgetnas.TrialFailed as exc:
+        return {**row, "status": f"diverged ({exc})", "seconds": f"{time.monotonic() - t0:.0f}"}
+    return {**row, "val_accuracy": f"{100 * t.val_accuracy:.2f}", "seconds": f"{t.seconds:.0f}",
+            "epoch_seconds": f"{statistics.median(t.history.epoch_seconds):.1f}", "status": "ok"}
+
+
+def table() -> str:
+    rows = jobs_mod.read_rows(CSV)
+    lengths = sorted({int(r["epochs"]) for r in rows})
+    lines = ["# CIFAR-10 recipe screening on the CPU", "",
+             f"`python benchmarks/cifar_recipe.py run --epochs 15` (two side by side), the best two again with "
+             f"`--epochs 50`, then `table`; {HARDWARE}, one thread per training. The committed 99,120-param network, "
+             "one change at a time from the `cifar10-sep-100k` recipe, weights seed 0; validation accuracy (5k split) "
+             "after the last epoch, never the test set. One seed: differences under ≈ 0.3 points are noise.", "",
+             "| setting | " + " | ".join(f"{e} epochs" for e in lengths) + " | seconds per epoch |",
+             "| --- | " + " | ".join("---:" for _ in lengths) + " | ---: |"]
+    for setting in SETTINGS:
+        got = {e: [r for r in rows if r["setting"] == setting and int(r["epochs"]) == e] for e in lengths}
+        if not any(got.values()):
+            continue
+        cells = [("" if not g else g[0]["val_accuracy"] + "%" if g[0]["status"] == "ok" else "diverged")
+                 for g in got.values()]
+        secs = [float(r["epoch_seconds"]) for g in got.values() for r in g if r.get("epoch_seconds")]
+        lines.append(f"| {setting} | " + " | ".join(cells) + (f" | {statistics.median(secs):.0f} |" if secs else " | |"))
+    if len(lengths) > 1:
+        short, long = lengths[0], lengths[-1]
+        both = [s for s in SETTINGS if all(any(r["setting"] == s and int(r["epochs"]) == e and r["status"] == "ok"
+                                               for r in rows) for e in (short, long))]
+        if len(both) > 1:
+            acc = {(r["setting"], int(r["epochs"])): float(r["val_accuracy"]) for r in rows if r["status"] == "ok"}
+            order = lambda e: sorted(both, key=lambda s: -acc[(s, e)])  # noqa: E731
+            lines += ["", f"Order at {short} epochs: {', '.join(order(short))}; at {long}: {', '.join(order(long))}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train every setting not yet in runs.csv at this length")
+    r.add_argument("--epochs", type=int, default=15)
+    r.add_argument("--settings", nargs="*", choices=list(SETTINGS), default=list(SETTINGS))
+    r.add_argument("--data-dir", default=None)
+    sub.add_parser("table", help="write cifar_recipe/table.md")
+    args = ap.parse_args(argv)
+    if args.cmd == "table":
+        (HERE / "table.md").write_text(table(), encoding="utf-8")
+        print(table())
+        return
+    import budgetnas
+
+    HERE.mkdir(exist_ok=True)
+    splits = budgetnas.load_splits(BUDGET, seed=0, data_dir=args.data_dir)
+    splits = budgetnas.Splits(splits.train, splits.val, None)  # the test set stays out of reach
+    for setting in args.settings:
+        key = _key(setting, args.epochs)
+        if any(r["setting"] == setting and int(r["epochs"]) == args.epochs for r in jobs_mod.read_rows(CSV)) \
+                or not jobs_mod.claim(HERE / "claims", key):
+            continue
+        try:
+            row = run_one(setting, args.epochs, splits)
+        finally:
+            jobs_mod.release(HERE / "claims", key)
+        jobs_mod.append_rows(CSV, FIELDS, [row])
+        print(f"{setting} {args.epochs} epochs: {row.get('val_accuracy') or row['status']}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
