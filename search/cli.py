@@ -316,6 +316,18 @@ def _heartbeat_args(s: argparse.ArgumentParser) -> None:
                         "the run stays resumable")
 
 
+def _run_arg(s: argparse.ArgumentParser, data: bool = True) -> None:
+    """A command on an existing run: its name or folder, where runs live (and where the data is)."""
+    s.add_argument("run", help="run name or run directory")
+    _folders(s, data)
+
+
+def _folders(s: argparse.ArgumentParser, data: bool = True) -> None:
+    s.add_argument("--reports-dir", default="reports", help="the folder run folders are in")
+    if data:
+        s.add_argument("--data-dir", default=None, help="folder with <dataset>.npz (else $BUDGETNAS_DATA_DIR)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="budgetnas", description="Find small CNNs under a hard parameter budget.")
     p.add_argument("--budgets", default=None, help="budgets file (default: ./budgets.toml or the shipped one)")
@@ -355,14 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="the run (study) name")
     s.add_argument("--storage", required=True, help="the study's storage URL (postgresql://… or journal:FILE)")
     s.add_argument("--trials", type=int, help="override the run's total trial count")
-    s.add_argument("--reports-dir", default="reports")
-    s.add_argument("--data-dir", default=None)
+    _folders(s)
     _heartbeat_args(s)
     s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("leaderboard", help="show a run's leaderboard from its storage")
-    s.add_argument("run", help="run name or run directory")
-    s.add_argument("--reports-dir", default="reports")
+    _run_arg(s, data=False)
     s.add_argument("--storage", help="storage URL (default: the run's)")
     s.add_argument("--top", type=int, default=10)
     s.add_argument("--front", action="store_true", help="the accuracy–size front, cheapest first")
@@ -370,15 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_leaderboard)
 
     s = sub.add_parser("dashboard", help="open a run's study in optuna-dashboard (pip install 'budgetnas[dashboard]')")
-    s.add_argument("run", help="run name or run directory")
-    s.add_argument("--reports-dir", default="reports")
+    _run_arg(s, data=False)
     s.add_argument("--storage", help="storage URL (default: the run's)")
     s.add_argument("--host", default="127.0.0.1", help="address to serve on (default: loopback only)")
     s.add_argument("--port", type=int, default=8080)
     s.set_defaults(func=cmd_dashboard)
 
     s = sub.add_parser("retrain", help="retrain a run's best trials with several seeds; score them on test once")
-    s.add_argument("run")
+    _run_arg(s)
     s.add_argument("--top", type=int, help="finalists (default: the budget's)")
     s.add_argument("--front", type=int, nargs="?", const=0, metavar="K",
                    help="retrain points of the front: K spread along it, or (no K) the best under each named "
@@ -392,8 +401,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--as", dest="as_name", metavar="NAME",
                    help="with --recipe: the new run folder (same study and split); the original is untouched")
     _jobs_arg(s)
-    s.add_argument("--reports-dir", default="reports")
-    s.add_argument("--data-dir", default=None)
     s.set_defaults(func=cmd_retrain)
 
     s = sub.add_parser("train", help="train a fixed space (e.g. a hand-made baseline) like a finalist")
@@ -408,22 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="continue the interrupted run named by --name (same options)")
     _jobs_arg(s)
-    s.add_argument("--reports-dir", default="reports")
-    s.add_argument("--data-dir", default=None)
+    _folders(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("report", help="(re)write a run's report.md/html, plots and trials.csv")
-    s.add_argument("run")
-    s.add_argument("--reports-dir", default="reports")
+    _run_arg(s, data=False)
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("export", help="export a finalist as .keras, SavedModel, TFLite (float32, int8) + card")
-    s.add_argument("run")
+    _run_arg(s)
     s.add_argument("--trial", type=int, help="finalist trial (default: the winner, by mean final validation accuracy)")
     s.add_argument("--format", default=",".join(FORMATS_DEFAULT))
     s.add_argument("--out", help="output folder (default: RUN/export)")
-    s.add_argument("--reports-dir", default="reports")
-    s.add_argument("--data-dir", default=None)
     s.set_defaults(func=cmd_export)
     return p
 
