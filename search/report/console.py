@@ -77,8 +77,8 @@ def epoch_printer(console):
     def on_epoch(label: str, seed: int, epoch: int, logs: dict) -> None:
         of = f"/{logs['epochs']}" if "epochs" in logs else ""
         took = f" ({logs['seconds']:.0f}s)" if "seconds" in logs else ""
-        console.print(f"{label} seed {seed} epoch {epoch}{of}: loss {logs.get('loss', 0):.4f} "
-                      f"val_accuracy {logs.get('val_accuracy', 0):.4f}{took}")
+        val = f" val_accuracy {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""  # none in a final fit
+        console.print(f"{label} seed {seed} epoch {epoch}{of}: loss {logs.get('loss', 0):.4f}{val}{took}")
     return on_epoch
 
 
