@@ -111,16 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     splits = budgetnas.load_splits(BUDGET, seed=0, data_dir=args.data_dir)
     splits = budgetnas.Splits(splits.train, splits.val, None)  # the test set stays out of reach
     for setting in args.settings:
-        key = _key(setting, args.epochs)
-        if any(r["setting"] == setting and int(r["epochs"]) == args.epochs for r in jobs_mod.read_rows(CSV)) \
-                or not jobs_mod.claim(HERE / "claims", key):
+        if any(r["setting"] == setting and int(r["epochs"]) == args.epochs for r in jobs_mod.read_rows(CSV)):
             continue
-        try:
-            row = run_one(setting, args.epochs, splits)
-        finally:
-            jobs_mod.release(HERE / "claims", key)
-        jobs_mod.append_rows(CSV, FIELDS, [row])
-        print(f"{setting} {args.epochs} epochs: {row.get('val_accuracy') or row['status']}", flush=True)
+        row = jobs_mod.run_once(HERE / "claims", CSV, FIELDS, _key(setting, args.epochs),
+                                lambda: run_one(setting, args.epochs, splits))
+        if row is not None:
+            print(f"{setting} {args.epochs} epochs: {row.get('val_accuracy') or row['status']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,16 @@ def release(folder: Path, name: str) -> None:
 def signed(points: float) -> str:
     """A difference already in percentage points, signed, two decimals, never "-0.00"."""
     return f"{round(points, 2) + 0.0:+.2f}"
+
+
+def run_once(folder: Path, csv_path: Path, fields: list[str], key: str, run) -> dict | None:
+    """Run job ``key`` (``run()`` returns its row) unless a live process holds it; append its row to ``csv_path``.
+    Returns the row, or None when another process has the job."""
+    if not claim(folder, key):
+        return None
+    try:
+        row = run()
+    finally:
+        release(folder, key)
+    append_rows(csv_path, fields, [row])
+    return row

@@ -183,16 +183,13 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         for setting in args.settings:
             for net in args.networks:
-                key = f"{net}--{seed}--{setting}".replace(" ", "_")
                 if any(r["network"] == net and r["setting"] == setting and r["seed"] == str(seed)
-                       for r in jobs_mod.read_rows(CSV)) or not jobs_mod.claim(HERE / "claims", key):
+                       for r in jobs_mod.read_rows(CSV)):
                     continue
-                try:
-                    row = run_one(net, seed, setting, arrays)
-                finally:
-                    jobs_mod.release(HERE / "claims", key)
-                jobs_mod.append_rows(CSV, FIELDS, [row])
-                print(f"{net} seed {seed} {setting}: {row.get('accuracy') or row['status']}", flush=True)
+                row = jobs_mod.run_once(HERE / "claims", CSV, FIELDS, f"{net}--{seed}--{setting}".replace(" ", "_"),
+                                        lambda: run_one(net, seed, setting, arrays))
+                if row is not None:
+                    print(f"{net} seed {seed} {setting}: {row.get('accuracy') or row['status']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -274,3 +274,17 @@ def test_the_cifar_screen_reads_one_row_per_setting_and_length(tmp_path, monkeyp
     text = cifar_recipe.table()
     assert "| base | 85.00% | 89.00% | 60 |" in text
     assert "Order at 15 epochs: ema 0.999, base; at 50: base, ema 0.999." in text
+
+
+def test_a_job_another_live_process_holds_is_not_run_twice(tmp_path):
+    import os
+
+    import jobs
+
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "held.claim").write_text(str(os.getppid()))  # a live process holds it
+    ran = []
+    assert jobs.run_once(tmp_path / "claims", tmp_path / "r.csv", ["k"], "held", lambda: ran.append(1)) is None
+    assert jobs.run_once(tmp_path / "claims", tmp_path / "r.csv", ["k"], "free", lambda: {"k": "v"}) == {"k": "v"}
+    assert ran == [] and jobs.read_rows(tmp_path / "r.csv") == [{"k": "v"}]
+    assert not (tmp_path / "claims" / "free.claim").exists()  # released once its row is written
