@@ -9,15 +9,14 @@ import argparse
 import json
 import random
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
 
 from budgetnas.compat import quiet_tensorflow
-from budgetnas.errors import BudgetNasError, ConfigError
-from budgetnas.session import add_arguments
+from budgetnas.errors import BudgetNasError, ConfigError, Stopped
+from budgetnas.run.options import add_arguments
 
 FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
 
@@ -29,14 +28,10 @@ def _console() -> Console:
 
 # ------------------------------------------------------------------ listing
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from budgetnas.space import load_space, shipped
+    import budgetnas
 
     console = _console()
-    folder = Path(args.dir) if args.dir else shipped("spaces")
-    for f in sorted(folder.glob("*.toml")) + sorted(folder.glob("*/*.toml")):
-        s = load_space(f)
-        # a shipped space is named by its path in spaces/ without .toml anywhere: mnist_tiny, anchors/golf_820
-        name = str(f) if args.dir else f.relative_to(folder).with_suffix("").as_posix()
+    for name, s in budgetnas.list_spaces(args.dir).items():
         console.print(f"{name:45s} {len(s.params):3d} choices  {s.description}")
     return 0
 
@@ -93,85 +88,93 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_rf(args: argparse.Namespace) -> int:
-    quiet_tensorflow()
-    import keras
-
-    from budgetnas.receptive import table_from_model
+    import budgetnas
     from budgetnas.report.layers import layer_table
 
-    path = Path(args.model)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such model file")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many kinds for a bad file
-        raise ConfigError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: {exc})".splitlines()[0]) \
-            from None
-    table = table_from_model(model)
+    table = budgetnas.layer_table(args.model)
     if args.json:
-        print(json.dumps({"model": str(path), "total_params": table.total_params,
-                          "trainable_params": table.trainable_params, "macs": table.macs,
-                          "final_rf": list(table.final_rf), "layers": [r.as_dict() for r in table.rows]}))
+        print(json.dumps({"model": args.model, **table.as_dict()}))
     else:
-        _console().print(layer_table(table, title=str(path)))
+        _console().print(layer_table(table, title=args.model))
     return 0
 
 
-# ------------------------------------------------------------------ search / leaderboard
+# ------------------------------------------------------------------ runs
 def cmd_search(args: argparse.Namespace) -> int:
-    from dataclasses import fields
+    import budgetnas
+    from budgetnas.report.console import SearchView
+    from budgetnas.run.options import from_arguments
 
-    from budgetnas.session import SearchOptions, prepare
-
-    opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions) if f.name != "budgets_file"},
-                         budgets_file=args.budgets)
-    path, meta, budget, space = prepare(opts)
-    return _drive(args, path, meta, budget, space, create=not args.resume, json_out=args.json,
-                  retrain=not args.no_retrain, jobs=args.jobs)
+    opts = from_arguments(args, budgets_file=args.budgets)
+    retrain = opts.retrain and not args.json
+    return _stoppable(lambda console: budgetnas.search(**{**vars(opts), "retrain": retrain},
+                                                       hooks=SearchView(console, args.json, retrain)))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from budgetnas.workers import join
+    import budgetnas
+    from budgetnas.report.console import SearchView
 
-    path, meta, budget, space = join(args.run, args.storage, args.reports_dir)
-    if meta.driver != "optuna":
-        raise ConfigError(f"run {meta.name!r} uses the {meta.driver} driver; extra workers need the optuna driver")
-    if args.trials is not None:
-        meta.trials = args.trials
-    return _drive(args, path, meta, budget, space, create=False, worker=True)  # the first process retrains
+    return _stoppable(lambda console: budgetnas.join(
+        args.run, storage=args.storage, trials=args.trials, hooks=SearchView(console, False, False),
+        reports_dir=args.reports_dir, data_dir=args.data_dir, heartbeat=args.heartbeat, grace=args.grace,
+        patience=args.patience))
 
 
-def _drive(args: argparse.Namespace, path: Path, meta, budget, space, create: bool, worker: bool = False,
-           json_out: bool = False, retrain: bool = False, jobs: int | None = None) -> int:
-    """Run the pipeline (:func:`budgetnas.pipeline.drive`) on this run, shown by :class:`budgetnas.report.console.SearchView`."""
+def cmd_retrain(args: argparse.Namespace) -> int:
+    import budgetnas
+    from budgetnas.report.console import epoch_printer, print_outcome, seed_printer
+
+    def retrain(console: Console) -> None:
+        run = budgetnas.open_run(args.run, reports_dir=args.reports_dir)
+        if args.recipe or args.as_name:
+            if not (args.recipe and args.as_name) or args.resume:
+                raise ConfigError("retrain: --recipe FIELD=VALUE and --as NAME go together and start a new run "
+                                  "folder (continue an interrupted one with `retrain NAME --resume`)")
+            run = run.branch(args.as_name, args.recipe)
+            console.print(f"{run.path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
+        fins = run.retrain(top=args.top, seeds=args.seeds, epochs=args.epochs, front=args.front, resume=args.resume,
+                           jobs=args.jobs, data_dir=args.data_dir, on_seed=seed_printer(console),
+                           on_epoch=epoch_printer(console))
+        print_outcome(console, run.path, fins)
+
+    return _stoppable(retrain)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import budgetnas
+    from budgetnas.report.console import epoch_printer, print_outcome, seed_printer
+
+    def train(console: Console) -> None:
+        run = budgetnas.train(args.space, budget=args.budget, name=args.name, reports_dir=args.reports_dir,
+                              epochs=args.epochs, seeds=args.seeds, seed=args.seed, recipe=args.recipe,
+                              data_dir=args.data_dir, resume=args.resume, jobs=args.jobs, budgets_file=args.budgets,
+                              on_seed=seed_printer(console), on_epoch=epoch_printer(console))
+        print_outcome(console, run.path, run.finalists())
+
+    return _stoppable(train)
+
+
+def _stoppable(step) -> int:
+    """Run ``step(console)``; a Ctrl-C or SIGTERM in it is one line: what is kept and the command that continues."""
     quiet_tensorflow()
-    from budgetnas.pipeline import Stopped, drive
-    from budgetnas.report.console import SearchView, interrupted
-    from budgetnas.session import begin
-    from budgetnas.storage import StorageLost
+    from budgetnas.report.console import interrupted
 
     console = _console()
-    s = begin(path, meta, budget, space, create=create, worker=worker, data_dir=args.data_dir)
     try:
-        drive(s, SearchView(console, json_out, retrain), retrain=retrain and not json_out, data_dir=args.data_dir,
-              resume=not create, jobs=jobs, heartbeat=args.heartbeat, grace=args.grace,
-              patience=args.patience)
+        step(console)
     except Stopped as exc:
         return interrupted(console, exc.__cause__, exc.kept, exc.command)
-    except StorageLost as exc:
-        print(f"budgetnas: error: {exc}; every finished trial is in the storage; once it is back, continue "
-              f"with `{s.resume_command()}`", file=sys.stderr)
-        return 2
     return 0
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from budgetnas.report.dashboard import serve
-    from budgetnas.runs import run_dir
-
     import signal
 
-    path = run_dir(args.run, args.reports_dir)
+    import budgetnas
+    from budgetnas.report.dashboard import serve
+
+    path = budgetnas.open_run(args.run, reports_dir=args.reports_dir).path
     # nothing to record when it stops: SIGTERM ends the server at once (optuna-dashboard's own server would
     # swallow the KeyboardInterrupt a search turns it into)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -184,138 +187,46 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from budgetnas.api import open_run
+    import budgetnas
     from budgetnas.report.leaderboard import summary_line
 
-    run = open_run(args.run, reports_dir=args.reports_dir, storage=args.storage)
-    board = run.leaderboard(top=args.top, front=args.front)
+    board = budgetnas.open_run(args.run, reports_dir=args.reports_dir, storage=args.storage).leaderboard(
+        top=args.top, front=args.front)
     if args.json:
         print(json.dumps(board.as_dict()))
         return 0
-    console = _console()
-    console.print(board)
-    console.print(summary_line(list(board.records)))
-    return 0
-
-
-# ------------------------------------------------------------------ finalists, reports, export
-def _jobs_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=_positive_int,
-                        help="seeds trained at once, each in its own process (default: all of them, up to 2 per "
-                             "CPU core; 1 when a GPU is visible)")
-
-
-def _positive_int(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, not {n}")
-    return n
-
-
-def cmd_retrain(args: argparse.Namespace) -> int:
-    quiet_tensorflow()
-    from budgetnas.api import open_run
-    from budgetnas.report.console import epoch_printer, interrupted, print_outcome, seed_printer
-
-    console = _console()
-    run = open_run(args.run, reports_dir=args.reports_dir)
-    if args.recipe or args.as_name:
-        if not (args.recipe and args.as_name) or args.resume:
-            raise ConfigError("retrain: --recipe FIELD=VALUE and --as NAME go together and start a new run folder "
-                              "(continue an interrupted one with `retrain NAME --resume`)")
-        run = run.branch(args.as_name, args.recipe)
-        console.print(f"{run.path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
-    try:
-        fins = run.retrain(top=args.top, seeds=args.seeds, epochs=args.epochs, front=args.front, resume=args.resume,
-                           jobs=args.jobs, data_dir=args.data_dir, on_seed=seed_printer(console),
-                           on_epoch=epoch_printer(console))
-    except KeyboardInterrupt as exc:
-        return interrupted(console, exc, "every finished seed is saved", _retrain_command(args, run.path))
-    print_outcome(console, run.path, fins)
-    return 0
-
-
-def _retrain_command(args: argparse.Namespace, path: Path) -> str:
-    """``budgetnas retrain`` with the options that chose these finalists, and ``--resume``."""
-    return _command(["retrain", str(path)], [("--top", args.top), ("--front", args.front), ("--seeds", args.seeds),
-                                             ("--epochs", args.epochs), ("--data-dir", args.data_dir)])
-
-
-def _command(words: list[str], options: list[tuple[str, Any]], budgets: str | None = None) -> str:
-    """A ``budgetnas`` command line that continues with ``--resume``, quoted for a shell; unset options left out."""
-    import shlex
-
-    parts = ["budgetnas", *(["--budgets", budgets] if budgets else []), *words]
-    parts += [str(x) for flag, value in options if value is not None for x in (flag, value)]
-    return " ".join(shlex.quote(p) for p in [*parts, "--resume"])
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from budgetnas.budget import get_budget
-    from budgetnas.space import load_space
-
-    budget = get_budget(args.budget, args.budgets)
-    if args.resume and not args.name:
-        raise ConfigError("train --resume: name the run to continue with --name")
-    name = args.name or f"train-{load_space(args.space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    quiet_tensorflow()
-    from budgetnas.report.console import epoch_printer, interrupted, print_outcome, seed_printer
-    from budgetnas.retrain import train_fixed
-
-    console = _console()
-    try:
-        fin = train_fixed(args.space, budget, name=name, reports_dir=args.reports_dir, epochs=args.epochs,
-                          seeds=args.seeds, recipe_kind=args.recipe, data_dir=args.data_dir, seed=args.seed,
-                          on_seed=seed_printer(console), on_epoch=epoch_printer(console), resume=args.resume,
-                          jobs=args.jobs)
-    except KeyboardInterrupt as exc:
-        return interrupted(console, exc, "every finished seed is saved", _command(
-            ["train", args.space], [("--budget", args.budget), ("--name", name),
-                                    ("--epochs", args.epochs), ("--seeds", args.seeds), ("--seed", args.seed),
-                                    ("--recipe", args.recipe), ("--reports-dir", args.reports_dir),
-                                    ("--data-dir", args.data_dir)], budgets=args.budgets))
-    print_outcome(console, Path(args.reports_dir) / name, [fin])
+    _console().print(board, summary_line(list(board.records)), sep="\n")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    quiet_tensorflow()
-    from budgetnas.api import open_run
+    import budgetnas
 
-    for p in open_run(args.run, reports_dir=args.reports_dir).report():
+    quiet_tensorflow()
+    for p in budgetnas.open_run(args.run, reports_dir=args.reports_dir).report():
         print(p)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import budgetnas
     from budgetnas.export import parse_formats
 
     formats = parse_formats(args.format)
     quiet_tensorflow()
-    from budgetnas.export import export_run
-    from budgetnas.runs import run_dir
+    console, chosen = _console(), []
 
-    chosen, checks, out = export_run(run_dir(args.run, args.reports_dir), args.trial, formats,
-                                     Path(args.out) if args.out else None, args.data_dir)
-    console = _console()
-    for c in checks:
-        console.print(("" if c.ok else "[yellow]") + c.line())
-    console.print(f"exported {chosen.label} to {out}")
+    def on_check(label: str, check) -> None:
+        chosen[:] = [label]
+        console.print(("" if check.ok else "[yellow]") + check.line())
+
+    out = budgetnas.open_run(args.run, reports_dir=args.reports_dir).export(
+        trial=args.trial, formats=formats, out=args.out, data_dir=args.data_dir, on_check=on_check)
+    console.print(f"exported {chosen[0]} to {out}")
     return 0
 
 
 # ------------------------------------------------------------------ parser
-def _heartbeat_args(s: argparse.ArgumentParser) -> None:
-    from budgetnas.storage import GRACE_S, HEARTBEAT_S, PATIENCE_S
-
-    s.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, help="seconds between a trial's heartbeats")
-    s.add_argument("--grace", type=float, default=GRACE_S,
-                   help="a running trial without a heartbeat for this long is failed and retried")
-    s.add_argument("--patience", type=float, default=PATIENCE_S,
-                   help="seconds to wait for a storage that is away (database down, disk full) before stopping; "
-                        "the run stays resumable")
-
-
 def _run_arg(s: argparse.ArgumentParser, data: bool = True) -> None:
     """A command on an existing run: its name or folder, where runs live (and where the data is)."""
     s.add_argument("run", help="run name or run directory")
@@ -357,18 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="run a budgeted architecture search")
     add_arguments(s)
-    s.add_argument("--no-retrain", action="store_true", help="skip retraining the finalists at the end")
-    _jobs_arg(s)
-    _heartbeat_args(s)
     s.add_argument("--json", action="store_true", help="print the final leaderboard as JSON (no retrain)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("worker", help="join a running search as one more worker (same study, any machine)")
     s.add_argument("run", help="the run (study) name")
     s.add_argument("--storage", required=True, help="the study's storage URL (postgresql://… or journal:FILE)")
-    s.add_argument("--trials", type=int, help="override the run's total trial count")
-    _folders(s)
-    _heartbeat_args(s)
+    add_arguments(s, only=("trials", "reports_dir", "data_dir", "heartbeat", "grace", "patience"))
     s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("leaderboard", help="show a run's leaderboard from its storage")
@@ -400,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrain under a changed recipe (repeatable, e.g. ema=0.999); needs --as")
     s.add_argument("--as", dest="as_name", metavar="NAME",
                    help="with --recipe: the new run folder (same study and split); the original is untouched")
-    _jobs_arg(s)
+    add_arguments(s, only=("jobs",))
     s.set_defaults(func=cmd_retrain)
 
     s = sub.add_parser("train", help="train a fixed space (e.g. a hand-made baseline) like a finalist")
@@ -414,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--resume", action="store_true",
                    help="continue the interrupted run named by --name (same options)")
-    _jobs_arg(s)
+    add_arguments(s, only=("jobs",))
     _folders(s)
     s.set_defaults(func=cmd_train)
 

@@ -33,3 +33,12 @@ class TrialFailed(BudgetNasError):
 
 class RunError(BudgetNasError):
     """A run directory or study is missing, exists already, or does not match."""
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (``__cause__``: the interrupt itself) stopped a step of a run; ``kept`` says what is saved
+    and ``command`` continues the run. A ``KeyboardInterrupt``, so code that stops on Ctrl-C still stops."""
+
+    def __init__(self, kept: str, command: str):
+        super().__init__(f"{kept}; continue with `{command}`")
+        self.kept, self.command = kept, command

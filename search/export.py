@@ -171,9 +171,9 @@ def export_run(path: Path, trial: int | None = None, formats: list[str] | None =
     from budgetnas import gate
     from budgetnas.errors import RunError
     from budgetnas.report.layers import layer_markdown
-    from budgetnas.session import load_data_splits, open_run
+    from budgetnas.run.folder import load_data_splits, open_folder
 
-    meta, budget, space, _ = open_run(path)
+    meta, budget, space, _ = open_folder(path)
     proto, fins = fin_mod.load(path)
     if trial is not None:
         chosen = next((f for f in fins if f.trial == trial), None)

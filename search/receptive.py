@@ -95,6 +95,11 @@ class LayerTable:
     def kinds(self) -> set[str]:
         return {r.kind for r in self.rows}
 
+    def as_dict(self) -> dict[str, Any]:
+        """The totals and every row, as JSON-ready data."""
+        return {"total_params": self.total_params, "trainable_params": self.trainable_params, "macs": self.macs,
+                "final_rf": list(self.final_rf), "layers": [r.as_dict() for r in self.rows]}
+
     def _repr_html_(self) -> str:
         """The table in Jupyter."""
         import markdown

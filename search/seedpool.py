@@ -84,9 +84,9 @@ def _train(run_path: Path, space_file: str, data_dir: str | None, split_seed: in
            resume: bool):
     from budgetnas import finalists
     from budgetnas.budget import Recipe
-    from budgetnas.runs import load_meta
-    from budgetnas.runs import run_budget
-    from budgetnas.session import load_data_splits
+    from budgetnas.run.folder import load_meta
+    from budgetnas.run.folder import run_budget
+    from budgetnas.run.folder import load_data_splits
     from budgetnas.space import load_space
 
     budget = run_budget(run_path, load_meta(run_path))

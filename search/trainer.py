@@ -110,7 +110,8 @@ def seed_everything(seed: int) -> None:
 def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, epochs: int, *, seed: int,
           classes: int, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
           on_batch: Callable[[int, dict[str, float]], None] | None = None,
-          checkpoint_dir: Path | None = None, fused_bn: bool = True, teacher_images: Arrays | None = None) -> History:
+          checkpoint_dir: Path | None = None, fused_bn: bool = True, teacher_images: Arrays | None = None,
+          history: History | None = None) -> History:
     """Compile and fit ``model``; returns its per-epoch history.
 
     Args:
@@ -128,6 +129,8 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
         teacher_images: with a ``recipe.teacher``, the images its teacher trains on (default
             ``train_data``): a search trial on a subset passes the run's whole training split, so that
             every candidate learns from the same teacher.
+        history: fill this :class:`History` (a caller reads it also when ``on_epoch`` stopped training by
+            raising: the steps a pruned trial took).
 
     Raises:
         TrialFailed: the loss became NaN or infinite.
@@ -135,7 +138,8 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     seed_everything(seed)
     if fused_bn:
         fuse_batch_norm(model)
-    student, soft, history = model, None, History()
+    student, soft = model, None
+    history = history if history is not None else History()
     if recipe.teacher:
         teacher = teacher_for(recipe, teacher_images if teacher_images is not None else train_data, val_data,
                               classes)

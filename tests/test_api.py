@@ -80,8 +80,11 @@ def test_search_from_code_returns_a_run_that_retrains_reports_and_exports(tmp_pa
     assert [f.trial for f in run.finalists()] == [fins[0].trial]
     assert (reports / "nb" / "report.md").exists()
     assert {p.name for p in run.report()} >= {"report.md", "report.html", "trials.csv"}
-    out = run.export(formats=["keras"])
+    checked = []
+    out = run.export(formats=["keras"], on_check=lambda label, c: checked.append((label, c.format, c.ok)))
     assert (out / "model.keras").exists() and (out / "MODEL_CARD.md").exists()
+    assert checked == [(f"trial {fins[0].trial}", "keras", True)]
+    assert budgetnas.layer_table(out / "model.keras").total_params == fins[0].params  # a saved model, by its path
 
 
 @pytest.mark.slow
@@ -90,7 +93,7 @@ def test_rescore_trains_a_trial_again_as_train_candidate_would_and_ranks_it_firs
     with its own fixed seed; the leaderboard ranks re-scored trials first by that score; asked again, it trains
     nothing."""
     from budgetnas.errors import ConfigError, RunError
-    from budgetnas.session import RESCORE_SEED
+    from budgetnas.run.rescore import RESCORE_SEED
 
     reports = tmp_path / "reports"
     run = budgetnas.search("tiny", budgets_file=tiny_budgets, name="rs", trials=3, seed=2, reports_dir=reports,
@@ -177,8 +180,9 @@ def test_open_run_names_a_missing_run_in_one_line(tmp_path):
 def test_a_run_records_the_library_versions_it_started_with(tmp_path, tiny_budgets):
     from importlib import metadata
 
-    from budgetnas.runs import load_meta
-    from budgetnas.session import SearchOptions, prepare
+    from budgetnas.run.folder import load_meta
+    from budgetnas.run.options import SearchOptions
+    from budgetnas.run.start import prepare
 
     path, meta, _, _ = prepare(SearchOptions(budget="tiny", budgets_file=str(tiny_budgets), name="v",
                                              reports_dir=str(tmp_path)))
@@ -219,3 +223,46 @@ def test_train_candidate_names_an_unknown_recipe_field_or_a_missing_value(tiny_b
         budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets, recipe={"lr": "0.1"})
     with pytest.raises(ConfigError, match="mnist_tiny.toml: no value given for parameter"):
         budgetnas.train_candidate({}, budget="tiny", budgets_file=tiny_budgets)  # a searchable space needs values
+
+
+def test_train_runs_a_fixed_network_as_a_run_and_stops_with_the_command_that_continues(tmp_path, tiny_budgets,
+                                                                                     monkeypatch):
+    """budgetnas.train is `budgetnas train`: a run folder with one finalist; a Ctrl-C during it is Stopped, naming
+    the command that resumes it."""
+    from budgetnas.errors import Stopped
+    from budgetnas.run import retrain
+
+    reports = tmp_path / "reports"
+    run = budgetnas.train("seed_mnist_13794", budget="tiny", budgets_file=tiny_budgets, name="fixed",
+                          reports_dir=reports, epochs=1, seeds=1, seed=3)
+    [fin] = run.finalists()
+    assert run.name == "fixed" and run.meta.driver == "train" and fin.params == 13794
+    assert [s.seed for s in fin.seeds] == [3] and fin.seeds[0].test_accuracy is not None
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retrain, "_train_seeds", interrupted)
+    with pytest.raises(Stopped) as stop:
+        budgetnas.train("seed_mnist_13794", budget="tiny", budgets_file=tiny_budgets, name="again",
+                        reports_dir=reports, epochs=1)
+    assert stop.value.kept == "every finished seed is saved"
+    assert stop.value.command.startswith(f"budgetnas --budgets {tiny_budgets} train seed_mnist_13794 "
+                                         "--budget tiny --name again --epochs 1")
+    assert stop.value.command.endswith("--resume")
+
+
+def test_list_spaces_names_each_shipped_space_by_the_name_that_loads_it():
+    spaces = budgetnas.list_spaces()
+    assert {"mnist_tiny", "anchors/golf_820", "teachers/mnist_30k"} <= set(spaces)
+    assert spaces["anchors/golf_820"].name == budgetnas.load_space("anchors/golf_820").name
+
+
+def test_layer_table_of_a_missing_or_broken_file_is_one_line(tmp_path):
+    from budgetnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such model file"):
+        budgetnas.layer_table(tmp_path / "none.keras")
+    (tmp_path / "bad.keras").write_text("not a model")
+    with pytest.raises(ConfigError, match="cannot load as a Keras model"):
+        budgetnas.layer_table(tmp_path / "bad.keras")

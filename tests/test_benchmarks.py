@@ -146,8 +146,8 @@ def _trial(n: int, status: str, val: str, params: int, arch: str) -> dict:
 
 
 def test_a_prefix_pick_is_what_the_search_ranks_first_among_its_first_n_trials():
-    """The n-trial pick follows budgetnas.runs.ranked: completed trials only, best score, then fewer params."""
-    from budgetnas.runs import TrialRecord, ranked
+    """The n-trial pick follows budgetnas.run.folder.ranked: completed trials only, best score, then fewer params."""
+    from budgetnas.run.folder import TrialRecord, ranked
 
     trials = [_trial(0, "complete", "0.9880", 7000, "a"), _trial(1, "pruned", "0.9900", 6000, "b"),
               _trial(2, "complete", "0.9890", 7900, "c"), _trial(3, "complete", "0.9890", 7100, "d"),
@@ -194,8 +194,8 @@ def test_signed_points_never_print_minus_zero():
 
 def test_a_rescored_prefix_pick_is_what_the_search_ranks_first_once_its_top_k_are_rescored():
     """Candidates are the k best completed trials among the first n by the search's own score (what
-    rescore_top trains); the pick is the one budgetnas.runs.ranked puts first once they carry re-scores."""
-    from budgetnas.runs import TrialRecord, ranked
+    rescore_top trains); the pick is the one budgetnas.run.folder.ranked puts first once they carry re-scores."""
+    from budgetnas.run.folder import TrialRecord, ranked
 
     trials = [_trial(0, "complete", "0.9880", 7000, "a"), _trial(1, "pruned", "0.9950", 6000, "b"),
               _trial(2, "complete", "0.9890", 7900, "c"), _trial(3, "complete", "0.9890", 7100, "d"),

@@ -111,7 +111,7 @@ def test_resume_trains_the_trial_of_a_dead_process_again(capsys, tmp_path, tiny_
     common = ["--budgets", tiny_budgets, "search", "--budget", "tiny", "--name", "r2", "--reports-dir", reports,
               "--no-retrain"]
     assert run(capsys, *common, "--trials", "1", "--max-epochs", "1")[0] == 0
-    from budgetnas.runs import load_meta
+    from budgetnas.run.folder import load_meta
 
     meta = load_meta(reports / "r2")  # run.json names the run's own study relative to its folder
     optuna.load_study(study_name=meta.study, storage=meta.storage).ask()  # a trial whose process died
@@ -224,7 +224,7 @@ def test_the_search_options_are_declared_once_for_the_parser_and_the_api():
     import budgetnas
     from budgetnas.cli import build_parser
     from budgetnas.errors import ConfigError
-    from budgetnas.session import SearchOptions
+    from budgetnas.run.options import SearchOptions
 
     search = build_parser()._subparsers._group_actions[0].choices["search"]
     dests = {a.dest for a in search._actions}

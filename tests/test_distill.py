@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -140,3 +141,17 @@ def test_final_fit_trains_the_winner_on_train_and_validation(capsys, tmp_path, t
         # 400 images: 100 validation + 300 training; the final fit steps through all 400 in batches of 64
         assert s["history"]["steps"] == 2 * math.ceil(400 / 64)
     assert "Final fit" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_a_distilled_search_trial_records_the_optimizer_steps_it_took(tmp_path, monkeypatch, tiny_budgets):
+    """A distilled trial's optimizer is its distiller's, not the network's: the record counts the steps taken."""
+    monkeypatch.setenv(distill.CACHE_ENV, str(tmp_path / "cache"))
+    text = Path(tiny_budgets).read_text()
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(text.replace('augment = "shift"\n[tiny.search]', 'augment = "shift"\nteacher = '
+                                    '"teachers/mnist_30k"\nteacher_epochs = 1\n[tiny.search]', 1))
+    run = budgetnas.search("tiny", budgets_file=budgets, name="d", trials=1, reports_dir=tmp_path / "r",
+                           min_epochs=2, retrain=False)
+    [rec] = run.records()
+    assert rec.status == "complete" and rec.epochs == 2
+    assert rec.steps == 2 * math.ceil(300 / 64)  # 300 training images (400 less 100 validation), batches of 64

@@ -40,7 +40,7 @@ def start(*argv, cwd=ROOT) -> subprocess.Popen:
 
 
 def study_of(run: Path):
-    from budgetnas.runs import load_meta
+    from budgetnas.run.folder import load_meta
 
     meta = load_meta(run)  # run.json names the run's own study relative to its folder
     return optuna.load_study(study_name=meta.study, storage=open_storage(meta.storage))

@@ -283,9 +283,9 @@ def test_a_run_keeps_the_budget_it_was_searched_with(capsys, tmp_path, tiny_budg
     # the budget's recipe and epochs change, then the budget goes altogether
     budgets.write_text(text.replace("epochs = 2\nvalidation = 100", "epochs = 5\nvalidation = 100")
                        .replace("lr = 0.003", "lr = 0.5"))
-    from budgetnas.session import open_run
+    from budgetnas.run.folder import open_folder
 
-    _, budget, _, _ = open_run(reports / "f")
+    _, budget, _, _ = open_folder(reports / "f")
     assert budget.epochs == 2 and budget.train.lr == 0.003
     budgets.write_text("")
     capsys.readouterr()
@@ -306,7 +306,7 @@ def test_retrain_under_a_changed_recipe_branches_a_new_run(capsys, searched):
     [fin] = json.loads((reports / "r-ema" / "finalists.json").read_text())["finalists"]
     assert fin["recipe"]["ema"] == 0.9 and fin["recipe"]["label_smoothing"] == 0.1
     # the same finalist the original run retrains: its best completed trial, read from the shared study
-    from budgetnas.runs import load_records, ranked
+    from budgetnas.run.folder import load_records, ranked
     best = [r for r in ranked(load_records(reports / "r")[1]) if r.status == "complete"][0]
     assert fin["trial"] == best.number
 
@@ -343,7 +343,7 @@ def test_target_verdict_says_met_or_not_and_whether_the_margin_is_noise():
 def test_a_run_folder_opens_after_a_move(capsys, searched, tmp_path):
     # run.json names its own study relative to the folder: the folder moved (or copied to another machine) opens
     import budgetnas
-    from budgetnas.runs import load_meta
+    from budgetnas.run.folder import load_meta
 
     (searched / "r").rename(tmp_path / "moved")
     assert json.loads((tmp_path / "moved" / "run.json").read_text())["storage"] == "sqlite:///study.db"

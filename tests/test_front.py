@@ -75,7 +75,7 @@ def test_spread_picks_points_along_the_front_in_log_cost():
 
 
 def test_best_under_each_limit_is_the_most_accurate_that_fits():
-    from budgetnas.runs import TrialRecord
+    from budgetnas.run.folder import TrialRecord
 
     recs = [TrialRecord(0, "complete", params=900, val_accuracy=0.97),
             TrialRecord(1, "complete", params=4000, val_accuracy=0.99),
@@ -88,7 +88,7 @@ def test_best_under_each_limit_is_the_most_accurate_that_fits():
 
 def test_the_front_plot_shows_every_front_point_even_the_weak_small_ones():
     from budgetnas.report.figures import accuracy_vs_params
-    from budgetnas.runs import TrialRecord
+    from budgetnas.run.folder import TrialRecord
 
     # the smallest nets of a front score far below the rest, under the quartile a fixed-budget plot starts at
     recs = [TrialRecord(0, "complete", params=400, val_accuracy=0.52),
@@ -107,7 +107,7 @@ class _FakeEvaluate:
 
     def __call__(self, ctx, number, values, on_epoch=None, on_batch=None, seen=None, seed_of=None, on_built=None):
         from budgetnas.drivers.common import Pruned
-        from budgetnas.runs import TrialRecord
+        from budgetnas.run.folder import TrialRecord
 
         params, acc = self.plan[number]
         rec = TrialRecord(number=number, status="running", values=dict(values), params=params, macs=params * 10)

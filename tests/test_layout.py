@@ -87,10 +87,21 @@ def test_cycles_finds_a_loop_and_only_a_loop():
 
 def test_no_two_modules_import_each_other():
     graph = module_imports()
-    assert {"budgetnas.session", "budgetnas.data", "budgetnas.cli"} <= set(graph)  # it read the package
+    assert {"budgetnas.run.search", "budgetnas.data", "budgetnas.cli"} <= set(graph)  # it read the package
     assert {"budgetnas.space", "budgetnas.errors"} <= graph["budgetnas.budget"]  # and saw its imports
     assert "budgetnas.build" in graph["budgetnas.trainer"]  # imported inside a function, and counted
     assert cycles(graph) == []
+
+
+def test_the_command_line_calls_the_public_api_and_no_step_of_a_run():
+    """cli.py parses, calls budgetnas.search / join / train / open_run → Run / judge, and shows: it imports no
+    module that carries out a step of a run (those are reached through the API)."""
+    steps = {"budgetnas.run.start", "budgetnas.run.search", "budgetnas.run.rescore", "budgetnas.run.retrain",
+             "budgetnas.run.pipeline", "budgetnas.run.folder", "budgetnas.run.report", "budgetnas.seedpool",
+             "budgetnas.trainer", "budgetnas.finalists", "budgetnas.gate"}
+    graph = module_imports()
+    assert "budgetnas.run.options" in graph["budgetnas.cli"]  # it read the CLI's imports
+    assert graph["budgetnas.cli"] & steps == set()
 
 
 def test_an_import_inside_a_function_that_closes_a_loop_fails_the_check():
@@ -129,7 +140,7 @@ def test_private_uses_sees_every_way_past_the_public_api():
     assert private_uses("def f():\n    from budgetnas.gate import admit\n") == ["from budgetnas.gate import ..."]
     assert private_uses("from budgetnas import gate, judge") == ["from budgetnas import gate"]
     assert private_uses("import budgetnas.data") == ["import budgetnas.data"]
-    assert private_uses("import budgetnas\nbudgetnas.session.open_run(p)") == ["budgetnas.session"]
+    assert private_uses("import budgetnas\nbudgetnas.run.open_run(p)") == ["budgetnas.run"]
 
 
 def test_benchmarks_use_the_public_api_only():

@@ -4,8 +4,11 @@ order, an interrupt in any step says what is kept and the command that continues
 import pytest
 
 import budgetnas
-from budgetnas.pipeline import Hooks, Stopped, drive
-from budgetnas.session import SearchOptions, begin, prepare
+from budgetnas.errors import Stopped
+from budgetnas.run.pipeline import Hooks, drive
+from budgetnas.run.options import SearchOptions
+from budgetnas.run.search import begin
+from budgetnas.run.start import prepare
 
 
 class Seen(Hooks):

@@ -1,7 +1,7 @@
 """What every driver shares: the search context and the evaluation of one candidate.
 
 A driver proposes values; :func:`evaluate` sends them through the budget gate and, only if the
-gate admits them, through the trainer, and returns a :class:`~budgetnas.runs.TrialRecord`.
+gate admits them, through the trainer, and returns a :class:`~budgetnas.run.folder.TrialRecord`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from budgetnas.build import build_model
 from budgetnas.budget import Budget, Candidate
 from budgetnas.data import Arrays
 from budgetnas.errors import TrialFailed
-from budgetnas.runs import TrialRecord
+from budgetnas.run.folder import TrialRecord
 from budgetnas.space import Param, Space
 
 
@@ -124,25 +124,20 @@ def evaluate(ctx: SearchContext, number: int, values: Mapping[str, Any],
         if on_epoch is not None:
             on_epoch(epoch, acc)
 
-    from budgetnas.trainer import train  # imports TensorFlow: only when something trains
+    from budgetnas.trainer import History, train  # imports TensorFlow: only when something trains
 
-    try:
+    history = History()  # filled as it trains: a pruned or failed trial's steps too (a distilled model's optimizer
+    try:                 # is its distiller's, not the model's)
         train(model, ctx.train, ctx.val, recipe, ctx.epochs, seed=seed, classes=ctx.classes,
-              on_epoch=epoch_hook, on_batch=on_batch, teacher_images=ctx.full_train)
+              on_epoch=epoch_hook, on_batch=on_batch, teacher_images=ctx.full_train, history=history)
         rec.status = "complete"
     except Pruned:
         rec.status, rec.reason = "pruned", f"pruned after epoch {rec.epochs}"
     except TrialFailed as exc:
         rec.status, rec.reason = "failed", str(exc)
-    rec.steps = _steps(model)
+    rec.steps = history.steps
     rec.wall_seconds = time.perf_counter() - t0
     return rec
-
-
-def _steps(model) -> int:
-    """Optimizer steps taken so far (the optimizer counts them itself)."""
-    opt = getattr(model, "optimizer", None)
-    return int(opt.iterations.numpy()) if opt is not None else 0
 
 
 def finished_with(study, key: str, key_of: Callable[[dict[str, Any]], str] | None = None,

@@ -32,7 +32,7 @@ from budgetnas import compat
 from budgetnas.budget import RECIPE_PREFIX
 from budgetnas.drivers import domains
 from budgetnas.drivers.common import SearchContext, evaluate, finished_with, network_key
-from budgetnas.runs import TrialRecord
+from budgetnas.run.folder import TrialRecord
 from budgetnas.space import KIND_FIELDS, Domain, Param, Space
 
 

@@ -62,7 +62,7 @@ import optuna
 from budgetnas import compat, front, interrupts, storage
 from budgetnas.drivers import domains
 from budgetnas.drivers.common import Pruned, SearchContext, evaluate, finished_with, network_key, propose
-from budgetnas.runs import TrialRecord
+from budgetnas.run.folder import TrialRecord
 
 STARTUP_TRIALS = 6
 REDUCTION_FACTOR = 3

@@ -25,7 +25,7 @@ class SearchView:
 
     def searching(self, s):
         from budgetnas.report.live import LiveDisplay, PlainDisplay
-        from budgetnas.session import steps_per_epoch
+        from budgetnas.run.search import steps_per_epoch
 
         if s.again:
             self.console.print(f"resume: trial(s) {', '.join(map(str, s.again))}, stopped before they finished, "
@@ -48,7 +48,7 @@ class SearchView:
                            f"{100 * first:.2f}% → {100 * second:.2f}%")
 
     def searched(self, s) -> bool:
-        from budgetnas.api import Board
+        from budgetnas.report.leaderboard import Board
 
         records = s.records()
         board = Board.of(s.meta, s.budget, records, top=10, front=s.ctx.front)
@@ -99,9 +99,9 @@ def finalists_table(finalists, title: str):
 def print_outcome(console, path: Path, finalists) -> None:
     from budgetnas import gate
     from budgetnas.finalists import winner
-    from budgetnas.session import open_run
+    from budgetnas.run.folder import open_folder
 
-    meta, budget, space, _ = open_run(path)
+    meta, budget, space, _ = open_folder(path)
     console.print(finalists_table(finalists, f"Finalists — {meta.name} (test accuracy, final epoch)"))
     w = winner(finalists)
     if w is not None and budget.target is not None:

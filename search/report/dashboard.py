@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from budgetnas.errors import ConfigError
-from budgetnas.runs import load_meta
+from budgetnas.run.folder import load_meta
 from budgetnas.storage import open_storage
 
 

@@ -18,7 +18,7 @@ from budgetnas import files, gate
 from budgetnas.budget import Budget
 from budgetnas.finalists import Finalist, Unfinished, target_verdict, unfinished as unfinished_seeds, winner
 from budgetnas.report.layers import fmt_pair, layer_markdown
-from budgetnas.runs import RunMeta, TrialRecord, ranked
+from budgetnas.run.folder import RunMeta, TrialRecord, ranked
 from budgetnas.space import Space
 
 FIGURES = {

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from budgetnas.finalists import Finalist  # noqa: E402
-from budgetnas.runs import TrialRecord  # noqa: E402
+from budgetnas.run.folder import TrialRecord  # noqa: E402
 
 
 def learning_curves(finalists: list[Finalist]) -> Figure:

@@ -1,14 +1,17 @@
-"""Leaderboards and per-layer tables as rich renderables (pure: nothing here prints)."""
+"""Leaderboards and fronts as rich renderables (pure: nothing here prints), and :class:`Board`, a run's board as
+text, a rich table, HTML or JSON-ready data."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from budgetnas.runs import TrialRecord, ranked
+from budgetnas.budget import Budget
+from budgetnas.run.folder import TrialRecord, fitting_budgets, ranked
 
 _STYLE = {"complete": "green", "pruned": "yellow", "rejected": "red", "failed": "magenta", "running": "cyan"}
 
@@ -24,7 +27,7 @@ def score_text(r: TrialRecord) -> str:
 
 
 def leaderboard(records: list[TrialRecord], max_params: int, top: int = 10, title: str = "Leaderboard") -> Table:
-    """Top trials by validation score (:func:`budgetnas.runs.ranked`): rank, trial, params, % of budget, MACs,
+    """Top trials by validation score (:func:`budgetnas.run.folder.ranked`): rank, trial, params, % of budget, MACs,
     val acc (→ its re-score), epochs, status."""
     t = Table(title=title, title_justify="left")
     for col, just in (("#", "right"), ("trial", "right"), ("params", "right"), ("% budget", "right"),
@@ -90,3 +93,68 @@ def summary_line(records: list[TrialRecord]) -> str:
     if c["running"]:
         line += f", {c['running']} running"
     return line
+
+
+@dataclass(frozen=True)
+class Board:
+    """A run's leaderboard (best first) or its front (cheapest first), as text, a rich table or HTML."""
+
+    records: tuple = field(repr=False)
+    max_params: int
+    title: str
+    front: bool = False
+    cost: str = "params"
+    top: int = 10
+    limits: dict | None = field(default=None, repr=False)
+    run: str = ""
+    budget: str = ""
+
+    @classmethod
+    def of(cls, meta, budget: Budget, records, *, top: int = 10, front: bool | None = None) -> "Board":
+        """The board of a run (its ``RunMeta``, frozen budget and records): the leaderboard, or (``front``; the
+        default for a front search) the front, drawn against the search's cost (params for any other search),
+        each point with the named budgets it fits."""
+        front = meta.objective == "front" if front is None else front
+        cost = meta.cost if meta.objective == "front" else "params"
+        return cls(tuple(records), budget.max_params, f"{'Front' if front else 'Leaderboard'} — {meta.name}", front,
+                   cost, top, fitting_budgets(meta, budget) if front else None, meta.name, meta.budget)
+
+    def as_dict(self) -> dict:
+        """Every trial with its rank (best first); a front board holds only the front's trials, cheapest first."""
+        rank = {r.number: i for i, r in enumerate(ranked(list(self.records)), 1)}
+        shown = self.rows if self.front else list(self.records)
+        return {"run": self.run, "budget": self.budget, "counts": counts(list(self.records)), "front": self.front,
+                "trials": [{**r.as_dict(), "rank": rank.get(r.number)} for r in shown]}
+
+    @property
+    def rows(self) -> list:
+        """The trial records shown, in order."""
+        from budgetnas.front import front_records
+        from budgetnas.run.folder import ranked
+
+        return front_records(list(self.records), self.cost) if self.front else ranked(list(self.records))[:self.top]
+
+    def __rich__(self):
+        if self.front:
+            return front_table(list(self.records), self.max_params, self.cost, self.title, self.limits)
+        return leaderboard(list(self.records), self.max_params, self.top, self.title)
+
+    def __str__(self) -> str:
+        import io
+
+        from rich.console import Console
+
+        buf = io.StringIO()
+        Console(file=buf, width=160, color_system=None).print(self)
+        return buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = ["trial", "params", "MACs", "val acc", "epochs", "status", "architecture"]
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+                r.number, f"{r.params:,}" if r.params else "—", f"{r.macs / 1e6:.2f}M" if r.macs else "—",
+                pct(r.score), r.epochs, r.status, r.architecture)) + "</tr>" for r in self.rows)
+        return (f"<p><b>{html.escape(self.title)}</b></p><table><thead><tr>"
+                + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table>")

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from budgetnas.report.leaderboard import front_table, leaderboard, summary_line
-from budgetnas.runs import TrialRecord
+from budgetnas.run.folder import TrialRecord
 
 
 class PlainDisplay:

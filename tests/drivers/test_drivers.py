@@ -272,7 +272,7 @@ def test_timeout_stops_proposing(capsys, tmp_path, tiny_budgets):
 
 
 def test_ranked_puts_re_scored_trials_first_by_their_re_score():
-    from budgetnas.runs import TrialRecord, ranked
+    from budgetnas.run.folder import TrialRecord, ranked
 
     recs = [TrialRecord(0, "complete", val_accuracy=0.990, rescore=0.985),
             TrialRecord(1, "complete", val_accuracy=0.984, rescore=0.991),  # the pick
@@ -288,7 +288,7 @@ def test_rescoring_trains_the_top_trials_on_all_images_and_finalists_follow_it(c
 
     import optuna
 
-    from budgetnas.runs import RESCORES, load_meta
+    from budgetnas.run.folder import RESCORES, load_meta
 
     text = tiny_budgets.read_text().replace("seeds = 2\n", "seeds = 1\nrescore = 2\n", 1)
     budgets = tmp_path / "b.toml"

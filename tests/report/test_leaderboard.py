@@ -8,7 +8,7 @@ from budgetnas.build import build_model
 from budgetnas.receptive import table_from_model
 from budgetnas.report.layers import layer_table
 from budgetnas.report.leaderboard import counts, leaderboard, summary_line
-from budgetnas.runs import TrialRecord
+from budgetnas.run.folder import TrialRecord
 from budgetnas.space import load_space
 from tests.conftest import ROOT
 

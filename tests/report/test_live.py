@@ -3,7 +3,7 @@ import io
 from rich.console import Console
 
 from budgetnas.report.live import LiveDisplay, PlainDisplay
-from budgetnas.runs import TrialRecord
+from budgetnas.run.folder import TrialRecord
 
 
 def test_live_display_shows_progress_and_top_trials():

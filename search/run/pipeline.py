@@ -11,16 +11,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from budgetnas.session import Search, resume_command
-
-
-class Stopped(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM (``__cause__``: the interrupt itself) stopped a step; ``kept`` says what is saved and
-    ``command`` continues the run."""
-
-    def __init__(self, kept: str, command: str):
-        super().__init__(f"{kept}; continue with `{command}`")
-        self.kept, self.command = kept, command
+from budgetnas.errors import Stopped
+from budgetnas.run.commands import resume_command
+from budgetnas.run.search import Search
 
 
 class Hooks:
@@ -61,25 +54,32 @@ class Progress(Hooks):
 def drive(s: Search, hooks: Hooks | None = None, *, retrain: bool = True, data_dir: str | None = None,
           resume: bool = False, jobs: int | None = None, heartbeat: float | None = None,
           grace: float | None = None, patience: float | None = None) -> list | None:
-    """Search the run ``s`` opened (:func:`budgetnas.session.begin`), re-score its best trials if its budget says so,
+    """Search the run ``s`` opened (:func:`budgetnas.run.search.begin`), re-score its best trials if its budget says so,
     then (``retrain`` and ``hooks.searched`` willing) retrain its finalists. Returns them, or None without retraining.
 
     Raises:
         Stopped: Ctrl-C or SIGTERM; every finished trial, re-score and seed is saved.
-        budgetnas.storage.StorageLost: the storage stayed away for ``patience`` seconds.
+        budgetnas.storage.StorageLost: the storage stayed away for ``patience`` seconds (the message ends with the
+            command that continues once it is back).
     """
-    from budgetnas.retrain import retrain_run
+    from budgetnas.run.retrain import retrain_run
+
+    from budgetnas.storage import StorageLost
 
     hooks = hooks or Hooks()
-    with _stopping("finished trials are saved", s.resume_command()), hooks.searching(s) as display:
-        s.run(display, heartbeat=heartbeat, grace=grace, patience=patience)
+    try:
+        with stopping("finished trials are saved", s.resume_command()), hooks.searching(s) as display:
+            s.run(display, heartbeat=heartbeat, grace=grace, patience=patience)
+    except StorageLost as exc:
+        raise StorageLost(f"{exc}; every finished trial is in the storage; once it is back, continue with "
+                          f"`{s.resume_command()}`") from None
     if s.rescores:
         hooks.rescoring(s)
-        with _stopping("finished trials and re-scorings are saved", resume_command(s.path, s.meta)):
+        with stopping("finished trials and re-scorings are saved", resume_command(s.path, s.meta)):
             s.rescore(hooks.rescored)
     if not hooks.searched(s) or not retrain:
         return None
-    with _stopping("the search and every finished seed are saved", resume_command(s.path, s.meta)):
+    with stopping("the search and every finished seed are saved", resume_command(s.path, s.meta)):
         fins = retrain_run(s.path, data_dir=data_dir, on_seed=hooks.on_seed, on_epoch=hooks.on_epoch, resume=resume,
                            jobs=jobs, front=0 if s.ctx.front else None)
     hooks.retrained(fins)
@@ -87,7 +87,9 @@ def drive(s: Search, hooks: Hooks | None = None, *, retrain: bool = True, data_d
 
 
 @contextlib.contextmanager
-def _stopping(kept: str, command: str):
+def stopping(kept: str, command: str):
+    """Turn a Ctrl-C or SIGTERM inside the block into :class:`Stopped` (``kept``: what is saved, ``command``: what
+    continues)."""
     try:
         yield
     except Stopped:

@@ -7,17 +7,14 @@ of :mod:`budgetnas.seedpool`), save ``finalists.json`` after every seed, then wr
 
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
-from budgetnas import files
-from budgetnas.budget import FROZEN, Budget, Recipe, frozen_json, parse_budget
-from budgetnas.errors import ConfigError, RunError
-from budgetnas.runs import RunMeta, lay_out, load_meta
-from budgetnas.session import fitting_budgets, load_data_splits, open_run, write_run_report
-from budgetnas.space import Space, load_space
+from budgetnas.budget import Budget, Recipe
+from budgetnas.errors import RunError
+from budgetnas.run.folder import fitting_budgets, load_data_splits, open_folder
+from budgetnas.run.report import write_run_report
+from budgetnas.space import Space
 
 
 def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epochs: int, seeds: list[int],
@@ -34,7 +31,7 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
 
     ``front``: retrain points of the accuracy–size front instead: ``front`` of them spread along it
     (:func:`budgetnas.front.spread`), or with 0 the best trial under each named budget that fits
-    (:func:`budgetnas.session.fitting_budgets`; each chosen on validation).
+    (:func:`budgetnas.run.folder.fitting_budgets`; each chosen on validation).
 
     ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
     continues its unfinished seed from the last epoch checkpoint. ``jobs`` seeds train at once in
@@ -42,9 +39,9 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     :func:`budgetnas.seedpool.plan`).
     """
     from budgetnas import finalists as fin_mod
-    from budgetnas.runs import ranked
+    from budgetnas.run.folder import ranked
 
-    meta, budget, space, records = open_run(path)
+    meta, budget, space, records = open_folder(path)
     top = top if top is not None else budget.search.finalists
     n_seeds = seeds if seeds is not None else budget.search.seeds
     epochs = epochs if epochs is not None else budget.epochs
@@ -88,37 +85,6 @@ def front_points(records: list, k: int, limits: dict[str, int], cost: str = "par
     line = front.front_records(records, cost)  # k points, or three when no named budget has a trial
     pts = [front.Point(r.val_accuracy, front.cost_of(r, cost)) for r in line]
     return [line[i] for i in front.spread(pts, k or 3)] if line else []
-
-
-def branch(path: Path, name: str, changes: list[str]) -> Path:
-    """A new run folder ``name`` beside ``path``: the same study, space and split, its recipe changed.
-
-    ``changes`` are ``FIELD=VALUE`` strings for the budget's ``[train]`` table (``ema=0.999``,
-    ``augment=crop-flip-cutout``); values are read as TOML, else taken as text. The frozen budget of the
-    new folder holds them, so ``retrain`` of it trains the same finalists under the changed recipe and
-    its validation accuracy can be compared with the original's; the original run is left as it is.
-    """
-    target = path.parent / name
-    if target.exists():
-        raise RunError(f"{target}: exists; pick another --as name")
-    meta = load_meta(path)
-    frozen = files.read_json(path / FROZEN, "the run's frozen budget")
-    train = dict(frozen["table"].get("train", {}))
-    for change in changes:
-        field, sep, raw = change.partition("=")
-        if not sep or not field.strip():
-            raise ConfigError(f"--recipe {change!r}: write FIELD=VALUE, e.g. ema=0.999")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        train[field.strip()] = value
-    frozen["table"]["train"] = train
-    parse_budget(frozen["name"], frozen["table"], "--recipe", path)  # one line naming the field if a value is bad
-    # the storage and study stay the original run's
-    lay_out(target, replace(meta, name=name), space=(path / "space.toml").read_text(encoding="utf-8"),
-            budget=json.dumps(frozen, indent=1))
-    return target
 
 
 def _train_seeds(path: Path, shells: list, earlier: dict[str, list], seeds: list[int], loaded: tuple,
@@ -176,40 +142,21 @@ def _earlier_finalists(path: Path, epochs: int) -> dict[str, list]:
 def train_fixed(space_path: str, budget: Budget, *, name: str, reports_dir: str = "reports",
                 epochs: int | None = None, seeds: int = 1, recipe_kind: str = "budget", data_dir: str | None = None,
                 seed: int = 0, on_seed=None, on_epoch=None, resume: bool = False, jobs: int | None = None):
-    """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting.
-
-    ``resume`` continues the interrupted run called ``name`` (see :func:`retrain_run`).
+    """Train one fixed network (e.g. a hand-made baseline) through the same trainer and reporting, in the run
+    folder :func:`budgetnas.run.start.prepare_fixed` makes. ``resume`` continues the interrupted run called ``name``
+    (see :func:`retrain_run`).
     """
     from budgetnas import finalists as fin_mod
+    from budgetnas.run.start import prepare_fixed
 
-    space = load_space(space_path)
-    space_path = space.path  # a bare name resolves to the shipped file
-    if space.params:
-        raise ConfigError(f"{space_path}: has {len(space.params)} free choices; `train` needs a fixed space")
-    if recipe_kind == "baseline":
-        if budget.baseline_train is None:
-            raise ConfigError(f"{budget.file}: budget {budget.name!r} has no baseline_train recipe")
-        recipe = budget.baseline_train
-    else:
-        if budget.train.params():
-            raise ConfigError(f"{budget.file}: {budget.name}.train has choices; `train` needs a fixed recipe")
-        recipe = budget.train
-    path = Path(reports_dir) / name
-    if resume != (path / "run.json").exists():
-        raise RunError(f"{path}: a run with this name exists; pick another --name or --resume it" if not resume
-                       else f"{path}: no run to resume")
-    epochs = epochs or budget.epochs
-    earlier = _earlier_finalists(path, epochs) if resume else {}
-    meta = RunMeta(name=name, budget=budget.name, budgets_file=str(Path(budget.file).resolve()),
-                   space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=data_dir, seed=seed,
-                   trials=0, timeout=0, max_epochs=epochs, train_subset=0, storage="", study="", driver="train")
-    lay_out(path, meta, space=Path(space_path).read_text(encoding="utf-8"), budget=frozen_json(budget))
-    space = load_space(path / "space.toml")  # like a search, the run folder's own copy is the finalist's space
+    path, meta, space, recipe = prepare_fixed(space_path, budget, name=name, reports_dir=reports_dir, epochs=epochs,
+                                              recipe_kind=recipe_kind, data_dir=data_dir, seed=seed, resume=resume)
+    earlier = _earlier_finalists(path, meta.max_epochs) if resume else {}
     ds, train, val = load_data_splits(budget, space, data_dir, seed)
     seed_list = [seed + i for i in range(seeds)]
-    proto = protocol(seed, budget, space, train, val, ds.test, epochs, seed_list, name)
+    proto = protocol(seed, budget, space, train, val, ds.test, meta.max_epochs, seed_list, name)
     proto["recipe"] = recipe_kind
-    shell = fin_mod.shell(space.name, None, budget, space, {}, recipe.resolve({}), epochs)
+    shell = fin_mod.shell(space.name, None, budget, space, {}, recipe.resolve({}), meta.max_epochs)
     [fin] = _train_seeds(path, [shell], earlier, seed_list, (budget, space, train, val, ds.test), data_dir, seed,
                          proto, resume, jobs, on_seed, on_epoch)
     write_run_report(path)

@@ -1,8 +1,9 @@
-"""Run directories and trial records: where a search's results live and how they read back.
+"""A run folder and what it holds: where a search's results live and how they read back.
 
-A run is ``reports/<RUN>/`` with ``run.json`` (what was searched and how) and, by default, the
-Optuna study in ``study.db`` (SQLite). Each trial keeps its record in Optuna user attributes, so
-any process can read the leaderboard from storage while a search is running elsewhere.
+A run is ``reports/<RUN>/`` with ``run.json`` (what was searched and how), its frozen budget (``budget.json``), the
+text of its space (``space.toml``) and, by default, the Optuna study in ``study.db`` (SQLite). Each trial keeps its
+record in Optuna user attributes, so any process can read the leaderboard from storage while a search is running
+elsewhere. :func:`lay_out` is the one place a folder is laid out; :func:`open_folder` reads one back.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from budgetnas import data as data_mod
 from budgetnas import files
-from budgetnas.errors import RunError
+from budgetnas.budget import Budget
+from budgetnas.errors import ConfigError, DataError, RunError
+from budgetnas.space import Space, load_space
 
 META = "run.json"
 
@@ -71,7 +75,7 @@ class TrialRecord:
     worker: str = ""  # host:pid of the process that ran it
     retry_of: int | None = None  # the trial whose dead worker this one replaces
     key: str = ""  # the built network + recipe (see drivers.common.network_key): equal keys, one network
-    rescore: float | None = None  # val accuracy when trained again on all training images (see session.rescore_top)
+    rescore: float | None = None  # val accuracy when trained again on all training images (see budgetnas.run.rescore)
 
     @property
     def score(self) -> float | None:
@@ -227,3 +231,39 @@ def ranked(records: list[TrialRecord]) -> list[TrialRecord]:
     scored = [r for r in records if r.val_accuracy is not None and r.status in ("complete", "pruned", "running")]
     return sorted(scored, key=lambda r: (r.status != "complete", r.rescore is None, -(r.score or 0.0),
                                          r.params or 0))
+
+
+def load_data_splits(budget: Budget, space: Space, data_dir: str | None, seed: int):
+    """The dataset, and the seeded stratified (train, validation) split of its training set."""
+    ds = data_mod.load(budget.dataset, data_dir)
+    if ds.shape != tuple(space.input_shape):
+        raise DataError(f"{ds.source}: images are {ds.shape} but {space.path} expects input.shape "
+                        f"{list(space.input_shape)}")
+    if ds.classes > space.classes:
+        raise DataError(f"{ds.source}: {ds.classes} classes but {space.path} has input.classes = {space.classes}")
+    train, val = data_mod.split(ds.train, budget.validation, seed)
+    return ds, train, val
+
+
+def fitting_budgets(meta: RunMeta, budget: Budget) -> dict[str, int]:
+    """The named budgets of the run's budgets file on its dataset whose limit is within the run's: name → max
+    params (a front search reports its best network under each)."""
+    from budgetnas.budget import load_budgets
+
+    source = meta.budgets_file if Path(meta.budgets_file).is_file() else None
+    try:
+        named = load_budgets(source)
+    except ConfigError:
+        named = {}
+    out = {n: b.max_params for n, b in named.items() if b.dataset == budget.dataset and b.count == budget.count
+           and b.max_params <= budget.max_params and b.search.objective != "front"}
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
+def open_folder(path: Path) -> tuple[RunMeta, Budget, Space, list]:
+    """A run's metadata, budget, searched space and trial records (none for a `train` run)."""
+    meta = load_meta(path)
+    budget = run_budget(path, meta)
+    space = load_space(path / "space.toml")
+    records = load_records(path)[1] if meta.driver != "train" else []
+    return meta, budget, space, records
