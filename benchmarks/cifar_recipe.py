@@ -41,6 +41,9 @@ SETTINGS = {
     "sgd peak 0.2": {"lr": 0.2},
     "adamw 0.01": {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.05},
     "adamw 0.02": {"optimizer": "adamw", "lr": 0.02, "weight_decay": 0.05},
+    "mixup 0.2": {"mixup": 0.2},
+    "mixup 0.5": {"mixup": 0.5},
+    "rotate-jitter": {"augment": "crop-flip-rotate-jitter"},
 }
 
 

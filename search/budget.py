@@ -46,6 +46,8 @@ class Recipe:
     distill_temperature: Any = 4.0  # softens both networks' predictions in the soft loss
     distill_targets: Any = "batch"  # the teacher predicts each augmented batch, or "clean": once, un-augmented
     teacher_epochs: Any = 15  # how long the teacher trains (once per split; cached)
+    mixup: Any = 0.0  # the largest mixing weight: images mix with others of their batch, λ ~ U(0, min(mixup, epoch /
+    #                   epochs)) per image (budgetnas.data.Mixup); 0: off
 
     def params(self) -> tuple[Param, ...]:
         return tuple(Param(f"{RECIPE_PREFIX}{f.name}", getattr(self, f.name)) for f in fields(self)
@@ -135,7 +137,7 @@ _RECIPE_TYPES = {"optimizer": (str, OPTIMIZERS), "lr": (float, None), "schedule"
                  "weight_decay": (float, None), "momentum": (float, None), "augment": (str, AUGMENTATIONS),
                  "ema": (float, None), "decay_every": (int, None), "clipnorm": (float, None),
                  "teacher": (str, None), "distill_alpha": (float, None), "distill_temperature": (float, None),
-                 "distill_targets": (str, DISTILL_TARGETS), "teacher_epochs": (int, None)}
+                 "distill_targets": (str, DISTILL_TARGETS), "teacher_epochs": (int, None), "mixup": (float, None)}
 
 
 def _typed(path: str, where: str, value: Any, typ: type) -> Any:
@@ -166,12 +168,18 @@ def _recipe(path: str, where: str, raw: Mapping[str, Any]) -> Recipe:
     if any(v < 0 for v in (clip.options if isinstance(clip, Domain) else (clip,))):
         raise ConfigError(f"{path}: {where}.clipnorm = {clip!r} must be ≥ 0 (0: no clipping)")
     for key, ok, rule in (("distill_alpha", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
-                          ("distill_temperature", lambda v: v > 0, "> 0"), ("teacher_epochs", lambda v: v >= 1, "≥ 1")):
+                          ("distill_temperature", lambda v: v > 0, "> 0"), ("teacher_epochs", lambda v: v >= 1, "≥ 1"),
+                          ("mixup", lambda v: 0.0 <= v <= 0.5, "in [0, 0.5] (0: off)")):
         value = out.get(key, getattr(Recipe, key))
         if any(not ok(v) for v in (value.options if isinstance(value, Domain) else (value,))):
             raise ConfigError(f"{path}: {where}.{key} = {value!r} must be {rule}")
     if isinstance(out.get("teacher", ""), Domain):
         raise ConfigError(f"{path}: {where}.teacher: one teacher per recipe, not a list of choices")
+    mixup, targets = out.get("mixup", 0.0), out.get("distill_targets", "batch")
+    if out.get("teacher") and any(m > 0 for m in (mixup.options if isinstance(mixup, Domain) else (mixup,))) and \
+            "clean" in (targets.options if isinstance(targets, Domain) else (targets,)):
+        raise ConfigError(f"{path}: {where}.mixup: mixes one-hot labels, not a teacher's clean targets "
+                          "(use distill_targets = \"batch\")")
     return Recipe(**out)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from budgetnas.errors import DataError
 
 BUILTIN = ("mnist", "cifar10", "fashion_mnist")
-AUGMENTATIONS = ("none", "shift", "rotate", "shift-rotate", "crop-flip", "crop-flip-cutout")
+AUGMENTATIONS = ("none", "shift", "rotate", "shift-rotate", "crop-flip", "crop-flip-cutout", "crop-flip-rotate-jitter")
 ENV_VAR = "BUDGETNAS_DATA_DIR"
 
 
@@ -164,12 +164,88 @@ def _augmenter(kind: str, shape: tuple[int, int, int], seed: int):
             ops.append(keras.layers.RandomTranslation(2 / h, 2 / h, fill_mode="constant", seed=seed))
         if kind != "shift":  # up to ±8 degrees
             ops.append(keras.layers.RandomRotation(8 / 360, fill_mode="constant", seed=seed + 1))
-    else:  # crop-flip: pad-4-and-crop equivalent, horizontal flip; then a cutout square
+    else:  # crop-flip: pad-4-and-crop equivalent, horizontal flip; then a cutout square, or turns and colour
         ops = [keras.layers.RandomTranslation(4 / h, 4 / h, fill_mode="reflect", seed=seed),
                keras.layers.RandomFlip("horizontal", seed=seed + 1)]
         if kind == "crop-flip-cutout":
             ops.append(cutout(cutout_size(h), seed=seed + 2))
+        if kind == "crop-flip-rotate-jitter":  # as github xvel/cifar10-tiniest (its hue shift and sharpness left out)
+            ops += [keras.layers.RandomRotation(TURN / 360, fill_mode="reflect", seed=seed + 2),
+                    _jitter_class()(seed=seed + 3)]
     return keras.Sequential(ops)
+
+
+TURN = 15.0  # "crop-flip-rotate-jitter": up to ±15° turns
+JITTER = (0.1 * 255, 0.1, 0.5)  # and per image: brightness ± 25.5 (of 255), contrast × 1 ± 0.1, saturation × 1 ± 0.5
+LUMA = (0.299, 0.587, 0.114)  # the grey a saturation change pulls towards (ITU-R BT.601)
+
+
+def jitter(x, brightness, contrast, saturation, ops=np):
+    """Colour jitter of an N×H×W×C batch of 0..255 pixels, one factor of each kind per image (length-N arrays):
+    saturation pulls each pixel towards its grey (× ``saturation``; 1 keeps it), contrast scales each channel about
+    its image mean (× ``contrast``), brightness adds ``brightness``; clipped to 0..255. ``ops``: ``numpy`` or
+    ``keras.ops`` (the same arithmetic on both paths)."""
+    per_image = (-1, 1, 1, 1)
+    if x.shape[-1] == 3:
+        grey = ops.sum(x * np.asarray(LUMA, np.float32), axis=-1, keepdims=True)
+        x = grey + ops.reshape(saturation, per_image) * (x - grey)
+    mean = ops.mean(x, axis=(1, 2), keepdims=True)
+    x = mean + ops.reshape(contrast, per_image) * (x - mean) + ops.reshape(brightness, per_image)
+    return ops.clip(x, 0.0, 255.0)
+
+
+@functools.cache
+def _jitter_class():
+    import keras
+    from keras import ops
+
+    class ColourJitter(keras.layers.Layer):
+        """:func:`jitter` with factors drawn per image: brightness ± JITTER[0], contrast 1 ± JITTER[1], saturation
+        1 ± JITTER[2], each uniform."""
+
+        def __init__(self, seed: int | None = None, **kwargs):
+            super().__init__(**kwargs)
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, x):
+            n = ops.shape(x)[0]
+            b, c, s = JITTER
+            draw = keras.random.uniform((3, n), -1.0, 1.0, seed=self.generator)
+            return jitter(x, b * draw[0], 1.0 + c * draw[1], 1.0 + s * draw[2], ops=ops)
+
+    return ColourJitter
+
+
+class Mixup:
+    """Mixup (Zhang et al., 2018) as github xvel/cifar10-tiniest ramps it: each training image is mixed with another
+    image of its batch, ``x = (1 − λ)·x + λ·x'`` and its one-hot label likewise, ``λ ~ U(0, cap)`` drawn per image;
+    ``cap = min(peak, epoch / epochs)`` grows as training goes on (epochs counted from 0). The trainer calls
+    :meth:`at_epoch` as each epoch begins (a resumed run too, with its true epoch)."""
+
+    def __init__(self, peak: float, epochs: int, seed: int = 0):
+        self.peak, self.epochs, self.seed = float(peak), max(1, int(epochs)), seed
+        self.cap, self._variable = 0.0, None
+
+    def at_epoch(self, epoch: int) -> None:
+        self.cap = min(self.peak, epoch / self.epochs)
+        if self._variable is not None:
+            self._variable.assign(self.cap)
+
+    def variable(self):
+        """The cap as a TensorFlow variable, read by the ``tf.data`` path each batch."""
+        if self._variable is None:
+            import tensorflow as tf
+
+            self._variable = tf.Variable(self.cap, trainable=False, dtype=tf.float32)
+        return self._variable
+
+
+def mix(x, y, lam, partner, ops=np):
+    """Each image ``k`` of a batch mixed with image ``partner[k]``: ``(1 − lam[k])·x[k] + lam[k]·x[partner[k]]``, its
+    labels (one-hot or soft rows of ``y``) the same way. ``ops``: ``numpy`` or ``keras.ops``."""
+    take = (lambda a: a[partner]) if ops is np else (lambda a: ops.take(a, partner, axis=0))
+    wx, wy = ops.reshape(lam, (-1, 1, 1, 1)), ops.reshape(lam, (-1, 1))
+    return (1.0 - wx) * x + wx * take(x), (1.0 - wy) * y + wy * take(y)
 
 
 def cutout_size(height: int) -> int:
@@ -210,13 +286,14 @@ def _cutout_class():
 
 
 def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, augment: str = "none",
-             seed: int = 0, soft: np.ndarray | None = None):
+             seed: int = 0, soft: np.ndarray | None = None, mixup: Mixup | None = None):
     """Batches of (float32 0..255 images, one-hot labels): shuffled and augmented when ``training``.
 
     Pixels stay raw: every model starts with a Rescaling layer that standardises them.
     A ``tf.data`` pipeline on the TensorFlow backend, a :class:`budgetnas.batches.ArrayBatches` on the others.
     ``soft``: one row per image (a teacher's log-probabilities, :mod:`budgetnas.distill`) appended to its
-    one-hot label, so that it follows the image through the shuffle (TensorFlow backend).
+    one-hot label, so that it follows the image through the shuffle (TensorFlow backend). ``mixup``: mix each
+    training batch after augmenting it (:class:`Mixup`).
     """
     import keras
 
@@ -227,7 +304,8 @@ def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, a
             raise DataError("distill_targets = \"clean\" needs the TensorFlow backend; use \"batch\"")
         from budgetnas.batches import ArrayBatches
 
-        return ArrayBatches(arrays, classes, batch_size, training=training, augment=augment, seed=seed)
+        return ArrayBatches(arrays, classes, batch_size, training=training, augment=augment, seed=seed,
+                            mixup=mixup if training else None)
     import tensorflow as tf
 
     labels = arrays.y if soft is None else (arrays.y, soft)
@@ -236,6 +314,10 @@ def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, a
         ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     aug = _augmenter(augment, tuple(arrays.x.shape[1:]), seed) if training else None
+    if mixup is not None and training:
+        if soft is not None:
+            raise DataError("mixup mixes one-hot labels: it does not combine with distill_targets = \"clean\"")
+        cap, draws = mixup.variable(), keras.random.SeedGenerator(seed + 7)
 
     def prepare(x, y):
         x = tf.cast(x, tf.float32)
@@ -243,9 +325,15 @@ def pipeline(arrays: Arrays, classes: int, batch_size: int, *, training: bool, a
             x = aug(x, training=True)
         if soft is not None:
             return x, tf.concat([tf.one_hot(y[0], classes), y[1]], axis=-1)
-        return x, tf.one_hot(y, classes)
+        y = tf.one_hot(y, classes)
+        if mixup is not None and training:
+            n = tf.shape(x)[0]
+            lam = keras.random.uniform((n,), 0.0, 1.0, seed=draws) * cap
+            partner = tf.argsort(keras.random.uniform((n,), seed=draws))
+            x, y = mix(x, y, lam, partner, ops=keras.ops)
+        return x, y
 
     # Augmentation draws from a stateful seed generator: calling it in order (one batch at a time)
     # keeps a seeded run repeatable; prefetch still overlaps it with the training step.
-    parallel = None if aug is not None else tf.data.AUTOTUNE
+    parallel = None if aug is not None or (mixup is not None and training) else tf.data.AUTOTUNE
     return ds.map(prepare, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)

@@ -66,9 +66,11 @@ def teacher_recipe(recipe: Recipe) -> Recipe:
 
 
 def teacher_key(space_text: str, recipe: Recipe, epochs: int, images: Arrays, seed: int) -> str:
-    """Content hash of everything that decides the trained teacher."""
+    """Content hash of everything that decides the trained teacher. The recipe counts by the fields that differ
+    from their defaults, so a recipe word added later keeps the teachers cached before it."""
+    changed = {k: v for k, v in dataclasses.asdict(recipe).items() if v != getattr(Recipe, k)}
     h = hashlib.sha256()
-    h.update(json.dumps({"space": space_text, "recipe": dataclasses.asdict(recipe), "epochs": epochs, "seed": seed},
+    h.update(json.dumps({"space": space_text, "recipe": changed, "epochs": epochs, "seed": seed},
                         sort_keys=True).encode())
     h.update(np.ascontiguousarray(images.x).tobytes())
     h.update(np.ascontiguousarray(images.y).tobytes())

@@ -20,7 +20,7 @@ from keras import ops
 
 from budgetnas import compat, distill, files
 from budgetnas.budget import Candidate, Recipe
-from budgetnas.data import Arrays, pipeline
+from budgetnas.data import Arrays, Mixup, pipeline
 from budgetnas.errors import RunError, TrialFailed
 from budgetnas.fused_bn import fuse_batch_norm
 
@@ -157,11 +157,14 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
         # JAX runs eagerly without jit, so it always compiles there.
         jit_compile=keras.backend.backend() == "jax",
     )
+    mixup = Mixup(recipe.mixup, epochs) if recipe.mixup else None
     train_ds = pipeline(train_data, classes, recipe.batch_size, training=True, augment=recipe.augment, seed=seed,
-                        soft=soft)
+                        soft=soft, mixup=mixup)
     val_ds = pipeline(val_data, classes, 500, training=False) if val_data is not None else None
     recorder = _Recorder(history, on_epoch, on_batch)
     callbacks: list = [recorder]
+    if mixup is not None:  # its cap follows the epoch (a resumed run's too: Keras counts from the restored one)
+        callbacks.insert(0, keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: mixup.at_epoch(epoch)))
     if recipe.ema:  # every validation scores the averaged weights, the ones training ends with
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if checkpoint_dir is not None:

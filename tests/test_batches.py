@@ -62,7 +62,7 @@ def test_affine_half_pixel_shift_interpolates():
     assert np.allclose(out[0, :, 1:3, 0], 5.0) and np.allclose(out[0, :, [0, 3], 0], 0.0)
 
 
-@pytest.mark.parametrize("kind", ["shift", "rotate", "shift-rotate", "crop-flip"])
+@pytest.mark.parametrize("kind", ["shift", "rotate", "shift-rotate", "crop-flip", "crop-flip-rotate-jitter"])
 def test_augmentations_keep_shape_range_and_repeat_with_the_seed(kind):
     x = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
     a = augment_batch(x, kind, np.random.default_rng([7, 0, 0]))
@@ -100,3 +100,10 @@ def test_the_numpy_batches_know_every_augmentation_the_budgets_accept():
     from budgetnas import batches, data
 
     assert set(data.AUGMENTATIONS) == {"none", *batches.KINDS}
+
+
+def test_reflect_fill_mirrors_the_image_about_its_border():
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    out = affine(x, np.zeros(1), np.array([[0.0, 2.0]]), fill="reflect")  # two whole pixels right
+    assert np.array_equal(out[0, :, 2:, 0], x[0, :, :2, 0])
+    assert np.array_equal(out[0, :, :2, 0], x[0, :, 1::-1, 0])  # d c b a | a b c d

@@ -125,3 +125,61 @@ def test_cutout_erases_one_half_side_square_per_image_to_the_batch_mean(path):
     assert any(s[2] < 16 or s[3] < 16 for s in spans)  # and clipped where it crosses the border
     changed = np.any(x != out, axis=-1)
     assert np.allclose(out[changed], np.broadcast_to(fill, out.shape)[changed], rtol=1e-6)
+
+
+def _jitter_reference(x, b, c, s):
+    """Colour jitter written out pixel by pixel: grey by BT.601 weights, saturation, contrast about each channel's
+    image mean, brightness, clip."""
+    out = np.empty_like(x, dtype=np.float64)
+    for k in range(len(x)):
+        img = x[k].astype(np.float64)
+        grey = 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
+        img = grey[..., None] + s[k] * (img - grey[..., None])
+        for ch in range(3):
+            m = img[..., ch].mean()
+            img[..., ch] = m + c[k] * (img[..., ch] - m) + b[k]
+        out[k] = np.clip(img, 0, 255)
+    return out
+
+
+@pytest.mark.parametrize("path", ["keras", "numpy"])
+def test_colour_jitter_matches_a_pixel_by_pixel_reference(path):
+    import keras
+
+    x = np.random.default_rng(3).integers(0, 256, (4, 8, 8, 3)).astype(np.float32)
+    b, c, s = np.array([0.0, 20.0, -25.5, 5.0]), np.array([1.0, 0.9, 1.1, 1.05]), np.array([1.0, 0.5, 1.5, 0.0])
+    if path == "numpy":
+        out = data.jitter(x, b, c, s)
+    else:
+        out = np.asarray(data.jitter(keras.ops.convert_to_tensor(x), *(keras.ops.convert_to_tensor(v, "float32")
+                                                                       for v in (b, c, s)), ops=keras.ops))
+    assert np.allclose(out, _jitter_reference(x, b, c, s), atol=1e-3)
+    assert np.allclose(out[0], x[0])  # factors (0, 1, 1): the image as it was
+    assert np.allclose(out[3, ..., 0], out[3, ..., 1], atol=1e-3)  # saturation 0: grey
+
+
+@pytest.mark.parametrize("path", ["tf.data", "numpy"])
+def test_mixup_mixes_images_and_labels_alike_within_the_cap_that_grows_with_the_epoch(path):
+    # Image k is all k and its label is class k: a mixed image's pixels are the label-weighted mean of the classes.
+    n = 8
+    arrays = data.Arrays(np.repeat(np.arange(n, dtype=np.uint8)[:, None, None, None] * 10, 4, axis=1)
+                         .repeat(4, axis=2), np.arange(n))
+    mixup = data.Mixup(0.4, epochs=10, seed=0)
+    if path == "numpy":
+        from budgetnas.batches import ArrayBatches
+        batches = ArrayBatches(arrays, n, n, training=True, mixup=mixup)
+        take = lambda: batches[0]  # noqa: E731
+    else:
+        ds = data.pipeline(arrays, n, n, training=True, mixup=mixup)
+        take = lambda: next(iter(ds))  # noqa: E731
+    for epoch, cap in ((0, 0.0), (2, 0.2), (9, 0.4)):
+        mixup.at_epoch(epoch)
+        x, y = (np.asarray(v) for v in take())
+        assert np.allclose(y.sum(axis=1), 1) and np.allclose(x.mean(axis=(1, 2, 3)), y @ (10.0 * np.arange(n)),
+                                                             atol=1e-3)
+        own = y[np.arange(n), np.round(x.mean(axis=(1, 2, 3)) / 10).astype(int)] if cap == 0 else y.max(axis=1)
+        assert np.all(own >= 1 - cap - 1e-6)  # no image gives more than the cap of itself away
+        if cap == 0:
+            assert np.allclose(y.max(axis=1), 1)
+        else:
+            assert (y.max(axis=1) < 1 - 1e-3).sum() >= n // 2  # and most do mix

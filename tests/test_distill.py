@@ -71,6 +71,8 @@ def test_clean_targets_follow_their_image_through_the_shuffle():
     ({"teacher_epochs": 0}, "teacher_epochs = 0 must be ≥ 1"),
     ({"distill_targets": "soft"}, "distill_targets"),
     ({"teacher": ["a", "b"]}, "one teacher per recipe"),
+    ({"mixup": 0.6}, "mixup = 0.6 must be in [0, 0.5]"),
+    ({"mixup": 0.2, "teacher": "t.toml", "distill_targets": "clean"}, "mixup: mixes one-hot labels"),
 ])
 def test_bad_distillation_words_are_one_line_naming_the_field(table, message):
     with pytest.raises(ConfigError, match=None) as exc:
