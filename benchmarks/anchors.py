@@ -201,6 +201,15 @@ def _plot(points: list[tuple[int, float, str]]) -> None:
     fig.savefig(FRONT / "front_vs_anchors.png", dpi=110)
 
 
+def _rows_or_none(anchor: str, recipe: str, runs: Path, data_dir: str | None) -> list[dict]:
+    """The job's rows; none for a failed job (e.g. a diverged seed), which leaves the others to run."""
+    try:
+        return run_one(anchor, recipe, runs, data_dir)
+    except SystemExit as exc:
+        print(exc, flush=True)
+        return []
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -220,17 +229,10 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             if any(row["anchor"] == anchor and row["recipe"] == recipe for row in _rows()):
                 continue
-            if not jobs_mod.claim(runs, job_name(anchor, recipe)):
-                continue
-            try:
-                got = run_one(anchor, recipe, runs, args.data_dir)
-            except SystemExit as exc:  # a failed job (e.g. a diverged seed) leaves the others to run
-                print(exc, flush=True)
-                continue
-            finally:
-                jobs_mod.release(runs, job_name(anchor, recipe))
-            jobs_mod.append_rows(CSV, FIELDS, got)
-            print(f"{anchor} {recipe}: test {[g['test_accuracy'] for g in got]}", flush=True)
+            got = jobs_mod.run_once(runs, CSV, FIELDS, job_name(anchor, recipe),
+                                    lambda: _rows_or_none(anchor, recipe, runs, args.data_dir))
+            if got:
+                print(f"{anchor} {recipe}: test {[g['test_accuracy'] for g in got]}", flush=True)
     else:
         text = table() + (compare() if args.cmd == "compare" else "")
         (HERE / "table.md").write_text(text, encoding="utf-8")

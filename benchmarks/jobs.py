@@ -56,14 +56,15 @@ def signed(points: float) -> str:
     return f"{round(points, 2) + 0.0:+.2f}"
 
 
-def run_once(folder: Path, csv_path: Path, fields: list[str], key: str, run) -> dict | None:
-    """Run job ``key`` (``run()`` returns its row) unless a live process holds it; append its row to ``csv_path``.
-    Returns the row, or None when another process has the job."""
+def run_once(folder: Path, csv_path: Path, fields: list[str], key: str, run):
+    """Run job ``key`` unless a live process holds it; ``run()`` returns its row, or a list of rows (one per seed,
+    say; empty for a job that failed and leaves no row), appended to ``csv_path``. Returns what ``run`` returned,
+    or None when another process has the job."""
     if not claim(folder, key):
         return None
     try:
-        row = run()
+        got = run()
     finally:
         release(folder, key)
-    append_rows(csv_path, fields, [row])
-    return row
+    append_rows(csv_path, fields, got if isinstance(got, list) else [got])
+    return got

@@ -132,16 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     splits = budgetnas.load_splits(BUDGET, seed=1, data_dir=args.data_dir)
     for setting in args.settings:
         for net in args.networks:
-            key = f"{net}--{setting}".replace(" ", "_")
-            if any(r["network"] == net and r["setting"] == setting for r in _rows()) or \
-                    not jobs_mod.claim(HERE / "claims", key):
+            if any(r["network"] == net and r["setting"] == setting for r in _rows()):
                 continue
-            try:
-                row = run_one(net, setting, splits)
-            finally:
-                jobs_mod.release(HERE / "claims", key)
-            jobs_mod.append_rows(CSV, FIELDS, [row])
-            print(f"{net} {setting}: {row['val_accuracy'] or row['status']}", flush=True)
+            row = jobs_mod.run_once(HERE / "claims", CSV, FIELDS, f"{net}--{setting}".replace(" ", "_"),
+                                    lambda: run_one(net, setting, splits))
+            if row is not None:
+                print(f"{net} {setting}: {row['val_accuracy'] or row['status']}", flush=True)
 
 
 if __name__ == "__main__":

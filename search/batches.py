@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from budgetnas.augment import JITTER, TURN, jitter, mix
 from budgetnas.errors import DataError
 
 if TYPE_CHECKING:  # data.py imports this module (lazily); no import back at run time
@@ -29,8 +30,8 @@ class ArrayBatches(keras.utils.PyDataset):
     "shift-rotate" does both, "crop-flip" crops a 4-px reflect-padded image at a random whole-pixel
     offset and flips half the images left-right, "crop-flip-cutout" then erases one square of half the
     image's side per image (:func:`cutout`), "crop-flip-rotate-jitter" turns by up to ±15° (reflected at the
-    border) and jitters colour (:func:`budgetnas.data.jitter`). ``mixup`` mixes each batch after that
-    (:func:`budgetnas.data.mix`, its cap read from the trainer's :class:`budgetnas.data.Mixup`).
+    border) and jitters colour (:func:`budgetnas.augment.jitter`). ``mixup`` mixes each batch after that
+    (:func:`budgetnas.augment.mix`, its cap read from the trainer's :class:`budgetnas.data.Mixup`).
     """
 
     def __init__(self, arrays: Arrays, classes: int, batch_size: int, *, training: bool,
@@ -60,8 +61,6 @@ class ArrayBatches(keras.utils.PyDataset):
             x = augment_batch(x, self.augment, rng)
         y = np.eye(self.classes, dtype=np.float32)[self.arrays.y[idx]]
         if self.mixup is not None:
-            from budgetnas.data import mix
-
             rng = np.random.default_rng([self.seed, self.epoch, i, 1])
             x, y = mix(x, y, rng.uniform(0.0, 1.0, len(x)) * self.mixup.cap, rng.permutation(len(x)))
             x, y = x.astype(np.float32), y.astype(np.float32)
@@ -79,8 +78,6 @@ def augment_batch(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
             out = cutout(out, rng.integers(0, (h, w), (n, 2)), h // 2)
         return out
     if kind == "crop-flip-rotate-jitter":
-        from budgetnas.data import JITTER, TURN, jitter
-
         out = augment_batch(x, "crop-flip", rng)
         out = affine(out, np.deg2rad(rng.uniform(-TURN, TURN, n)), np.zeros((n, 2)), fill="reflect")
         b, c, s = JITTER

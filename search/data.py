@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from budgetnas.augment import JITTER, TURN, jitter, mix
 from budgetnas.errors import DataError
 
 BUILTIN = ("mnist", "cifar10", "fashion_mnist")
@@ -175,33 +176,14 @@ def _augmenter(kind: str, shape: tuple[int, int, int], seed: int):
     return keras.Sequential(ops)
 
 
-TURN = 15.0  # "crop-flip-rotate-jitter": up to ±15° turns
-JITTER = (0.1 * 255, 0.1, 0.5)  # and per image: brightness ± 25.5 (of 255), contrast × 1 ± 0.1, saturation × 1 ± 0.5
-LUMA = (0.299, 0.587, 0.114)  # the grey a saturation change pulls towards (ITU-R BT.601)
-
-
-def jitter(x, brightness, contrast, saturation, ops=np):
-    """Colour jitter of an N×H×W×C batch of 0..255 pixels, one factor of each kind per image (length-N arrays):
-    saturation pulls each pixel towards its grey (× ``saturation``; 1 keeps it), contrast scales each channel about
-    its image mean (× ``contrast``), brightness adds ``brightness``; clipped to 0..255. ``ops``: ``numpy`` or
-    ``keras.ops`` (the same arithmetic on both paths)."""
-    per_image = (-1, 1, 1, 1)
-    if x.shape[-1] == 3:
-        grey = ops.sum(x * np.asarray(LUMA, np.float32), axis=-1, keepdims=True)
-        x = grey + ops.reshape(saturation, per_image) * (x - grey)
-    mean = ops.mean(x, axis=(1, 2), keepdims=True)
-    x = mean + ops.reshape(contrast, per_image) * (x - mean) + ops.reshape(brightness, per_image)
-    return ops.clip(x, 0.0, 255.0)
-
-
 @functools.cache
 def _jitter_class():
     import keras
     from keras import ops
 
     class ColourJitter(keras.layers.Layer):
-        """:func:`jitter` with factors drawn per image: brightness ± JITTER[0], contrast 1 ± JITTER[1], saturation
-        1 ± JITTER[2], each uniform."""
+        """:func:`budgetnas.augment.jitter` with factors drawn per image: brightness ± JITTER[0], contrast
+        1 ± JITTER[1], saturation 1 ± JITTER[2], each uniform."""
 
         def __init__(self, seed: int | None = None, **kwargs):
             super().__init__(**kwargs)
@@ -238,14 +220,6 @@ class Mixup:
 
             self._variable = tf.Variable(self.cap, trainable=False, dtype=tf.float32)
         return self._variable
-
-
-def mix(x, y, lam, partner, ops=np):
-    """Each image ``k`` of a batch mixed with image ``partner[k]``: ``(1 − lam[k])·x[k] + lam[k]·x[partner[k]]``, its
-    labels (one-hot or soft rows of ``y``) the same way. ``ops``: ``numpy`` or ``keras.ops``."""
-    take = (lambda a: a[partner]) if ops is np else (lambda a: ops.take(a, partner, axis=0))
-    wx, wy = ops.reshape(lam, (-1, 1, 1, 1)), ops.reshape(lam, (-1, 1))
-    return (1.0 - wx) * x + wx * take(x), (1.0 - wy) * y + wy * take(y)
 
 
 def cutout_size(height: int) -> int:

@@ -288,3 +288,6 @@ def test_a_job_another_live_process_holds_is_not_run_twice(tmp_path):
     assert jobs.run_once(tmp_path / "claims", tmp_path / "r.csv", ["k"], "free", lambda: {"k": "v"}) == {"k": "v"}
     assert ran == [] and jobs.read_rows(tmp_path / "r.csv") == [{"k": "v"}]
     assert not (tmp_path / "claims" / "free.claim").exists()  # released once its row is written
+    assert jobs.run_once(tmp_path / "claims", tmp_path / "r.csv", ["k"], "seeds", lambda: [{"k": 1}, {"k": 2}])
+    assert jobs.run_once(tmp_path / "claims", tmp_path / "r.csv", ["k"], "failed", lambda: []) == []
+    assert jobs.read_rows(tmp_path / "r.csv") == [{"k": "v"}, {"k": "1"}, {"k": "2"}]  # a list: one row each

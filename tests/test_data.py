@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from budgetnas import data
+from budgetnas import augment, data
 from budgetnas.errors import DataError
 
 
@@ -149,9 +149,9 @@ def test_colour_jitter_matches_a_pixel_by_pixel_reference(path):
     x = np.random.default_rng(3).integers(0, 256, (4, 8, 8, 3)).astype(np.float32)
     b, c, s = np.array([0.0, 20.0, -25.5, 5.0]), np.array([1.0, 0.9, 1.1, 1.05]), np.array([1.0, 0.5, 1.5, 0.0])
     if path == "numpy":
-        out = data.jitter(x, b, c, s)
+        out = augment.jitter(x, b, c, s)
     else:
-        out = np.asarray(data.jitter(keras.ops.convert_to_tensor(x), *(keras.ops.convert_to_tensor(v, "float32")
+        out = np.asarray(augment.jitter(keras.ops.convert_to_tensor(x), *(keras.ops.convert_to_tensor(v, "float32")
                                                                        for v in (b, c, s)), ops=keras.ops))
     assert np.allclose(out, _jitter_reference(x, b, c, s), atol=1e-3)
     assert np.allclose(out[0], x[0])  # factors (0, 1, 1): the image as it was
