@@ -18,8 +18,6 @@ from budgetnas.compat import quiet_tensorflow
 from budgetnas.errors import BudgetNasError, ConfigError, Stopped
 from budgetnas.run.options import add_arguments
 
-FORMATS_DEFAULT = ("keras", "savedmodel", "tflite", "tflite-int8")
-
 
 def _console() -> Console:
     tty = sys.stdout.isatty()
@@ -37,10 +35,10 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
-    from budgetnas.budget import load_budgets
+    import budgetnas
 
     console = _console()
-    for name, b in load_budgets(args.budgets).items():
+    for name, b in budgetnas.load_budgets(args.budgets).items():
         console.print(f"{name:18s} {b.dataset:8s} ≤{b.max_params:>9,} {b.count} params, {b.epochs:2d} epochs  "
                       f"{b.description}")
     return 0
@@ -212,7 +210,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import budgetnas
     from budgetnas.export import parse_formats
 
-    formats = parse_formats(args.format)
+    formats = parse_formats(args.format) if args.format else None
     quiet_tensorflow()
     console, chosen = _console(), []
 
@@ -331,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a finalist as .keras, SavedModel, TFLite (float32, int8) + card")
     _run_arg(s)
     s.add_argument("--trial", type=int, help="finalist trial (default: the winner, by mean final validation accuracy)")
-    s.add_argument("--format", default=",".join(FORMATS_DEFAULT))
+    s.add_argument("--format", help="comma-separated: keras, savedmodel, tflite, tflite-int8 (default: all)")
     s.add_argument("--out", help="output folder (default: RUN/export)")
     s.set_defaults(func=cmd_export)
     return p
