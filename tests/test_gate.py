@@ -168,3 +168,18 @@ def test_the_gates_jobs_run_alone_and_admit_is_their_composition():
         built = gate.judge_built(budget, space, build_model(space, fixed, seed=0), judged)
         assert built.total_params == (model.count_params() if model is not None else built.total_params)
         assert built.violations == admitted.violations
+
+
+def test_the_residual_cifar_space_holds_7x7_kernels_and_one_downsample():
+    """Two words of its space: a 7x7 depthwise kernel in the residual stages, and the second pool left out (one
+    downsample; stage 3 then runs at 16x16). The built network keeps the budget's rules."""
+    budget, space = BUDGETS["cifar10-sep-100k"], load_space(ROOT / "spaces" / "cifar10_separable_residual.toml")
+    values = {p.name: p.domain.options[0] for p in space.params}
+    values.update({"blocks[3].kernel": 7, "blocks[4].repeat": 0, "blocks[5].kernel": 7, "blocks[5].dilation": 1})
+    verdict, model = gate.admit(budget, space, values, allow_repair=False)
+    assert verdict.ok, verdict.violations
+    assert model.count_params() == verdict.total_params <= budget.max_params
+    depthwise = [r for r in verdict.table.rows if r.kind == "SeparableConv2D" and r.kernel == (7, 7)]
+    assert {r.output_shape[:2] for r in depthwise} == {(16, 16)}  # stage 2 and stage 3 both at 16x16
+    assert len(depthwise) == values["blocks[3].repeat"] + values["blocks[5].repeat"]
+    assert sum(r.kind == "MaxPooling2D" for r in verdict.table.rows) == 1
