@@ -19,6 +19,7 @@ from budgetnas.space import Space
 
 
 def context(meta: RunMeta, budget: Budget, space: Space, data_dir: str | None = None) -> SearchContext:
+    """What a run's trials train and are scored on: its split, the search's subset of it, epochs and rungs."""
     _, full, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
     return SearchContext(budget=budget, space=space, train=data_mod.subset(full, meta.train_subset, meta.seed), val=val,
                          classes=space.classes, epochs=meta.max_epochs, seed=meta.seed,
@@ -37,10 +38,6 @@ def steps_per_epoch(ctx: SearchContext) -> int:
     return math.ceil(len(ctx.train) / size)
 
 
-# ------------------------------------------------------------------ an existing run
-
-
-# ------------------------------------------------------------------ driving a search
 def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: bool = False):
     """The run's Optuna study (created with the run, or reopened); returns (study, trials to train again).
 
@@ -52,8 +49,8 @@ def open_study(path: Path, meta: RunMeta, budget: Budget, create: bool, worker: 
     import optuna
 
     from budgetnas.drivers import optuna_driver
-    from budgetnas.storage import open_storage
     from budgetnas.run.start import publish
+    from budgetnas.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = optuna_driver.worker_seed(meta.seed) if worker else meta.seed
