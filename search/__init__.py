@@ -11,9 +11,9 @@ runs) is importable from here; it loads Keras only when first used::
 
 __version__ = "0.1.0"
 _RUNS = ["search", "join", "train", "open_run", "Run", "Board"]  # budgetnas.run.handle
-__all__ = ["check", "layer_table", "load_budget", "load_budgets", "load_space", "list_spaces", "judge", "build_model", "Verdict",
-           *_RUNS, "load_splits", "Splits", "train_candidate", "Trained", "input_pipeline", "fuse_batch_norm",
-           "TrialFailed"]
+__all__ = ["check", "layer_table", "load_budget", "load_budgets", "load_space", "list_spaces", "judge", "describe",
+           "build_model", "Verdict", *_RUNS, "load_splits", "Splits", "train_candidate", "Trained", "input_pipeline",
+           "fuse_batch_norm", "TrialFailed"]
 
 
 def __getattr__(name: str):

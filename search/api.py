@@ -165,6 +165,39 @@ def build_model(values: dict | None = None, *, space: str | Path | Space, seed: 
     return build.build_model(sp, Candidate.of(values or {}).network, seed=seed)
 
 
+def describe(space: str | Path | Space, *, budget: str | Budget | None = None, values: dict | None = None,
+             sample: int = 1, seed: int = 0, repair: bool = True, budgets_file: str | Path | None = None
+             ) -> list[tuple[dict, LayerTable | None, Verdict | None]]:
+    """What ``budgetnas describe`` shows, as data: for ``values`` (else the fixed space's one network, else ``sample``
+    networks drawn with ``seed``) the values (repaired into the budget when ``repair``), the per-layer table (None
+    when the plan already fails) and, with a ``budget``, the gate's verdict on the built model. A budget's recipe
+    choices take their first option: they build nothing.
+
+    Example:
+        >>> [(v, t.total_params, verdict.ok) for v, t, verdict in budgetnas.describe("mnist_tiny", budget="mnist-8k")]
+    """
+    import random
+
+    sp = space if isinstance(space, Space) else load_space(space)
+    b = budget if budget is None or isinstance(budget, Budget) else load_budget(budget, budgets_file=budgets_file)
+    if values is not None:
+        candidates = [dict(values)]
+    elif not sp.params:
+        candidates = [{}]
+    else:
+        rng = random.Random(seed)
+        candidates = [sp.sample(rng) for _ in range(sample)]
+    out = []
+    for v in candidates:
+        if b is None:
+            out.append((v, layer_table(build_model(v, space=sp)), None))
+            continue
+        verdict = judge({**{p.name: p.domain.options[0] for p in b.params()}, **v}, budget=b, space=sp,
+                        repair=repair, build=True)
+        out.append((dict(verdict.values), verdict.table, verdict))
+    return out
+
+
 def fuse_batch_norm(model: keras.Model | keras.layers.Layer) -> int:
     """Train the ``BatchNormalization`` layers of ``model`` (a model or one such layer) through TensorFlow's fused
     kernel, as budgetnas's trainer does: the same arithmetic, about 3x faster for those layers on a CPU, for a

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -61,27 +60,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
     import budgetnas
     from budgetnas.report.console import show_described
 
-    space = budgetnas.load_space(args.space)
-    budget = budgetnas.load_budget(args.budget, budgets_file=args.budgets) if args.budget else None
-    values = _values_arg(args.values)
-    if values is not None:
-        candidates = [values]
-    elif not space.params:
-        candidates = [{}]
-    else:
-        rng = random.Random(args.seed)
-        candidates = [space.sample(rng) for _ in range(args.sample)]
     quiet_tensorflow()
+    space = budgetnas.load_space(args.space)
+    described = budgetnas.describe(space, budget=args.budget, values=_values_arg(args.values), sample=args.sample,
+                                   seed=args.seed, repair=not args.no_repair, budgets_file=args.budgets)
     console = _console()
-    for i, values in enumerate(candidates):
-        if budget is not None:  # a budget's recipe choices take their first option: they build nothing
-            values = {**{p.name: p.domain.options[0] for p in budget.params()}, **values}
-            verdict = budgetnas.judge(values, budget=budget, space=space, repair=not args.no_repair, build=True)
-            show_described(console, space, i, len(candidates), dict(verdict.values), verdict.table, verdict,
-                           args.json)
-        else:
-            table = budgetnas.layer_table(budgetnas.build_model(values, space=space))
-            show_described(console, space, i, len(candidates), values, table, None, args.json)
+    for i, (values, table, verdict) in enumerate(described):
+        show_described(console, space, i, len(described), values, table, verdict, args.json)
     return 0
 
 

@@ -266,3 +266,13 @@ def test_layer_table_of_a_missing_or_broken_file_is_one_line(tmp_path):
     (tmp_path / "bad.keras").write_text("not a model")
     with pytest.raises(ConfigError, match="cannot load as a Keras model"):
         budgetnas.layer_table(tmp_path / "bad.keras")
+
+
+def test_describe_gives_each_sampled_network_its_table_and_the_gates_verdict():
+    described = budgetnas.describe("mnist_tiny", budget="mnist-8k", sample=3, seed=0)
+    assert len(described) == 3
+    for values, table, verdict in described:
+        assert verdict.ok and table.total_params == verdict.total_params <= 8000  # repaired into the budget
+        assert values == dict(verdict.values)
+    [(values, table, verdict)] = budgetnas.describe("seed_mnist_13794")  # a fixed space, no budget: its network
+    assert values == {} and verdict is None and table.total_params == 13794
