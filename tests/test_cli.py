@@ -158,6 +158,8 @@ def test_search_takes_a_shipped_space_by_its_bare_name(capsys, tmp_path, tiny_bu
     meta = json.loads((tmp_path / "r6" / "run.json").read_text())
     assert meta["space"].endswith("mnist_tiny.toml") and Path(meta["space"]).is_file()
     assert (tmp_path / "r6" / "space.toml").read_text() == Path(meta["space"]).read_text()
+    # the finalists' command it prints finds the run where it is
+    assert f"finalists: `budgetnas retrain r6 --reports-dir {tmp_path}` (skipped: --no-retrain)" in out
 
 RESIDUAL_MNIST = """
 name = "mnist_residual"

@@ -49,6 +49,7 @@ class SearchView:
 
     def searched(self, s) -> bool:
         from budgetnas.report.leaderboard import Board
+        from budgetnas.run.commands import retrain_command
 
         records = s.records()
         board = Board.of(s.meta, s.budget, records, top=10, front=s.ctx.front)
@@ -58,7 +59,7 @@ class SearchView:
         self.console.print(board)
         self.console.print(summary_line(records) + f" in {time.monotonic() - self.t0:.0f}s")
         if not self.retrain:
-            self.console.print(f"finalists: `budgetnas retrain {s.meta.name}` (skipped: --no-retrain)")
+            self.console.print(f"finalists: `{retrain_command(s.path, s.meta)}` (skipped: --no-retrain)")
         self.path, self.t1 = s.path, time.monotonic()
         return True
 

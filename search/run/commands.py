@@ -9,10 +9,20 @@ from typing import Any
 from budgetnas.run.folder import RunMeta
 
 
+def _where(path: Path) -> str:
+    """The ``--reports-dir`` that locates a run folder outside ``reports/`` (none inside it)."""
+    return "" if path.parent == Path("reports") else f" --reports-dir {shlex.quote(str(path.parent))}"
+
+
+def retrain_command(path: Path, meta: RunMeta) -> str:
+    """The command that retrains this run's finalists."""
+    return f"budgetnas retrain {meta.name}{_where(path)}"
+
+
 def resume_command(path: Path, meta: RunMeta, worker: bool = False) -> str:
     """The command that continues this run's search (or, ``worker``, this worker), with the folder and storage
     that locate it."""
-    where = "" if path.parent == Path("reports") else f" --reports-dir {shlex.quote(str(path.parent))}"
+    where = _where(path)
     if worker:
         return f"budgetnas worker {meta.name} --storage {shlex.quote(meta.storage)}{where}"
     return f"budgetnas search --budget {meta.budget} --name {meta.name} --resume{where}"
