@@ -246,8 +246,8 @@ def train(space: str | Path, *, budget: str | Budget, name: str | None = None, r
           budgets_file: str | Path | None = None, on_seed: Callable | None = None,
           on_epoch: Callable | None = None) -> Run:
     """Train one fixed network (a space without choices, e.g. a hand-made baseline) as a finalist is trained:
-    ``seeds`` seeds from ``seed`` on the run's 55k split, its validation and its test scored once per seed after
-    the final epoch, in a run folder ``name`` with its report. ``recipe``: "budget" (the budget's ``[train]``) or
+    ``seeds`` seeds from ``seed`` on the training images left once the validation split is carved out (seeded with
+    ``seed``), validation and test scored once per seed after the final epoch, in a run folder ``name`` with its report. ``recipe``: "budget" (the budget's ``[train]``) or
     "baseline" (its ``[baseline_train]``, the network's own recipe).
 
     Raises:
@@ -267,6 +267,8 @@ def train(space: str | Path, *, budget: str | Budget, name: str | None = None, r
     from budgetnas.run.retrain import train_fixed
 
     b = budget if isinstance(budget, Budget) else get_budget(budget, budgets_file)
+    if recipe not in ("budget", "baseline"):
+        raise ConfigError(f"train: recipe {recipe!r}: \"budget\" or \"baseline\"")
     if resume and not name:
         raise ConfigError("train --resume: name the run to continue with --name")
     name = name or f"train-{load_space(space).name}-{time.strftime('%Y%m%d-%H%M%S')}"
