@@ -204,8 +204,8 @@ class Mixup:
     ``cap = min(peak, epoch / epochs)`` grows as training goes on (epochs counted from 0). The trainer calls
     :meth:`at_epoch` as each epoch begins (a resumed run too, with its true epoch)."""
 
-    def __init__(self, peak: float, epochs: int, seed: int = 0):
-        self.peak, self.epochs, self.seed = float(peak), max(1, int(epochs)), seed
+    def __init__(self, peak: float, epochs: int):
+        self.peak, self.epochs = float(peak), max(1, int(epochs))
         self.cap, self._variable = 0.0, None
 
     def at_epoch(self, epoch: int) -> None:
