@@ -1,11 +1,12 @@
-"""Training for small networks (≤ 2k params), chosen on validation: epochs and one recipe change at a time.
+"""Training for small networks (≤ 5k params), chosen on validation: epochs and one recipe change at a time.
 
     python benchmarks/small_recipe.py run &      # twice side by side: each takes the next job nobody holds
     python benchmarks/small_recipe.py table      # -> benchmarks/small_recipe/table.md (from runs.csv)
 
 Three small networks: two public hand-made ones without BatchNorm (``golf_820``, ``sep_997`` of
 ``spaces/anchors/``) and the 1,254-param point of the earlier committed ``reports/mnist-front`` (with BatchNorm;
-its space and values: ``small_recipe/front_1254_*``).
+its space and values: ``small_recipe/front_1254_*``); and, for the 5k budget, the 4,250-param winner of the
+earlier committed ``reports/mnist-5k`` (with BatchNorm and dropout; ``small_recipe/wide_4250_*``).
 Base: the ``mnist-front`` budget's recipe as it was (SGD-Nesterov one-cycle, peak 0.1, batch 128, label
 smoothing 0.05, ±8° rotation, no clipping; ``BASE``), 15 epochs. Each setting changes one thing. Seed 1 for the weights and the 5k validation
 split (``budgetnas.train_candidate(..., split_seed=1, seed=1, test=False)``): the test set is not touched.
@@ -31,7 +32,8 @@ FIELDS = ["network", "params", "setting", "epochs", "val_accuracy", "seconds", "
           "hardware"]
 HARDWARE = f"{os.cpu_count()}-core CPU"
 BUDGET = "mnist-front"
-NETWORKS = ("golf_820", "sep_997", "front_1254")
+NETWORKS = ("golf_820", "sep_997", "front_1254", "wide_4250")
+KEPT = ("front_1254", "wide_4250")  # space and values kept beside this script: the runs they came from were replaced
 # setting -> (epochs, recipe changes); base first, then one change each
 # The mnist-front budget's recipe as it stood when this table was started (it now clips at 1.0, from this
 # table), written out so that later changes to the budget do not change what "base" means here.
@@ -54,9 +56,9 @@ def network(name: str):
     """(space, values) of one of the networks."""
     from budgetnas import load_space
 
-    if name == "front_1254":  # kept beside this script: the front it came from was replaced since
-        point = json.loads((HERE / "front_1254_values.json").read_text())
-        return load_space(HERE / "front_1254_space.toml"), point["values"]
+    if name in KEPT:
+        point = json.loads((HERE / f"{name}_values.json").read_text())
+        return load_space(HERE / f"{name}_space.toml"), point["values"]
     return load_space(ROOT / "spaces" / "anchors" / f"{name}.toml"), {}
 
 
