@@ -227,10 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         for anchor, recipe in jobs():
             if (args.only and anchor not in args.only) or recipe not in args.recipes:
                 continue
-            if any(row["anchor"] == anchor and row["recipe"] == recipe for row in _rows()):
-                continue
             got = jobs_mod.run_once(runs, CSV, FIELDS, job_name(anchor, recipe),
-                                    lambda: _rows_or_none(anchor, recipe, runs, args.data_dir))
+                                    lambda: _rows_or_none(anchor, recipe, runs, args.data_dir),
+                                    done=lambda rows: any(r["anchor"] == anchor and r["recipe"] == recipe for r in rows))
             if got:
                 print(f"{anchor} {recipe}: test {[g['test_accuracy'] for g in got]}", flush=True)
     else:

@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     splits = budgetnas.load_splits(BUDGET, seed=0, data_dir=args.data_dir)
     splits = budgetnas.Splits(splits.train, splits.val, None)  # the test set stays out of reach
     for setting in args.settings:
-        if any(r["setting"] == setting and int(r["epochs"]) == args.epochs for r in jobs_mod.read_rows(CSV)):
-            continue
         row = jobs_mod.run_once(HERE / "claims", CSV, FIELDS, _key(setting, args.epochs),
-                                lambda: run_one(setting, args.epochs, splits))
+                                lambda: run_one(setting, args.epochs, splits),
+                                done=lambda rows: any(r["setting"] == setting and int(r["epochs"]) == args.epochs
+                                                      for r in rows))
         if row is not None:
             print(f"{setting} {args.epochs} epochs: {row.get('val_accuracy') or row['status']}", flush=True)
 

@@ -56,15 +56,22 @@ def signed(points: float) -> str:
     return f"{round(points, 2) + 0.0:+.2f}"
 
 
-def run_once(folder: Path, csv_path: Path, fields: list[str], key: str, run):
-    """Run job ``key`` unless a live process holds it; ``run()`` returns its row, or a list of rows (one per seed,
-    say; empty for a job that failed and leaves no row), appended to ``csv_path``. Returns what ``run`` returned,
-    or None when another process has the job."""
-    if not claim(folder, key):
+def run_once(folder: Path, csv_path: Path, fields: list[str], key: str, run, done=None):
+    """Run job ``key`` unless it is done or a live process holds it; ``run()`` returns its row, or a list of rows
+    (one per seed, say; empty for a job that failed and leaves no row), appended to ``csv_path``. ``done(rows)``
+    says whether the CSV's rows already hold the job: asked again once the job is held, and the rows are written
+    before it is let go, so two processes side by side never run one job twice. Returns what ``run`` returned, or
+    None when the job was done or another process has it."""
+    def finished() -> bool:
+        return done is not None and done(read_rows(csv_path))
+
+    if finished() or not claim(folder, key):
         return None
     try:
+        if finished():  # another process wrote it between the first look and the claim
+            return None
         got = run()
+        append_rows(csv_path, fields, got if isinstance(got, list) else [got])
     finally:
         release(folder, key)
-    append_rows(csv_path, fields, got if isinstance(got, list) else [got])
     return got

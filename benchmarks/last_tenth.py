@@ -183,11 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         for setting in args.settings:
             for net in args.networks:
-                if any(r["network"] == net and r["setting"] == setting and r["seed"] == str(seed)
-                       for r in jobs_mod.read_rows(CSV)):
-                    continue
                 row = jobs_mod.run_once(HERE / "claims", CSV, FIELDS, f"{net}--{seed}--{setting}".replace(" ", "_"),
-                                        lambda: run_one(net, seed, setting, arrays))
+                                        lambda: run_one(net, seed, setting, arrays),
+                                        done=lambda rows: any(r["network"] == net and r["setting"] == setting
+                                                              and r["seed"] == str(seed) for r in rows))
                 if row is not None:
                     print(f"{net} seed {seed} {setting}: {row.get('accuracy') or row['status']}", flush=True)
 

@@ -90,10 +90,10 @@ def main(argv=None) -> int:
     HERE.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for split in args.splits:
-            if any(r["split"] == str(split) and r["recipe"] == recipe for r in jobs_mod.read_rows(CSV)):
-                continue
             row = jobs_mod.run_once(HERE / "claims", CSV, FIELDS, f"{split}--{recipe}",
-                                    lambda: run_one(split, recipe))
+                                    lambda: run_one(split, recipe),
+                                    done=lambda rows: any(r["split"] == str(split) and r["recipe"] == recipe
+                                                          for r in rows))
             if row is not None:
                 print(f"split {split} {recipe}: {row['val_accuracy']}%", flush=True)
     return 0

@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     splits = budgetnas.load_splits(BUDGET, seed=1, data_dir=args.data_dir)
     for setting in args.settings:
         for net in args.networks:
-            if any(r["network"] == net and r["setting"] == setting for r in _rows()):
-                continue
             row = jobs_mod.run_once(HERE / "claims", CSV, FIELDS, f"{net}--{setting}".replace(" ", "_"),
-                                    lambda: run_one(net, setting, splits))
+                                    lambda: run_one(net, setting, splits),
+                                    done=lambda rows: any(r["network"] == net and r["setting"] == setting
+                                                          for r in rows))
             if row is not None:
                 print(f"{net} {setting}: {row['val_accuracy'] or row['status']}", flush=True)
 

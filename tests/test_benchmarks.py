@@ -291,3 +291,23 @@ def test_a_job_another_live_process_holds_is_not_run_twice(tmp_path):
     assert jobs.run_once(tmp_path / "claims", tmp_path / "r.csv", ["k"], "seeds", lambda: [{"k": 1}, {"k": 2}])
     assert jobs.run_once(tmp_path / "claims", tmp_path / "r.csv", ["k"], "failed", lambda: []) == []
     assert jobs.read_rows(tmp_path / "r.csv") == [{"k": "v"}, {"k": "1"}, {"k": "2"}]  # a list: one row each
+
+
+def test_a_job_written_while_the_claim_was_taken_is_not_run_again(tmp_path, monkeypatch):
+    import jobs
+
+    path, ran = tmp_path / "r.csv", []
+    jobs.append_rows(path, ["k"], [{"k": "a"}])
+    assert jobs.run_once(tmp_path / "claims", path, ["k"], "a", lambda: ran.append(1),
+                         done=lambda rows: any(r["k"] == "a" for r in rows)) is None  # done before the claim
+    real_claim = jobs.claim
+
+    def claim_while_another_finishes(folder, name):  # the other process writes its row, then lets the job go
+        jobs.append_rows(path, ["k"], [{"k": "b"}])
+        return real_claim(folder, name)
+
+    monkeypatch.setattr(jobs, "claim", claim_while_another_finishes)
+    assert jobs.run_once(tmp_path / "claims", path, ["k"], "b", lambda: ran.append(1),
+                         done=lambda rows: any(r["k"] == "b" for r in rows)) is None
+    assert ran == [] and [r["k"] for r in jobs.read_rows(path)] == ["a", "b"]
+    assert not (tmp_path / "claims" / "b.claim").exists()  # let go again
