@@ -49,6 +49,7 @@ SETTINGS = {
     "label smoothing 0 + clipnorm 1": (15, {"label_smoothing": 0.0, "clipnorm": 1.0}),
     "30 epochs + clipnorm 1": (30, {"clipnorm": 1.0}),
     "60 epochs + clipnorm 1": (60, {"clipnorm": 1.0}),
+    "60 epochs + label smoothing 0 + clipnorm 1": (60, {"label_smoothing": 0.0, "clipnorm": 1.0}),
 }
 
 
