@@ -69,6 +69,11 @@ def run_one(setting: str, epochs: int, splits) -> dict:
 def table() -> str:
     rows = jobs_mod.read_rows(CSV)
     lengths = sorted({int(r["epochs"]) for r in rows})
+    others = sorted({r["hardware"] for r in rows if r["hardware"] != HARDWARE})
+
+    def elsewhere(row: dict) -> str:  # a mark for a row measured on other hardware, explained under the table
+        return "" if row["hardware"] == HARDWARE else " " + "*" * (1 + others.index(row["hardware"]))
+
     lines = ["# CIFAR-10 recipe screening on the CPU", "",
              f"`python benchmarks/cifar_recipe.py run --epochs 15` (two side by side), the best two again with "
              f"`--epochs 50`, then `table`; {HARDWARE}, one thread per training. The committed 99,120-param network, "
@@ -80,10 +85,12 @@ def table() -> str:
         got = {e: [r for r in rows if r["setting"] == setting and int(r["epochs"]) == e] for e in lengths}
         if not any(got.values()):
             continue
-        cells = [("" if not g else g[0]["val_accuracy"] + "%" if g[0]["status"] == "ok" else "diverged")
-                 for g in got.values()]
-        secs = [float(r["epoch_seconds"]) for g in got.values() for r in g if r.get("epoch_seconds")]
+        cells = [("" if not g else g[0]["val_accuracy"] + "%" + elsewhere(g[0]) if g[0]["status"] == "ok"
+                  else "diverged") for g in got.values()]
+        secs = [float(r["epoch_seconds"]) for g in got.values() for r in g
+                if r.get("epoch_seconds") and r["hardware"] == HARDWARE]
         lines.append(f"| {setting} | " + " | ".join(cells) + (f" | {statistics.median(secs):.0f} |" if secs else " | |"))
+    lines += [""] + ["\\*" * (1 + i) + f" {hw}." for i, hw in enumerate(others)] if others else []
     if len(lengths) > 1:
         short, long = lengths[0], lengths[-1]
         both = [s for s in SETTINGS if all(any(r["setting"] == s and int(r["epochs"]) == e and r["status"] == "ok"
