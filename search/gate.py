@@ -147,15 +147,21 @@ def repair(budget: Budget, space: Space, values: Mapping[str, Any]) -> tuple[dic
         found, n, _ = _plan_check(budget, space, v)
         return len(found), n
 
+    # Once shrinking for size, a step that leaves tied widths unequal (a shared block's input and output) does not
+    # end it: the next step shrinks the other one.
+    shrinking = False
     for _ in range(_MAX_REPAIR_STEPS):
-        found, _, _ = _plan_check(budget, space, current)
+        found, count, _ = _plan_check(budget, space, current)
         if not found:
             break
         shrinkable = [p for p in widths if current[p.name] > min(p.domain.options)]
-        if shrinkable and any(v.startswith(("params:", "macs:")) for v in found):
+        if shrinkable and (any(v.startswith(("params:", "macs:")) for v in found)
+                           or (shrinking and count == _UNBUILT)):
             widest = max(shrinkable, key=lambda p: current[p.name])
             current[widest.name] = max(o for o in widest.domain.options if o < current[widest.name])
+            shrinking = True
             continue
+        shrinking = False
         here = score(current)
         moves = [({**current, p.name: o}) for p in space.params for o in p.domain.options if o != current[p.name]]
         best = min(moves, key=score, default=None)

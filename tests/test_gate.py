@@ -84,6 +84,19 @@ def test_repair_gives_back_the_widths_a_later_change_made_unnecessary():
         assert not verdict.ok, f"{p.name} {fixed.values[p.name]}→{back} still fits"
 
 
+def test_repair_shrinks_a_shared_blocks_tied_widths_together_and_keeps_it():
+    # The shared-1936 anchor (2,372 params as Keras counts it) under the 2k budget: shrinking one of the two 26-wide
+    # blocks alone leaves the shared block's input and output unequal, which once ended the shrinking, and the
+    # repair dropped the shared block (repeat 3→0) instead.
+    budget, space = BUDGETS["mnist-2k"], load_space(ROOT / "spaces" / "mnist_front.toml")
+    start = dict(space.start)["shared_2372"]
+    fixed, _ = gate.admit(budget, space, start, build=False)
+    assert fixed.ok and fixed.total_params == 1976  # the plan's count: both widths 22 (24 would be 2,170)
+    assert fixed.values["blocks[5].repeat"] == 3 and fixed.values["blocks[5].shared"] is True
+    assert fixed.values["blocks[3].channels"] == fixed.values["blocks[5].channels"] == 22
+    assert sorted(fixed.repairs) == ["blocks[3].channels 26→22", "blocks[5].channels 26→22"]
+
+
 def test_every_reason_is_reported():
     space = parse_space({
         "name": "t", "input": {"shape": [32, 32, 3], "classes": 10},
