@@ -90,7 +90,8 @@ def table() -> str:
         secs = [float(r["epoch_seconds"]) for g in got.values() for r in g
                 if r.get("epoch_seconds") and r["hardware"] == HARDWARE]
         lines.append(f"| {setting} | " + " | ".join(cells) + (f" | {statistics.median(secs):.0f} |" if secs else " | |"))
-    lines += [""] + ["\\*" * (1 + i) + f" {hw}." for i, hw in enumerate(others)] if others else []
+    if others:
+        lines += [""] + ["\\*" * (1 + i) + f" {hw}." for i, hw in enumerate(others)]
     if len(lengths) > 1:
         short, long = lengths[0], lengths[-1]
         both = [s for s in SETTINGS if all(any(r["setting"] == s and int(r["epochs"]) == e and r["status"] == "ok"

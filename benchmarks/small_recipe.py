@@ -65,10 +65,6 @@ def network(name: str):
     return load_space(ROOT / "spaces" / "anchors" / f"{name}.toml"), {}
 
 
-def _rows() -> list[dict]:
-    return jobs_mod.read_rows(CSV)
-
-
 def run_one(net: str, setting: str, splits) -> dict:
     import statistics
 
@@ -89,7 +85,7 @@ def run_one(net: str, setting: str, splits) -> dict:
 
 
 def table() -> str:
-    rows = _rows()
+    rows = jobs_mod.read_rows(CSV)
     lines = ["# Training small networks, chosen on validation", "",
              f"`python benchmarks/small_recipe.py run` (twice side by side), then `table`; {HARDWARE}, one thread "
              "per training. Validation accuracy after the last epoch (5k split, seed 1; one seed, weights seed 1), "
