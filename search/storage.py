@@ -92,6 +92,11 @@ def patient(call: Callable[..., T], *args: Any, patience: float = PATIENCE_S, wh
         return result
 
 
+# Processes that open an empty database together (the first workers of a run) all create Optuna's tables; all
+# but one fail with one of these. The tables exist by then: opening again succeeds.
+_SCHEMA_RACE = ("already exists", "duplicate key value violates unique constraint")
+_SCHEMA_TRIES = 5
+
 _SERVERS: dict[str, Any] = {}  # one RDB storage (one connection pool) per database-server URL and process
 
 
@@ -120,15 +125,19 @@ def _open(url: str):
         return JournalStorage(JournalFileBackend(path))
     if "://" not in url:
         raise ConfigError(f"--storage {url!r}: use sqlite:///FILE, postgresql://…, or journal:FILE")
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith(
-            "sqlite") else None)
-    except (ImportError, ModuleNotFoundError):
-        raise ConfigError(f"--storage {url.split('://')[0]}://…: database driver missing "
-                          "(pip install 'budgetnas[postgres]' for PostgreSQL)") from None
-    except Exception as exc:  # SQLAlchemy's connection errors are many
-        raise ConfigError(f"--storage: cannot open {url.split('@')[-1]}: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0]}") from None
+    for attempt in range(_SCHEMA_TRIES):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith(
+                "sqlite") else None)
+        except (ImportError, ModuleNotFoundError):
+            raise ConfigError(f"--storage {url.split('://')[0]}://…: database driver missing "
+                              "(pip install 'budgetnas[postgres]' for PostgreSQL)") from None
+        except Exception as exc:  # SQLAlchemy's connection errors are many
+            if attempt + 1 < _SCHEMA_TRIES and any(s in str(exc) for s in _SCHEMA_RACE):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise ConfigError(f"--storage: cannot open {url.split('@')[-1]}: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]}") from None
 
 
 class Heartbeat:
