@@ -15,6 +15,9 @@ seeds 0-4, read from that benchmark's ``searches.csv``). Spaces:
   ``front_fill/mnist_front_linear.toml`` from the shipped file by dropping ``log = true``), ``--no-start``;
 * ``front-start``: ``spaces/mnist_front.toml`` as shipped: the search begins with its ``[[start]]`` points,
   the six public hand-made networks of ``spaces/anchors/``, then samples.
+* ``front-full``: as ``front-start``, without the pruning rung (``--min-epochs`` = the search's epochs): every
+  candidate trains all its epochs, so nets that start slowly and end well (no BatchNorm, GAP heads) are not cut
+  after their first epoch.
 
 Validation split only (seed = the search seed); test plays no part. Searches live in ``front_fill/runs/``.
 """
@@ -35,8 +38,9 @@ RUNS = HERE / "runs"
 SEARCHES = HERE / "searches.csv"
 TABLE = HERE / "table.md"
 SPACES = {"front-log": ROOT / "spaces" / "mnist_front.toml", "front-linear": HERE / "mnist_front_linear.toml",
-          "front-start": ROOT / "spaces" / "mnist_front.toml"}
+          "front-start": ROOT / "spaces" / "mnist_front.toml", "front-full": ROOT / "spaces" / "mnist_front.toml"}
 NO_START = ("front-log", "front-linear")  # searched without the space's start points
+NO_RUNG = ("front-full",)  # searched without pruning
 
 
 def linear_space() -> Path:
@@ -58,7 +62,8 @@ def cmd_run(args) -> None:
             argv = [sys.executable, "-m", "budgetnas", "search", "--budget", fvr.BUDGET, "--space", str(SPACES[space]),
                     "--name", name, "--seed", str(seed), "--objective", "front", "--max-epochs", str(s["max_epochs"]),
                     "--train-subset", str(s["train_subset"]), "--trials", str(s["trials"]),
-                    "--reports-dir", str(RUNS), "--no-retrain", *(["--no-start"] if space in NO_START else [])]
+                    "--reports-dir", str(RUNS), "--no-retrain", *(["--no-start"] if space in NO_START else []),
+                    *(["--min-epochs", str(s["max_epochs"])] if space in NO_RUNG else [])]
             if (RUNS / name / "run.json").exists():
                 argv.append("--resume")
             env = {**os.environ, **({"BUDGETNAS_DATA_DIR": args.data_dir} if args.data_dir else {})}
@@ -101,7 +106,7 @@ def cmd_table(args) -> None:
             out.append(line)
     out += ["", "Paired by seed (same validation split, same fidelity):", ""]
     for a, b in (("front-log", "wide"), ("front-log", "front-linear"), ("front-linear", "wide"),
-                 ("front-start", "front-log"), ("front-start", "wide")):
+                 ("front-start", "front-log"), ("front-start", "wide"), ("front-full", "front-start")):
         diffs = [by[f"{a}-s{k}"]["hypervolume"] - by[f"{b}-s{k}"]["hypervolume"] for k in range(10)
                  if f"{a}-s{k}" in by and f"{b}-s{k}" in by]
         if diffs:
