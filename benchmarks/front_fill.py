@@ -26,16 +26,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import anchors  # beside this script: the anchors' names, files and 15-epoch rows
 import front_vs_random as fvr  # beside this script: the same setup, summary and hypervolume
+import jobs  # beside this script: CSV rows
 
 HERE = Path(__file__).resolve().parent / "front_fill"
 ROOT = HERE.parent.parent
 RUNS = HERE / "runs"
 SEARCHES = HERE / "searches.csv"
+STARTS = HERE / "start_points.csv"  # each front-full search's start points (trials 0-5) at search fidelity
+START_FIELDS = ["search", "start", "params", "val_epoch1", "val_accuracy"]
 TABLE = HERE / "table.md"
 SPACES = {"front-log": ROOT / "spaces" / "mnist_front.toml", "front-linear": HERE / "mnist_front_linear.toml",
           "front-start": ROOT / "spaces" / "mnist_front.toml", "front-full": ROOT / "spaces" / "mnist_front.toml"}
@@ -86,6 +92,47 @@ def rows() -> list[dict]:
     return [{k: (v if k == "search" or v in (None, "") else float(v)) for k, v in r.items()} for r in wide + out]
 
 
+def start_rows() -> list[dict]:
+    """The start points of every ``front-full`` search (enqueued first, in the space's order) as it scored them."""
+    names = [st["name"] for st in tomllib.loads(SPACES["front-full"].read_text(encoding="utf-8"))["start"]]
+    kept = {(r["search"], r["start"]): r for r in fvr.ranking.read_csv(STARTS)}
+    for run_dir in sorted(RUNS.glob("front-full-s*")) if RUNS.exists() else []:
+        if not (run_dir / "run.json").exists():
+            continue
+        recs = {r.number: r for r in fvr.budgetnas.open_run(run_dir).records()}
+        for number, start in enumerate(names):
+            r = recs.get(number)
+            if r is not None and r.status == "complete" and r.curve:
+                kept[(run_dir.name, start)] = {"search": run_dir.name, "start": start, "params": r.params,
+                                               "val_epoch1": round(100 * r.curve[0], 2),
+                                               "val_accuracy": round(100 * r.val_accuracy, 2)}
+    out = [kept[k] for k in sorted(kept)]
+    fvr.write_csv(STARTS, START_FIELDS, out)
+    return out
+
+
+def start_table() -> list[str]:
+    got = start_rows()
+    if not got:
+        return []
+    by_file = {spec[0].removesuffix(".toml"): name for name, spec in anchors.ANCHORS.items()}
+    full = [r for r in jobs.read_rows(anchors.CSV) if r["recipe"] == "front"]
+    lines = ["", "The anchors (the space's start points) as the `front-full` searches scored them, beside the same network "
+             "after the front's full training (`benchmarks/anchors/table.md`, recipe `front`: 15 epochs on 55k images). "
+             "Validation means over the searches and seeds:", "",
+             "| start point | params | val after epoch 1 | val after the search's epochs | val, 15 epochs (3 seeds) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for start in sorted(dict.fromkeys(r["start"] for r in got), key=lambda k: int(next(
+            r["params"] for r in got if r["start"] == k))):
+        mine = [r for r in got if r["start"] == start]
+        trained = [float(r["val_accuracy"]) for r in full if r["anchor"] == by_file.get(start)]
+        lines.append(f"| {start} | {int(mine[0]['params']):,} | "
+                     f"{statistics.fmean(float(r['val_epoch1']) for r in mine):.2f}% | "
+                     f"{statistics.fmean(float(r['val_accuracy']) for r in mine):.2f}% | "
+                     + (f"{statistics.fmean(trained):.2f}% |" if trained else "— |"))
+    return lines
+
+
 def cmd_table(args) -> None:
     s = fvr.setup()
     got = rows()
@@ -112,6 +159,7 @@ def cmd_table(args) -> None:
         if diffs:
             out.append(f"- {a} − {b}: {fvr.mean_se(diffs)} hypervolume ({len(diffs)} pairs; {a} ahead in "
                        f"{sum(d > 0 for d in diffs)})")
+    out += start_table()
     TABLE.write_text("\n".join(out) + "\n")
     print("\n".join(out))
 
