@@ -153,3 +153,25 @@ def test_polling_a_postgres_storage_keeps_one_connection_pool():
                              {"name": name})
         connections = count.scalar_one()
     assert 1 <= connections <= 2  # the one pool's connection (the pool may keep a second one idle)
+
+
+def test_workers_opening_an_empty_postgres_database_together_all_get_it():
+    # the first workers of a run open a database that has no tables yet, at the same moment: each creates
+    # Optuna's tables, and all but one failed ("relation studies already exists") before open_storage retried
+    import sqlalchemy
+
+    base = postgres_url()
+    db = f"race{os.getpid()}{int(time.time())}"
+    admin = sqlalchemy.create_engine(base, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {db}"))
+    url = f"{base.rsplit('/', 1)[0]}/{db}"
+    code = "import sys; from budgetnas.storage import open_storage; open_storage(sys.argv[1]); print('opened')"
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for _ in range(6)]
+        outs = [p.communicate(timeout=120)[0] for p in procs]
+        assert all(p.returncode == 0 and "opened" in out for p, out in zip(procs, outs)), outs
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {db}"))
