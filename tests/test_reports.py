@@ -65,3 +65,23 @@ def test_exported_model_meets_its_budget_and_scores_what_its_card_says(path):
     probs = model.predict(test.x.astype(np.float32), batch_size=1000, verbose=0)
     acc = 100 * float((probs.argmax(axis=1) == test.y).mean())
     assert acc == pytest.approx(claimed, abs=0.006)  # the card prints two decimals
+
+
+def test_learning_curves_name_a_final_fit_which_has_no_validation_curve():
+    import warnings
+
+    from budgetnas.finalists import Finalist, SeedResult
+    from budgetnas.report.figures import learning_curves
+
+    def finalist(label, history, fit):
+        seed = SeedResult(1, 0.99, None, 1.0, history, "m.keras")
+        return Finalist(label, 0, "space.toml", {}, "C8", 100, 100, 1000, [3.0, 3.0], 2, {}, seeds=[seed], fit=fit)
+
+    train = {"loss": [0.5, 0.3], "accuracy": [0.9, 0.95]}
+    fits = [finalist("trial 0", {**train, "val_loss": [0.4, 0.35], "val_accuracy": [0.92, 0.94]}, "train"),
+            finalist("trial 0, all images", train, "all")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of a legend with nothing in it
+        fig = learning_curves(fits)
+    _, labels = fig.axes[1].get_legend_handles_labels()
+    assert labels == ["trial 0", "trial 0, all images"]

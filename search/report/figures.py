@@ -22,8 +22,9 @@ def learning_curves(finalists: list[Finalist]) -> Figure:
             h = s.history
             ep = range(1, len(h["loss"]) + 1)
             label = f.label if j == 0 else None
-            ax_loss.plot(ep, h["loss"], color=c, lw=1, ls="--", alpha=0.7)
-            ax_acc.plot(ep, h["accuracy"], color=c, lw=1, ls="--", alpha=0.7)
+            train_label = None if h.get("val_loss") else label  # a final fit on all images has no validation
+            ax_loss.plot(ep, h["loss"], color=c, lw=1, ls="--", alpha=0.7, label=train_label)
+            ax_acc.plot(ep, h["accuracy"], color=c, lw=1, ls="--", alpha=0.7, label=train_label)
             if h.get("val_loss"):
                 ax_loss.plot(ep, h["val_loss"], color=c, lw=1.5, label=label)
                 ax_acc.plot(ep, h["val_accuracy"], color=c, lw=1.5, label=label)
