@@ -32,6 +32,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import budgetnas
+
 import anchors  # beside this script: the anchors' names, files and 15-epoch rows
 import front_vs_random as fvr  # beside this script: the same setup, summary and hypervolume
 import jobs  # beside this script: CSV rows
@@ -95,11 +97,11 @@ def rows() -> list[dict]:
 def start_rows() -> list[dict]:
     """The start points of every ``front-full`` search (enqueued first, in the space's order) as it scored them."""
     names = [st["name"] for st in tomllib.loads(SPACES["front-full"].read_text(encoding="utf-8"))["start"]]
-    kept = {(r["search"], r["start"]): r for r in fvr.ranking.read_csv(STARTS)}
+    kept = {(r["search"], r["start"]): r for r in jobs.read_rows(STARTS)}
     for run_dir in sorted(RUNS.glob("front-full-s*")) if RUNS.exists() else []:
         if not (run_dir / "run.json").exists():
             continue
-        recs = {r.number: r for r in fvr.budgetnas.open_run(run_dir).records()}
+        recs = {r.number: r for r in budgetnas.open_run(run_dir).records()}
         for number, start in enumerate(names):
             r = recs.get(number)
             if r is not None and r.status == "complete" and r.curve:

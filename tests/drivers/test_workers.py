@@ -170,6 +170,7 @@ def test_workers_opening_an_empty_postgres_database_together_all_get_it():
     try:
         procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True) for _ in range(6)]
+        _STARTED.extend(procs)
         outs = [p.communicate(timeout=120)[0] for p in procs]
         assert all(p.returncode == 0 and "opened" in out for p, out in zip(procs, outs)), outs
     finally:
