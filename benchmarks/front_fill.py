@@ -124,9 +124,10 @@ def start_table() -> list[str]:
              "Validation means over the searches and seeds:", "",
              "| start point | params | val after epoch 1 | val after the search's epochs | val, 15 epochs (3 seeds) |",
              "| --- | ---: | ---: | ---: | ---: |"]
-    for start in sorted(dict.fromkeys(r["start"] for r in got), key=lambda k: int(next(
-            r["params"] for r in got if r["start"] == k))):
-        mine = [r for r in got if r["start"] == start]
+    by_start: dict[str, list[dict]] = {}
+    for r in got:
+        by_start.setdefault(r["start"], []).append(r)
+    for start, mine in sorted(by_start.items(), key=lambda kv: int(kv[1][0]["params"])):
         trained = [float(r["val_accuracy"]) for r in full if r["anchor"] == by_file.get(start)]
         lines.append(f"| {start} | {int(mine[0]['params']):,} | "
                      f"{statistics.fmean(float(r['val_epoch1']) for r in mine):.2f}% | "
