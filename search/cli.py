@@ -116,8 +116,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                                   "folder (continue an interrupted one with `retrain NAME --resume`)")
             run = run.branch(args.as_name, args.recipe)
             console.print(f"{run.path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
-        fins = run.retrain(top=args.top, seeds=args.seeds, epochs=args.epochs, front=args.front, resume=args.resume,
-                           jobs=args.jobs, data_dir=args.data_dir, on_seed=seed_printer(console),
+        fins = run.retrain(top=args.top, seeds=args.seeds, epochs=args.epochs, front=args.front, start=args.start,
+                           resume=args.resume, jobs=args.jobs, data_dir=args.data_dir, on_seed=seed_printer(console),
                            on_epoch=epoch_printer(console))
         print_outcome(console, run.path, fins)
 
@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--front", type=int, nargs="?", const=0, metavar="K",
                    help="retrain points of the front: K spread along it, or (no K) the best under each named "
                         "budget that fits (the default for a front search)")
+    s.add_argument("--start", action="store_true",
+                   help="also retrain the space's start points the search trained (a short search ranks slow "
+                        "learners last; this scores them at full fidelity beside the finalists)")
     s.add_argument("--seeds", type=int, help="seeds per finalist (default: the budget's)")
     s.add_argument("--epochs", type=int, help="epochs (default: the budget's full count)")
     s.add_argument("--resume", action="store_true",

@@ -356,3 +356,26 @@ def test_a_run_folder_opens_after_a_move(capsys, searched, tmp_path):
     meta["storage"] = "sqlite:////gone/elsewhere/r/study.db"
     (tmp_path / "moved" / "run.json").write_text(json.dumps(meta))
     assert json.loads(run(capsys, "leaderboard", str(tmp_path / "moved"), "--json"))["counts"]["total"] == 2
+
+
+def test_the_retrained_front_keeps_finalists_no_other_beats_on_params_and_validation():
+    from dataclasses import replace
+
+    from budgetnas.report.document import retrained_front_markdown
+    from budgetnas.run.folder import TrialRecord
+
+    # (label, trial, params, validation means, test means): "trial 3" is beaten by the smaller, better "trial 1";
+    # "trial 2" (a start point) is level on validation with nothing smaller: on the front
+    rows = [("trial 1", 1, 700, [0.975, 0.977], [0.98, 0.98]), ("trial 2", 2, 800, [0.98, 0.98], [0.97, 0.99]),
+            ("trial 3", 3, 900, [0.97, 0.97], [0.99, 0.99]), ("trial 4", 4, 3000, [0.99, 0.99], [0.99, 0.99])]
+    fins = [replace(_finalist(label, n, vals, tests), params=p) for label, n, p, vals, tests in rows]
+    lines = retrained_front_markdown(fins[::-1], [TrialRecord(number=2, status="complete", start="golf_820")])
+    body = [line.split(" | ") for line in lines if line.startswith("| trial")]
+    assert [(b[0], b[1], b[-1]) for b in body] == [("| trial 1", "", "yes |"), ("| trial 2", "golf_820", "yes |"),
+                                                   ("| trial 3", "", "no |"), ("| trial 4", "", "yes |")]
+    # independent check: on the front iff no other finalist has params <= and val mean >=, one strictly
+    for f, b in zip(sorted(fins, key=lambda f: f.params), body):
+        beaten = any(o.params <= f.params and o.val_mean >= f.val_mean and (o.params < f.params or
+                     o.val_mean > f.val_mean) for o in fins if o is not f)
+        assert (b[-1] == "no |") == beaten
+    assert retrained_front_markdown(fins[:1], []) == []  # one finalist: no front to draw

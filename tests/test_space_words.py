@@ -276,6 +276,30 @@ def test_the_cli_search_trains_the_start_point_first_and_records_it(tmp_path, ti
     assert main(["leaderboard", "a", "--reports-dir", str(reports), "--json"]) == 0
     [trial] = json.loads(capsys.readouterr().out)["trials"]
     assert trial["values"] == {"blocks[0].channels": 10}
+    assert trial["start"] == "ten"  # the record names the start point it trained
+    # --top 0 --start: no finalist by rank, only the start point, retrained and named in trials.csv
+    assert main(["retrain", "a", "--reports-dir", str(reports), "--top", "0", "--start", "--seeds", "1",
+                 "--epochs", "1"]) == 0
+    [fin] = json.loads((reports / "a" / "finalists.json").read_text())["finalists"]
+    assert fin["trial"] == 0 and len(fin["seeds"]) == 1
+    import csv
+
+    [row] = list(csv.DictReader((reports / "a" / "trials.csv").open()))
+    assert row["start"] == "ten"
+
+
+def test_start_points_to_retrain_are_the_trained_ones_once_each_not_already_chosen():
+    from budgetnas.run.folder import TrialRecord
+    from budgetnas.run.retrain import start_points
+
+    def rec(n, status, start="", acc=0.9):
+        return TrialRecord(number=n, status=status, start=start, val_accuracy=acc)
+
+    records = [rec(0, "complete", "golf"), rec(1, "pruned", "sep"), rec(2, "rejected", "big", None),
+               rec(3, "failed", "nan", None), rec(4, "complete"), rec(5, "complete", "sep"),
+               rec(6, "complete", "plain")]
+    assert [r.number for r in start_points(records)] == [0, 1, 6]
+    assert [r.number for r in start_points(records, {0, 4})] == [1, 6]
 
 
 def test_log_width_range_samples_small_widths_as_often_as_large():

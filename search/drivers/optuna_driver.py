@@ -135,7 +135,7 @@ def company(study: optuna.Study, number: int, epoch: int, cost: str) -> list[fro
 
 def record_attrs(trial: optuna.Trial, rec: TrialRecord) -> None:
     for key, value in rec.as_dict().items():
-        if key not in ("number", "worker", "retry_of"):  # those two are set when the trial starts
+        if key not in ("number", "worker", "retry_of", "start"):  # those are set when the trial starts
             trial.set_user_attr(key, value)
 
 
@@ -178,6 +178,8 @@ def resume_interrupted(study: optuna.Study) -> list[int]:
         attrs = {"resumes": t.number, "seed_of": t.user_attrs.get("seed_of", t.number)}
         if "retry_of" in t.user_attrs:
             attrs["retry_of"] = t.user_attrs["retry_of"]
+        if "start" in t.user_attrs:
+            attrs["start"] = t.user_attrs["start"]
         study.enqueue_trial(dict(t.params), user_attrs=attrs, skip_if_exists=False)
         out.append(t.number)
     return out

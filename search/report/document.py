@@ -51,13 +51,42 @@ def front_markdown(records: list[TrialRecord], max_params: int, cost: str, limit
            "| ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in front_records(records, cost):
         fits = ", ".join(n for n, m in limits.items() if (r.params or 0) <= m)
-        out.append(f"| {r.number} | {r.params:,} | {100 * (r.params or 0) / max_params:.1f} | "
+        out.append(f"| {_trial(r)} | {r.params:,} | {100 * (r.params or 0) / max_params:.1f} | "
                    f"{(r.macs or 0) / 1e6:.2f}M | {pct(r.val_accuracy)} | {fits} | `{_cell(r.architecture)}` |")
     best = best_under(records, limits)
     if best:
         out += ["", "Best trial under each named budget (validation, search fidelity):", ""]
         out += [f"- `{n}` (≤ {limits[n]:,}): trial {r.number}, {r.params:,} params, {pct(r.val_accuracy)}"
                 for n, r in best.items()]
+    return out + [""]
+
+
+def _trial(r: TrialRecord) -> str:
+    """A trial's number, with the start point it trained (``0 (golf_820)``) if it was one."""
+    return f"{r.number} ({r.start})" if r.start else str(r.number)
+
+
+def retrained_front_markdown(finalists: list[Finalist], records: list[TrialRecord]) -> list[str]:
+    """The finalists of a front retrain as a front again, at full fidelity: each one's final validation mean
+    (what chooses) and test mean, and whether another finalist with no more params has a higher validation
+    mean (then it is off the retrained front). Empty with fewer than two finalists scored on validation."""
+    from budgetnas.front import Point, pareto
+    from budgetnas.report.leaderboard import pct
+
+    scored = sorted((f for f in finalists if f.val_mean is not None and f.seeds), key=lambda f: (f.params, f.label))
+    if len(scored) < 2:
+        return []
+    on = set(pareto([Point(f.val_mean, f.params) for f in scored]))
+    start = {r.number: r.start for r in records if r.start}
+    out = ["## Front after retraining", "",
+           "The finalists at full fidelity, cheapest first: validation mean at the final epoch (it chooses) and test "
+           "mean (it reports). A finalist is on the retrained front unless another has no more params and a validation "
+           "mean at least as high, and is better in one of the two.", "",
+           "| finalist | start point | params | val mean | test mean ± std | on the front |",
+           "| --- | --- | ---: | ---: | ---: | --- |"]
+    for i, f in enumerate(scored):
+        out.append(f"| {f.label} | {start.get(f.trial, '')} | {f.params:,} | {pct(f.val_mean)} | {f.spread} | "
+                   f"{'yes' if i in on else 'no'} |")
     return out + [""]
 
 
@@ -126,6 +155,8 @@ def render_markdown(meta: RunMeta | None, budget: Budget, space: Space, records:
                        f"{f.spread} | {pct(f.minimum)} | {len(f.seeds)} | "
                        f"{f.train_seconds / 60:.1f} min |")
         out.append("")
+        if meta is not None and meta.objective == "front":
+            out += retrained_front_markdown(finalists, records)
         w = winner(finalists)
         if budget.target is not None and w is not None and protocol.get("test_images"):
             out += [f"**{target_verdict(w, budget.target, protocol['test_images'])}**", ""]
@@ -189,12 +220,12 @@ def trials_csv(records: list[TrialRecord]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["number", "status", "params", "trainable_params", "macs", "final_rf", "val_accuracy", "epochs",
-                "steps", "wall_seconds", "architecture", "reason", "repairs", "values", "curve", "rescore"])
+                "steps", "wall_seconds", "architecture", "reason", "repairs", "values", "curve", "rescore", "start"])
     for r in records:
         w.writerow([r.number, r.status, r.params, r.trainable_params, r.macs,
                     fmt_pair(r.final_rf) if r.final_rf else "", r.val_accuracy, r.epochs, r.steps,
                     round(r.wall_seconds, 2), r.architecture, r.reason, "; ".join(r.repairs),
-                    json.dumps(r.values), json.dumps(r.curve), "" if r.rescore is None else r.rescore])
+                    json.dumps(r.values), json.dumps(r.curve), "" if r.rescore is None else r.rescore, r.start])
     return buf.getvalue()
 
 

@@ -76,6 +76,7 @@ class TrialRecord:
     retry_of: int | None = None  # the trial whose dead worker this one replaces
     key: str = ""  # the built network + recipe (see drivers.common.network_key): equal keys, one network
     rescore: float | None = None  # val accuracy when trained again on all training images (see budgetnas.run.rescore)
+    start: str = ""  # the space's start point ([[start]] name) this trial trained, if it was one
 
     @property
     def score(self) -> float | None:
@@ -199,6 +200,7 @@ def records_from_study(study) -> list[TrialRecord]:
             wall_seconds=attrs.get("wall_seconds", 0.0), reason=attrs.get("reason", ""),
             repairs=list(attrs.get("repairs", [])), worker=attrs.get("worker", ""),
             retry_of=attrs.get("retry_of"), key=attrs.get("key", ""), rescore=rescores.get(str(t.number)),
+            start=attrs.get("start", ""),
         )
         if status == "failed" and "status" not in attrs:
             rec.reason = "its process ended while training (no result recorded)"

@@ -74,12 +74,13 @@ class Run:
         return front.hypervolume(pts, front.Point(ref_accuracy, ref_cost), log_cost)
 
     def retrain(self, *, top: int | None = None, seeds: int | None = None, epochs: int | None = None,
-                front: int | None = None, resume: bool = False, jobs: int | None = None,
+                front: int | None = None, start: bool = False, resume: bool = False, jobs: int | None = None,
                 data_dir: str | None = None, on_seed: Callable | None = None,
                 on_epoch: Callable | None = None) -> list:
         """Retrain the best ``top`` trials (or, with ``front``, points of the front: see ``budgetnas retrain
         --front``) with ``seeds`` seeds for ``epochs`` epochs; test scored once per seed. Returns the finalists
-        and writes the report. ``on_seed(label, seed, test accuracy)`` after each seed, ``on_epoch(label, seed,
+        and writes the report. ``start``: the space's start points the search trained are retrained too (see
+        :func:`budgetnas.run.retrain.retrain_run`). ``on_seed(label, seed, test accuracy)`` after each seed, ``on_epoch(label, seed,
         epoch, logs)`` after each epoch.
 
         Raises:
@@ -91,11 +92,13 @@ class Run:
 
         again = command(["retrain", str(self.path)], [("--top", top), ("--front", front), ("--seeds", seeds),
                                                       ("--epochs", epochs), ("--data-dir", data_dir)])
+        if start:
+            again = again.replace(" --resume", " --start --resume")
         if front is None and self.meta.objective == "front" and top is None:
             front = 0
         with stopping("every finished seed is saved", again):
             return retrain_run(self.path, top=top, seeds=seeds, epochs=epochs, data_dir=data_dir, on_seed=on_seed,
-                               on_epoch=on_epoch, resume=resume, jobs=jobs, front=front)
+                               on_epoch=on_epoch, resume=resume, jobs=jobs, front=front, start=start)
 
     def branch(self, name: str, changes: list[str]) -> "Run":
         """A new run folder ``name`` beside this one: the same study, space and split, its recipe changed by

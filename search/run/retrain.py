@@ -26,12 +26,16 @@ def protocol(meta_seed: int, budget: Budget, space: Space, train, val, test, epo
 
 def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None, epochs: int | None = None,
                 data_dir: str | None = None, on_seed=None, on_epoch=None, resume: bool = False,
-                jobs: int | None = None, front: int | None = None) -> list:
+                jobs: int | None = None, front: int | None = None, start: bool = False) -> list:
     """Retrain the top-K completed trials of a run with N seeds; save finalists, then the report.
 
     ``front``: retrain points of the accuracy–size front instead: ``front`` of them spread along it
     (:func:`budgetnas.front.spread`), or with 0 the best trial under each named budget that fits
     (:func:`budgetnas.run.folder.fitting_budgets`; each chosen on validation).
+
+    ``start``: the space's start points the search trained (completed or pruned) are retrained too, after the
+    chosen trials. A short search ranks networks that learn slowly (no BatchNorm) last, whatever they reach in
+    full; retrained, they are judged at the same fidelity as the finalists (the report's retrained front).
 
     ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
     continues its unfinished seed from the last epoch checkpoint. ``jobs`` seeds train at once in
@@ -47,6 +51,8 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     epochs = epochs if epochs is not None else budget.epochs
     chosen = ([r for r in ranked(records) if r.status == "complete"][:top] if front is None
               else front_points(records, front, fitting_budgets(meta, budget), meta.cost))
+    if start:
+        chosen += start_points(records, {r.number for r in chosen})
     if not chosen:
         raise RunError(f"{path}: no completed trial to retrain")
     ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
@@ -85,6 +91,18 @@ def front_points(records: list, k: int, limits: dict[str, int], cost: str = "par
     line = front.front_records(records, cost)  # k points, or three when no named budget has a trial
     pts = [front.Point(r.val_accuracy, front.cost_of(r, cost)) for r in line]
     return [line[i] for i in front.spread(pts, k or 3)] if line else []
+
+
+def start_points(records: list, taken: set[int] = frozenset()) -> list:
+    """The trials that trained one of the space's start points (completed or pruned), in trial order, except
+    those in ``taken``; a start point trained twice (a retry) counts once, its first record."""
+    seen, out = set(), []
+    for r in records:
+        if r.start and r.start not in seen and r.status in ("complete", "pruned") and r.val_accuracy is not None:
+            seen.add(r.start)
+            if r.number not in taken:
+                out.append(r)
+    return out
 
 
 def _train_seeds(path: Path, shells: list, earlier: dict[str, list], seeds: list[int], loaded: tuple,
