@@ -14,9 +14,10 @@ and trains with ``budgetnas train`` twice, 3 seeds each, scored on the test set 
 * ``published``: its source's recipe and epoch count as closely as Keras allows (``anchors/budgets.toml``
   says where it differs).
 
-``compare`` asks of each anchor whether ``reports/mnist-front`` (its retrained front points, 3 seeds each,
-the same 15 epochs and recipe as the ``front`` rows) holds a point with no more params and a test mean at least
-as high: the test means only report, they choose nothing.
+``compare`` asks of each anchor whether ``reports/mnist-front`` (its retrained finalists, 3 seeds each, the same
+15 epochs and recipe as the ``front`` rows, kept where no other finalist beats them on params and validation mean)
+holds a point with no more params and a test mean at least as high, and whether a point the search built (not a
+start point) does: the test means only report, they choose nothing.
 
 Runs live in ``anchors/runs/`` (not committed); a run stopped midway is continued (``--resume``) by the
 next ``run``. A finished run appends one row per seed to ``anchors/runs.csv``. A ``run`` holds a job with
@@ -183,7 +184,7 @@ def compare() -> str:
         if best is None:
             return "— | — | no"
         name = best[2] + (f", start point `{best[3]}`" if best[3] else "")
-        return f"{name} ({best[0]:,}) | {best[1]:.2f}% | {'yes' if best[1] >= test else 'no'}"
+        return f"{name} ({best[0]:,}) | {best[1]:.2f}% | {'yes' if round(best[1], 2) >= round(test, 2) else 'no'}"  # runs.csv holds 2 decimals
 
     for anchor, (params, _, test) in sorted(means.items(), key=lambda kv: kv[1][0]):
         fit = [p for p in points if p[0] <= params]
@@ -201,7 +202,7 @@ def _plot(points: list[tuple[int, float, str, str]]) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.step([p[0] for p in points], [p[1] for p in points], "o-", where="post", color="tab:green",
-            label="budgetnas front (retrained, 3-seed test mean)")
+            label="budgetnas front after retraining (on validation; 3-seed test mean)")
     recipes = (("front", "*", "tab:red"), ("front-noclip", "*", "tab:orange"), ("published", "x", "tab:purple"))
     for recipe, marker, colour in recipes:
         got = _anchor_means(recipe)
