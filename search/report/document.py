@@ -68,8 +68,8 @@ def _trial(r: TrialRecord) -> str:
 
 def retrained_front_markdown(finalists: list[Finalist], records: list[TrialRecord]) -> list[str]:
     """The finalists of a front retrain as a front again, at full fidelity: each one's final validation mean
-    (what chooses) and test mean, and whether another finalist with no more params has a higher validation
-    mean (then it is off the retrained front). Empty with fewer than two finalists scored on validation."""
+    (what chooses) and test mean, and whether another finalist dominates it on (params, validation mean): then
+    it is off the retrained front. Empty with fewer than two finalists scored on validation."""
     from budgetnas.front import Point, pareto
     from budgetnas.report.leaderboard import pct
 
