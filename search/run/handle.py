@@ -80,8 +80,8 @@ class Run:
         """Retrain the best ``top`` trials (or, with ``front``, points of the front: see ``budgetnas retrain
         --front``) with ``seeds`` seeds for ``epochs`` epochs; test scored once per seed. Returns the finalists
         and writes the report. ``start``: the space's start points the search trained are retrained too (see
-        :func:`budgetnas.run.retrain.retrain_run`). ``on_seed(label, seed, test accuracy)`` after each seed, ``on_epoch(label, seed,
-        epoch, logs)`` after each epoch.
+        :func:`budgetnas.run.retrain.retrain_run`). ``on_seed(label, seed, test accuracy)`` after each seed,
+        ``on_epoch(label, seed, epoch, logs)`` after each epoch.
 
         Raises:
             budgetnas.errors.Stopped: Ctrl-C or SIGTERM; finished seeds are saved, ``resume=True`` continues.
@@ -90,10 +90,9 @@ class Run:
         from budgetnas.run.pipeline import stopping
         from budgetnas.run.retrain import retrain_run
 
-        again = command(["retrain", str(self.path)], [("--top", top), ("--front", front), ("--seeds", seeds),
-                                                      ("--epochs", epochs), ("--data-dir", data_dir)])
-        if start:
-            again = again.replace(" --resume", " --start --resume")
+        again = command(["retrain", str(self.path), *(["--start"] if start else [])],
+                        [("--top", top), ("--front", front), ("--seeds", seeds), ("--epochs", epochs),
+                         ("--data-dir", data_dir)])
         if front is None and self.meta.objective == "front" and top is None:
             front = 0
         with stopping("every finished seed is saved", again):
