@@ -311,6 +311,22 @@ def test_retrain_under_a_changed_recipe_branches_a_new_run(capsys, searched):
     assert fin["trial"] == best.number
 
 
+def test_a_run_made_before_budgets_were_frozen_branches_from_the_budget_it_names(searched, tiny_budgets):
+    """A run folder without ``budget.json`` (committed reports made before runs froze their budget) branches
+    from the budget its ``run.json`` names, frozen then, with the change applied."""
+    from budgetnas.run.folder import load_meta
+    from budgetnas.run.start import branch
+
+    (searched / "r" / "budget.json").unlink()
+    assert load_meta(searched / "r").budgets_file == str(tiny_budgets)
+    target = branch(searched / "r", "r-ema", ["ema=0.9"])
+    frozen = json.loads((target / "budget.json").read_text())
+    assert frozen["name"] == "tiny" and frozen["table"]["epochs"] == 2
+    assert frozen["table"]["train"] == {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "augment": "shift",
+                                       "ema": 0.9}
+    assert not (searched / "r" / "budget.json").exists()  # the original is left as it was
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--recipe", "ema=2", "--as", "bad1"], "--recipe: tiny.train.ema"),
     (["--recipe", "warmup=3", "--as", "bad2"], "--recipe: tiny.train.warmup: unknown"),

@@ -154,7 +154,10 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
     if target.exists():
         raise RunError(f"{target}: exists; pick another --as name")
     meta = load_meta(path)
-    frozen = files.read_json(path / FROZEN, "the run's frozen budget")
+    if (path / FROZEN).is_file():
+        frozen = files.read_json(path / FROZEN, "the run's frozen budget")
+    else:  # a run made before runs froze their budget: the budget it names, frozen now
+        frozen = json.loads(frozen_json(run_budget(path, meta)))
     train = dict(frozen["table"].get("train", {}))
     for change in changes:
         field, sep, raw = change.partition("=")
