@@ -151,6 +151,17 @@ def test_train_a_fixed_baseline(capsys, tmp_path, tiny_budgets):
     assert fin["space"] == "space.toml"  # the run folder's own copy of the fixed space
     assert (tmp_path / "base" / "report.html").is_file()
 
+    # Retrained under a "changed" recipe (here: the same value), the fixed network is its own finalist: the same
+    # network, split and seed train again, loss for loss; a front or start points it has not.
+    out = run(capsys, "retrain", "base", "--reports-dir", tmp_path, "--recipe", "lr=0.003", "--as", "base-again",
+              "--seeds", "1", "--epochs", "1")
+    again = json.loads((tmp_path / "base-again" / "finalists.json").read_text())["finalists"][0]
+    assert again["label"] == fin["label"] == "seed_mnist_13794" and again["params"] == 13794
+    assert again["seeds"][0]["history"]["loss"] == fin["seeds"][0]["history"]["loss"]
+    assert again["seeds"][0]["test_accuracy"] == fin["seeds"][0]["test_accuracy"]
+    assert main(["retrain", "base", "--reports-dir", str(tmp_path), "--front", "--epochs", "1"]) == 2
+    assert "a run of one fixed network has no front" in capsys.readouterr().err
+
     # A run folder moved elsewhere (another machine, another name) reports from its own space.toml,
     # even when its finalists.json is older and names the space by a path that no longer exists.
     (tmp_path / "base").rename(tmp_path / "moved")

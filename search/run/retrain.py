@@ -49,18 +49,24 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     top = top if top is not None else budget.search.finalists
     n_seeds = seeds if seeds is not None else budget.search.seeds
     epochs = epochs if epochs is not None else budget.epochs
-    chosen = ([r for r in ranked(records) if r.status == "complete"][:top] if front is None
-              else front_points(records, front, fitting_budgets(meta, budget), meta.cost))
-    if start:
-        chosen += start_points(records, {r.number for r in chosen})
-    if not chosen:
-        raise RunError(f"{path}: no completed trial to retrain")
+    if meta.driver == "train":  # one fixed network's run (`budgetnas train`): the network is its finalist
+        if front is not None or start:
+            raise RunError(f"{path}: a run of one fixed network has no front and no start points; "
+                           "retrain it without --front and --start")
+        shells = [fin_mod.shell(space.name, None, budget, space, {}, budget.train.resolve({}), epochs)]
+    else:
+        chosen = ([r for r in ranked(records) if r.status == "complete"][:top] if front is None
+                  else front_points(records, front, fitting_budgets(meta, budget), meta.cost))
+        if start:
+            chosen += start_points(records, {r.number for r in chosen})
+        if not chosen:
+            raise RunError(f"{path}: no completed trial to retrain")
+        shells = [fin_mod.shell(f"trial {r.number}", r.number, budget, space, r.values,
+                                budget.train.resolve(r.values), epochs, r.score) for r in chosen]
     ds, train, val = load_data_splits(budget, space, data_dir or meta.data_dir, meta.seed)
     seed_list = [meta.seed + i for i in range(n_seeds)]
     proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
     earlier = _earlier_finalists(path, epochs) if resume else {}
-    shells = [fin_mod.shell(f"trial {r.number}", r.number, budget, space, r.values, budget.train.resolve(r.values),
-                            epochs, r.score) for r in chosen]
     loaded = (budget, space, train, val, ds.test)
     if budget.search.final_fit == "all" and front is None:
         proto["final_fit"] = "all"
