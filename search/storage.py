@@ -224,6 +224,16 @@ def fail_dead_trials(study: optuna.Study, store, grace: float = GRACE_S) -> list
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
             continue  # finished meanwhile, or another worker got there first
         if t.user_attrs.get("retry_of") is None:  # one retry per original trial
-            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+            study.enqueue_trial(dict(t.params), user_attrs=retry_attrs(t))
         failed.append(t.number)
     return failed
+
+
+def retry_attrs(trial: optuna.Trial | optuna.trial.FrozenTrial) -> dict:
+    """The user attributes a retry of ``trial`` is enqueued with: the original trial it stands for (``retry_of``,
+    which alone counts toward ``--trials``) and the start point it trains, if any (``start``: ``retrain --start``
+    and the report name it)."""
+    attrs = {"retry_of": trial.user_attrs.get("retry_of", trial.number)}
+    if "start" in trial.user_attrs:
+        attrs["start"] = trial.user_attrs["start"]
+    return attrs

@@ -330,7 +330,7 @@ def _abandon(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.user_attrs.get("retry_of", trial.number)})
+    study.enqueue_trial(dict(trial.params), user_attrs=storage.retry_attrs(trial))
 
 
 def objective_values(ctx: SearchContext, rec: TrialRecord) -> float | list[float]:

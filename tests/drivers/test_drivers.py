@@ -1,6 +1,7 @@
 """One suite, run against every driver (Optuna's BasicSamplerTestCase style): tiny real data, few trials."""
 
 import json
+import time
 
 import pytest
 
@@ -316,3 +317,29 @@ def test_rescoring_trains_the_top_trials_on_all_images_and_finalists_follow_it(c
                          tmp_path, "--resume", "--no-retrain")
     assert code == 0, err
     assert "re-scored trial" not in out
+
+
+def test_a_retried_start_point_keeps_its_name():
+    """A start point's trial whose worker died (``fail_dead_trials``) or stopped for want of heartbeats
+    (``_abandon``) is retried under the same start name, so ``retrain --start`` and the report still find it."""
+    import optuna
+
+    from budgetnas.drivers.optuna_driver import _abandon
+    from budgetnas.storage import fail_dead_trials
+
+    store = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=store, study_name="s")
+    study.enqueue_trial({"x": 1.0}, user_attrs={"start": "golf_820"})
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    dead.set_user_attr("heartbeat", time.time() - 60)
+    assert fail_dead_trials(study, store, grace=5) == [dead.number]
+    retry = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    assert retry.params == {"x": 1.0}
+    assert retry.user_attrs["start"] == "golf_820" and retry.user_attrs["retry_of"] == dead.number
+    _abandon(study, retry, "no heartbeat")  # the retry stops too: retried again, still the same trial and start
+    again = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    assert again.params == {"x": 1.0}
+    assert again.user_attrs["start"] == "golf_820" and again.user_attrs["retry_of"] == dead.number
+    plain = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})  # a sampled trial carries no start
+    _abandon(study, plain, "no heartbeat")
+    assert study.ask({"x": optuna.distributions.FloatDistribution(0, 2)}).user_attrs == {"retry_of": plain.number}
