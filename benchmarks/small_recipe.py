@@ -8,7 +8,9 @@ Three small networks: two public hand-made ones without BatchNorm (``golf_820``,
 its space and values: ``small_recipe/front_1254_*``); and, for the 5k budget, the 4,250-param winner of the
 earlier committed ``reports/mnist-5k`` (with BatchNorm and dropout; ``small_recipe/wide_4250_*``) and the best
 pick of a 16-trial ``mnist_tiny`` search under the same budget (``budgetnas search --budget mnist-5k --space
-mnist_tiny --seed 1``: 4,944 params, GAP head; ``small_recipe/tiny_4944_*``).
+mnist_tiny --seed 1``: 4,944 params, GAP head; ``small_recipe/tiny_4944_*``); and two narrower copies of the
+8,132-param plain-7918 anchor, points of ``spaces/mnist_front.toml`` under 5k (``plain_4838``: every conv narrower;
+``plain_4776``: a 6-wide stem, the middle convs 12 wide; ``small_recipe/plain_*_values.json``).
 Base: the ``mnist-front`` budget's recipe as it was (SGD-Nesterov one-cycle, peak 0.1, batch 128, label
 smoothing 0.05, ±8° rotation, no clipping; ``BASE``), 15 epochs. Each setting changes one thing. Seed 1 for the weights and the 5k validation
 split (``budgetnas.train_candidate(..., split_seed=1, seed=1, test=False)``): the test set is not touched.
@@ -34,8 +36,10 @@ FIELDS = ["network", "params", "setting", "epochs", "val_accuracy", "seconds", "
           "hardware"]
 HARDWARE = f"{os.cpu_count()}-core CPU"
 BUDGET = "mnist-front"
-NETWORKS = ("golf_820", "sep_997", "front_1254", "wide_4250", "tiny_4944")
-KEPT = ("front_1254", "wide_4250", "tiny_4944")  # space and values kept beside this script: the runs they came from were replaced
+NETWORKS = ("golf_820", "sep_997", "front_1254", "wide_4250", "tiny_4944", "plain_4838", "plain_4776")
+# values kept beside this script (``NAME_values.json``), with the space they are a point of: their own copy
+# (``NAME_space.toml``: the runs they came from were replaced) or the one the file names (``"space"``)
+KEPT = ("front_1254", "wide_4250", "tiny_4944", "plain_4838", "plain_4776")
 # setting -> (epochs, recipe changes); base first, then one change each
 # The mnist-front budget's recipe as it stood when this table was started (it now clips at 1.0, from this
 # table), written out so that later changes to the budget do not change what "base" means here.
@@ -61,7 +65,8 @@ def network(name: str):
 
     if name in KEPT:
         point = json.loads((HERE / f"{name}_values.json").read_text())
-        return load_space(HERE / f"{name}_space.toml"), point["values"]
+        space = ROOT / point["space"] if "space" in point else HERE / f"{name}_space.toml"
+        return load_space(space), point["values"]
     return load_space(ROOT / "spaces" / "anchors" / f"{name}.toml"), {}
 
 
