@@ -80,7 +80,8 @@ class Run:
         """Retrain the best ``top`` trials (or, with ``front``, points of the front: see ``budgetnas retrain
         --front``) with ``seeds`` seeds for ``epochs`` epochs; test scored once per seed. Returns the finalists
         and writes the report. ``start``: the space's start points the search trained are retrained too (see
-        :func:`budgetnas.run.retrain.retrain_run`). ``on_seed(label, seed, test accuracy)`` after each seed,
+        :func:`budgetnas.run.retrain.retrain_run`); a run of one fixed network (:func:`budgetnas.train`) retrains
+        that network. ``on_seed(label, seed, test accuracy)`` after each seed,
         ``on_epoch(label, seed, epoch, logs)`` after each epoch.
 
         Raises:
