@@ -21,7 +21,7 @@ PAIRS.append(("cifar10-sep-100k", str(ROOT / "spaces" / "cifar10_separable_resid
 def test_at_least_90_percent_of_random_samples_pass_after_repair(name, space_path):
     budget, space = BUDGETS[name], load_space(space_path)
     rng = random.Random(0)
-    n, passed, repaired = 200, 0, 0
+    n, passed, repaired = 100, 0, 0
     for _ in range(n):
         verdict, _ = gate.admit(budget, space, space.sample(rng), build=False)
         passed += verdict.ok
