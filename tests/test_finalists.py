@@ -406,3 +406,19 @@ def test_the_retrained_front_keeps_finalists_no_other_beats_on_params_and_valida
                      o.val_mean > f.val_mean) for o in fins if o is not f)
         assert (b[-1] == "no |") == beaten
     assert retrained_front_markdown(fins[:1], []) == []  # one finalist: no front to draw
+
+
+def test_a_fixed_network_retrained_under_a_final_fit_budget_is_not_refitted(capsys, tmp_path, tiny_budgets):
+    """`budgetnas train` never refits on all images; retraining its run under a changed recipe does not either."""
+    from tests.conftest import ROOT
+
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(tiny_budgets.read_text().replace("[tiny.search]\n", "[tiny.search]\nfinal_fit = \"all\"\n", 1))
+    run(capsys, "--budgets", budgets, "train", ROOT / "spaces" / "anchors" / "golf_820.toml", "--budget", "tiny",
+        "--epochs", "1", "--name", "g", "--reports-dir", tmp_path)
+    run(capsys, "retrain", "g", "--reports-dir", tmp_path, "--recipe", "lr=0.001", "--as", "g2", "--seeds", "1",
+        "--epochs", "1")
+    for name in ("g", "g2"):
+        [fin] = json.loads((tmp_path / name / "finalists.json").read_text())["finalists"]
+        assert fin["fit"] == "train" and fin["label"] == "anchor_golf_820"
+        assert fin["seeds"][0]["final_val_accuracy"] is not None  # scored on validation: no final fit

@@ -68,7 +68,7 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
     earlier = _earlier_finalists(path, epochs) if resume else {}
     loaded = (budget, space, train, val, ds.test)
-    if budget.search.final_fit == "all" and front is None:
+    if budget.search.final_fit == "all" and front is None and meta.driver != "train":  # as `budgetnas train`: no refit
         proto["final_fit"] = "all"
         if len(shells) > 1:  # the finalists compete on validation first; the winner is then fitted on all images
             shells = _train_seeds(path, shells, earlier, seed_list, loaded, data_dir or meta.data_dir, meta.seed,
