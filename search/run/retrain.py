@@ -49,7 +49,8 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     top = top if top is not None else budget.search.finalists
     n_seeds = seeds if seeds is not None else budget.search.seeds
     epochs = epochs if epochs is not None else budget.epochs
-    if meta.driver == "train":  # one fixed network's run (`budgetnas train`): the network is its finalist
+    fixed = meta.driver == "train"  # one fixed network's run (`budgetnas train`): the network is its finalist
+    if fixed:
         if front is not None or start:
             raise RunError(f"{path}: a run of one fixed network has no front and no start points; "
                            "retrain it without --front and --start")
@@ -68,7 +69,7 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     proto = protocol(meta.seed, budget, space, train, val, ds.test, epochs, seed_list, meta.name)
     earlier = _earlier_finalists(path, epochs) if resume else {}
     loaded = (budget, space, train, val, ds.test)
-    if budget.search.final_fit == "all" and front is None and meta.driver != "train":  # as `budgetnas train`: no refit
+    if budget.search.final_fit == "all" and front is None and not fixed:  # as `budgetnas train`: no refit
         proto["final_fit"] = "all"
         if len(shells) > 1:  # the finalists compete on validation first; the winner is then fitted on all images
             shells = _train_seeds(path, shells, earlier, seed_list, loaded, data_dir or meta.data_dir, meta.seed,
