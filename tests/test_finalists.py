@@ -338,6 +338,31 @@ def test_a_run_made_before_budgets_were_frozen_branches_from_the_budget_it_names
     assert not (searched / "r" / "budget.json").exists()  # the original is left as it was
 
 
+def test_a_fixed_network_branches_with_the_recipe_seeds_and_epochs_it_was_trained_with(capsys, tmp_path,
+                                                                                       tiny_budgets):
+    """`train --recipe baseline --epochs 1` (one seed, where the budget says 2 seeds and 2 epochs), branched under a
+    changed recipe and retrained without --seeds or --epochs: the baseline recipe with the change, one seed, one
+    epoch; a run made before runs froze their budget branches the same way from its finalists.json."""
+    from budgetnas.run.start import branch
+    from tests.conftest import ROOT
+
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(tiny_budgets.read_text().replace(
+        "[tiny.search]\n", '[tiny.baseline_train]\noptimizer = "sgd"\nlr = 0.02\nbatch_size = 32\n[tiny.search]\n', 1))
+    run(capsys, "--budgets", budgets, "train", ROOT / "spaces" / "anchors" / "golf_820.toml", "--budget", "tiny",
+        "--recipe", "baseline", "--epochs", "1", "--name", "g", "--reports-dir", tmp_path)
+    run(capsys, "retrain", "g", "--reports-dir", tmp_path, "--recipe", "lr=0.01", "--as", "g2")
+    baseline_changed = {"optimizer": "sgd", "lr": 0.01, "batch_size": 32}
+    frozen = json.loads((tmp_path / "g2" / "budget.json").read_text())["table"]
+    assert frozen["train"] == baseline_changed and frozen["search"]["seeds"] == 1
+    [fin] = json.loads((tmp_path / "g2" / "finalists.json").read_text())["finalists"]
+    assert [s["seed"] for s in fin["seeds"]] == [0] and len(fin["seeds"][0]["history"]["loss"]) == 1
+
+    (tmp_path / "g" / "budget.json").unlink()
+    frozen = json.loads((branch(tmp_path / "g", "g3", ["lr=0.01"]) / "budget.json").read_text())["table"]
+    assert frozen["train"] == baseline_changed and frozen["search"]["seeds"] == 1
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--recipe", "ema=2", "--as", "bad1"], "--recipe: tiny.train.ema"),
     (["--recipe", "warmup=3", "--as", "bad2"], "--recipe: tiny.train.warmup: unknown"),

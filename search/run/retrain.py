@@ -48,8 +48,8 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     meta, budget, space, records = open_folder(path)
     top = top if top is not None else budget.search.finalists
     n_seeds = seeds if seeds is not None else budget.search.seeds
-    epochs = epochs if epochs is not None else budget.epochs
     fixed = meta.driver == "train"  # one fixed network's run (`budgetnas train`): the network is its finalist
+    epochs = epochs if epochs is not None else meta.max_epochs if fixed else budget.epochs
     if fixed:
         if front is not None or start:
             raise RunError(f"{path}: a run of one fixed network has no front and no start points; "
@@ -175,7 +175,8 @@ def train_fixed(space_path: str, budget: Budget, *, name: str, reports_dir: str 
     from budgetnas.run.start import prepare_fixed
 
     path, meta, space, recipe = prepare_fixed(space_path, budget, name=name, reports_dir=reports_dir, epochs=epochs,
-                                              recipe_kind=recipe_kind, data_dir=data_dir, seed=seed, resume=resume)
+                                              recipe_kind=recipe_kind, data_dir=data_dir, seed=seed, resume=resume,
+                                              seeds=seeds)
     earlier = _earlier_finalists(path, meta.max_epochs) if resume else {}
     ds, train, val = load_data_splits(budget, space, data_dir, seed)
     seed_list = [seed + i for i in range(seeds)]

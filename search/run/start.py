@@ -114,10 +114,11 @@ def prepare(opts: SearchOptions) -> tuple[Path, RunMeta, Budget, Space]:
 
 def prepare_fixed(space_path: str, budget: Budget, *, name: str, reports_dir: str = "reports",
                   epochs: int | None = None, recipe_kind: str = "budget", data_dir: str | None = None, seed: int = 0,
-                  resume: bool = False) -> tuple[Path, RunMeta, Space, Recipe]:
+                  resume: bool = False, seeds: int = 1) -> tuple[Path, RunMeta, Space, Recipe]:
     """The folder of a run that trains one fixed network (``budgetnas train``), created (or, ``resume``, reopened):
     its path, metadata, the folder's copy of the space and the recipe (the budget's, or ``recipe_kind`` =
-    "baseline": its ``baseline_train``)."""
+    "baseline": its ``baseline_train``). The frozen budget states how the network is trained (see
+    :func:`fixed_table`), so that ``retrain`` of the run, or of a branch of it, trains it the same way."""
     space = load_space(space_path)
     space_path = space.path  # a bare name resolves to the shipped file
     if space.params:
@@ -138,8 +139,20 @@ def prepare_fixed(space_path: str, budget: Budget, *, name: str, reports_dir: st
                    space=str(Path(space_path).resolve()), dataset=budget.dataset, data_dir=data_dir, seed=seed,
                    trials=0, timeout=0, max_epochs=epochs or budget.epochs, train_subset=0, storage="", study="",
                    driver="train")
-    lay_out(path, meta, space=Path(space_path).read_text(encoding="utf-8"), budget=frozen_json(budget))
+    frozen = json.loads(frozen_json(budget))
+    frozen["table"] = fixed_table(frozen["table"], recipe_kind, seeds)
+    lay_out(path, meta, space=Path(space_path).read_text(encoding="utf-8"), budget=json.dumps(frozen, indent=1))
     return path, meta, load_space(path / "space.toml"), recipe  # like a search: the folder's own copy of the space
+
+
+def fixed_table(table: dict, recipe_kind: str, seeds: int) -> dict:
+    """A fixed network's budget table as its run freezes it: the recipe it trains under as ``train`` (with
+    ``recipe_kind`` "baseline", the budget's ``baseline_train``) and its number of seeds as ``search.seeds``."""
+    table = dict(table)
+    if recipe_kind == "baseline":
+        table["train"] = dict(table["baseline_train"])
+    table["search"] = {**table.get("search", {}), "seeds": seeds}
+    return table
 
 
 def branch(path: Path, name: str, changes: list[str]) -> Path:
@@ -158,6 +171,9 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
         frozen = files.read_json(path / FROZEN, "the run's frozen budget")
     else:  # a run made before runs froze their budget: the budget it names, frozen now
         frozen = json.loads(frozen_json(run_budget(path, meta)))
+        if meta.driver == "train" and (path / "finalists.json").is_file():  # as its network was trained
+            proto = files.read_json(path / "finalists.json", "the finalists' results")["protocol"]
+            frozen["table"] = fixed_table(frozen["table"], proto.get("recipe", "budget"), len(proto["seeds"]))
     train = dict(frozen["table"].get("train", {}))
     for change in changes:
         field, sep, raw = change.partition("=")
