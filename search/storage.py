@@ -229,11 +229,14 @@ def fail_dead_trials(study: optuna.Study, store, grace: float = GRACE_S) -> list
     return failed
 
 
+def carried_attrs(trial: optuna.Trial | optuna.trial.FrozenTrial) -> dict:
+    """The user attributes every rerun of ``trial`` (a retry, or a resume after an interrupt) keeps: the original
+    trial it stands for if it was itself a retry (``retry_of``, which alone counts toward ``--trials``) and the
+    start point it trains, if any (``start``: ``retrain --start`` and the report name it)."""
+    return {key: trial.user_attrs[key] for key in ("retry_of", "start") if key in trial.user_attrs}
+
+
 def retry_attrs(trial: optuna.Trial | optuna.trial.FrozenTrial) -> dict:
-    """The user attributes a retry of ``trial`` is enqueued with: the original trial it stands for (``retry_of``,
-    which alone counts toward ``--trials``) and the start point it trains, if any (``start``: ``retrain --start``
-    and the report name it)."""
-    attrs = {"retry_of": trial.user_attrs.get("retry_of", trial.number)}
-    if "start" in trial.user_attrs:
-        attrs["start"] = trial.user_attrs["start"]
-    return attrs
+    """The user attributes a retry of ``trial`` is enqueued with: it stands for ``trial`` (or the original
+    ``trial`` itself stood for), with what :func:`carried_attrs` keeps."""
+    return {"retry_of": trial.number, **carried_attrs(trial)}

@@ -175,11 +175,8 @@ def resume_interrupted(study: optuna.Study) -> list[int]:
     for t in trials:
         if t.user_attrs.get("status") != INTERRUPTED or t.number in replaced:
             continue
-        attrs = {"resumes": t.number, "seed_of": t.user_attrs.get("seed_of", t.number)}
-        if "retry_of" in t.user_attrs:
-            attrs["retry_of"] = t.user_attrs["retry_of"]
-        if "start" in t.user_attrs:
-            attrs["start"] = t.user_attrs["start"]
+        attrs = {"resumes": t.number, "seed_of": t.user_attrs.get("seed_of", t.number),
+                 **storage.carried_attrs(t)}
         study.enqueue_trial(dict(t.params), user_attrs=attrs, skip_if_exists=False)
         out.append(t.number)
     return out
