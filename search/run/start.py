@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
-from budgetnas import files, gate
+from budgetnas import files, finalists, gate
 from budgetnas.budget import FROZEN, Budget, Recipe, frozen_json, frozen_text, get_budget, parse_budget
 from budgetnas.drivers import base as drivers
 from budgetnas.errors import ConfigError, RunError
@@ -171,8 +171,8 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
         frozen = files.read_json(path / FROZEN, "the run's frozen budget")
     else:  # a run made before runs froze their budget: the budget it names, frozen now
         frozen = json.loads(frozen_json(run_budget(path, meta)))
-        if meta.driver == "train" and (path / "finalists.json").is_file():  # as its network was trained
-            proto = files.read_json(path / "finalists.json", "the finalists' results")["protocol"]
+        if meta.driver == "train" and (path / finalists.FILE).is_file():  # as its network was trained
+            proto = finalists.load(path)[0]  # a damaged file: one line naming it
             frozen["table"] = fixed_table(frozen["table"], proto.get("recipe", "budget"), len(proto["seeds"]))
     train = dict(frozen["table"].get("train", {}))
     for change in changes:
