@@ -307,8 +307,9 @@ def test_rescoring_trains_the_top_trials_on_all_images_and_finalists_follow_it(c
     assert sorted(stored) == sorted(str(t["number"]) for t in completed[:2])  # the search's own top 2
     assert all(0.0 <= v <= 1.0 for v in stored.values())
     fin = json.loads((tmp_path / "rs" / "finalists.json").read_text())["finalists"][0]
-    best = max(stored, key=stored.get)
-    assert fin["trial"] == int(best) and fin["val_accuracy_search"] == pytest.approx(stored[best])
+    top = max(stored.values())  # two re-scored trials may tie (1 epoch on 300 images, 100 validation images)
+    assert str(fin["trial"]) in {n for n, v in stored.items() if v == top}
+    assert fin["val_accuracy_search"] == pytest.approx(top)
     with (tmp_path / "rs" / "trials.csv").open() as f:
         rows = {r["number"]: r["rescore"] for r in csv.DictReader(f)}
     assert {n for n, v in rows.items() if v} == set(stored)
