@@ -123,14 +123,10 @@ def prepare_fixed(space_path: str, budget: Budget, *, name: str, reports_dir: st
     space_path = space.path  # a bare name resolves to the shipped file
     if space.params:
         raise ConfigError(f"{space_path}: has {len(space.params)} free choices; `train` needs a fixed space")
-    if recipe_kind == "baseline":
-        if budget.baseline_train is None:
-            raise ConfigError(f"{budget.file}: budget {budget.name!r} has no baseline_train recipe")
-        recipe = budget.baseline_train
-    else:
-        if budget.train.params():
-            raise ConfigError(f"{budget.file}: {budget.name}.train has choices; `train` needs a fixed recipe")
-        recipe = budget.train
+    if recipe_kind == "baseline" and budget.baseline_train is None:
+        raise ConfigError(f"{budget.file}: budget {budget.name!r} has no baseline_train recipe")
+    if recipe_kind != "baseline" and budget.train.params():
+        raise ConfigError(f"{budget.file}: {budget.name}.train has choices; `train` needs a fixed recipe")
     path = Path(reports_dir) / name
     if resume != (path / "run.json").exists():
         raise RunError(f"{path}: a run with this name exists; pick another --name or --resume it" if not resume
@@ -142,7 +138,8 @@ def prepare_fixed(space_path: str, budget: Budget, *, name: str, reports_dir: st
     frozen = json.loads(frozen_json(budget))
     frozen["table"] = fixed_table(frozen["table"], recipe_kind, seeds)
     lay_out(path, meta, space=Path(space_path).read_text(encoding="utf-8"), budget=json.dumps(frozen, indent=1))
-    return path, meta, load_space(path / "space.toml"), recipe  # like a search: the folder's own copy of the space
+    # like a search: the folder's own copy of the space, and the recipe its frozen budget names (as `retrain` reads it)
+    return path, meta, load_space(path / "space.toml"), run_budget(path, meta).train
 
 
 def fixed_table(table: dict, recipe_kind: str, seeds: int) -> dict:
