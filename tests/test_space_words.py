@@ -349,3 +349,17 @@ def test_repair_moves_a_shared_block_to_a_width_it_can_share():
     assert not judge(budget, space, values).ok
     fixed, changes = repair(budget, space, values)
     assert judge(budget, space, fixed).ok and len(changes) == 1
+
+
+@pytest.mark.parametrize("name", ["hand_4966", "sepmid_4754"])
+def test_the_5k_space_starts_from_the_hand_made_networks_it_was_written_after(name):
+    # spaces/mnist_5k.toml names each hand-made 5k network of benchmarks/small_recipe/ as a [[start]] point: it
+    # passes the mnist-5k gate and builds exactly the network that table measured
+    from budgetnas.budget import load_budgets
+
+    space = load_space(ROOT / "spaces" / "mnist_5k.toml")
+    verdict = judge(load_budgets(ROOT / "budgets.toml")["mnist-5k"], space, dict(space.start)[name])
+    assert verdict.ok, verdict.violations
+    measured = load_space(ROOT / "benchmarks" / "small_recipe" / f"{name}_space.toml")
+    assert space.resolve(verdict.values).key() == measured.resolve({}).key()
+    assert verdict.total_params == int(name.rsplit("_", 1)[1])
