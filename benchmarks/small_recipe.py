@@ -102,24 +102,27 @@ def table() -> str:
              "never the test set. Base: the `mnist-front` recipe before this table (no gradient clipping) at 15 epochs; "
              "each row changes one thing. The noise "
              "floor of one seed on a 5k split is ≈ 0.1-0.2 points: smaller differences are not results.", ""]
+    for title, group in (("Networks of 820 to 1,254 params", NETWORKS[:3]), ("Networks under 5,000 params", NETWORKS[3:])):
+        nets = [n for n in group if any(r["network"] == n for r in rows)]
+        params = {n: next((r["params"] for r in rows if r["network"] == n and r["params"]), "?") for n in nets}
+        lines += [f"## {title}", "", "| setting | epochs | " + " | ".join(f"{n} ({params[n]} params)" for n in nets) + " |",
+                  "| --- | ---: | " + " | ".join("---:" for _ in nets) + " |"]
+        for setting, (epochs, _) in SETTINGS.items():
+            cells = []
+            for n in nets:
+                got = [r for r in rows if r["network"] == n and r["setting"] == setting]
+                if not got:
+                    cells.append("")
+                elif got[0]["status"] != "ok":
+                    cells.append("diverged")
+                else:
+                    cells.append(f"{got[0]['val_accuracy']}%")
+            if any(cells):
+                lines.append(f"| {setting} | {epochs} | " + " | ".join(cells) + " |")
+        lines.append("")
     nets = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
-    params = {n: next((r["params"] for r in rows if r["network"] == n and r["params"]), "?") for n in nets}
-    lines += ["| setting | epochs | " + " | ".join(f"{n} ({params[n]} params)" for n in nets) + " |",
-              "| --- | ---: | " + " | ".join("---:" for _ in nets) + " |"]
-    for setting, (epochs, _) in SETTINGS.items():
-        cells = []
-        for n in nets:
-            got = [r for r in rows if r["network"] == n and r["setting"] == setting]
-            if not got:
-                cells.append("")
-            elif got[0]["status"] != "ok":
-                cells.append("diverged")
-            else:
-                cells.append(f"{got[0]['val_accuracy']}%")
-        if any(cells):
-            lines.append(f"| {setting} | {epochs} | " + " | ".join(cells) + " |")
     secs = {n: [float(r["epoch_seconds"]) for r in rows if r["network"] == n and r["epoch_seconds"]] for n in nets}
-    lines += ["", "Median epoch time over all rows (55k training images; two or three trainings shared the 2 cores): "
+    lines += ["Median epoch time over all rows (55k training images; two or three trainings shared the 2 cores): "
               + ", ".join(
         f"{n} {sorted(s)[len(s) // 2]:.1f} s" for n, s in secs.items() if s) + "."]
     return "\n".join(lines) + "\n"

@@ -93,6 +93,7 @@ class SearchDefaults:
     objective: str = "accuracy"  # "front": search the accuracy–size front (budgetnas.front)
     cost: str = "params"  # a front's second objective: "params" or "macs"
     final_fit: str = "train"  # "all": the winner's seeds train again on train + validation, and that fit is scored
+    retrain_start: bool = False  # the space's start points are retrained beside the finalists, judged on validation
 
 
 @dataclass(frozen=True)

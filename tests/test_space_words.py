@@ -288,6 +288,32 @@ def test_the_cli_search_trains_the_start_point_first_and_records_it(tmp_path, ti
     assert row["start"] == "ten"
 
 
+def test_a_budget_with_retrain_start_retrains_the_start_points_beside_its_finalists(tmp_path, tiny_budgets, capsys):
+    # `[NAME.search] retrain_start = true`: the search's retrain (and `budgetnas retrain`) takes the start points too,
+    # with no `--start`; without it, `--top 0` has nothing to retrain
+    import json
+
+    from budgetnas.cli import main
+
+    space = tmp_path / "s.toml"
+    space.write_text('name = "s"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
+                     '[[blocks]]\nkind = "conv"\nchannels = [4, 6, 8]\n[[blocks]]\nkind = "maxpool"\n'
+                     '[head]\nkind = "gap"\nlayer = "conv"\n'
+                     '[[start]]\nname = "six"\n"blocks[0].channels" = 6\n')
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(tiny_budgets.read_text().replace("[tiny.search]\n", "[tiny.search]\nretrain_start = true\n"))
+    reports = tmp_path / "r"
+    for name, file in (("with", budgets), ("without", tiny_budgets)):
+        assert main(["--budgets", str(file), "search", "--budget", "tiny", "--space", str(space), "--trials", "1",
+                     "--max-epochs", "1", "--no-retrain", "--reports-dir", str(reports), "--name", name]) == 0
+    retrain = ["--top", "0", "--seeds", "1", "--epochs", "1", "--reports-dir", str(reports)]
+    assert main(["retrain", "with", *retrain]) == 0
+    [fin] = json.loads((reports / "with" / "finalists.json").read_text())["finalists"]
+    assert fin["trial"] == 0 and fin["values"] == {"blocks[0].channels": 6}
+    assert main(["retrain", "without", *retrain]) == 2
+    assert "no completed trial to retrain" in capsys.readouterr().err
+
+
 def test_start_points_to_retrain_are_the_trained_ones_once_each_not_already_chosen():
     from budgetnas.run.folder import TrialRecord
     from budgetnas.run.retrain import start_points

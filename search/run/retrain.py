@@ -35,7 +35,8 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
 
     ``start``: the space's start points the search trained (completed or pruned) are retrained too, after the
     chosen trials. A short search ranks networks that learn slowly (no BatchNorm) last, whatever they reach in
-    full; retrained, they are judged at the same fidelity as the finalists (the report's retrained front).
+    full; retrained, they are judged at the same fidelity as the finalists (the report's retrained front). A
+    budget with ``search.retrain_start`` always retrains them (a fixed network's run has none).
 
     ``resume`` keeps the seeds an earlier, interrupted retrain of the same finalists finished and
     continues its unfinished seed from the last epoch checkpoint. ``jobs`` seeds train at once in
@@ -49,6 +50,7 @@ def retrain_run(path: Path, *, top: int | None = None, seeds: int | None = None,
     top = top if top is not None else budget.search.finalists
     n_seeds = seeds if seeds is not None else budget.search.seeds
     fixed = meta.driver == "train"  # one fixed network's run (`budgetnas train`): the network is its finalist
+    start = start or (budget.search.retrain_start and not fixed)
     epochs = epochs if epochs is not None else meta.max_epochs if fixed else budget.epochs
     if fixed:
         if front is not None or start:
