@@ -255,16 +255,22 @@ def test_a_search_begins_with_the_start_points_unless_told_not_to(tmp_path, tiny
     assert [t.user_attrs["start"] for t in study.trials] == ["wide", "one"]
 
 
+def start_space(tmp_path, widths: list[int], name: str, width: int):
+    """A one-conv MNIST space file whose conv width is one of ``widths``, with one start point ``name`` at ``width``."""
+    space = tmp_path / "s.toml"
+    space.write_text('name = "s"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
+                     f'[[blocks]]\nkind = "conv"\nchannels = {widths}\n[[blocks]]\nkind = "maxpool"\n'
+                     '[head]\nkind = "gap"\nlayer = "conv"\n'
+                     f'[[start]]\nname = "{name}"\n"blocks[0].channels" = {width}\n')
+    return space
+
+
 def test_the_cli_search_trains_the_start_point_first_and_records_it(tmp_path, tiny_budgets, capsys):
     import json
 
     from budgetnas.cli import main
 
-    space = tmp_path / "s.toml"
-    space.write_text('name = "s"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
-                     '[[blocks]]\nkind = "conv"\nchannels = [4, 6, 8, 10, 12]\n[[blocks]]\nkind = "maxpool"\n'
-                     '[head]\nkind = "gap"\nlayer = "conv"\n'
-                     '[[start]]\nname = "ten"\n"blocks[0].channels" = 10\n')
+    space = start_space(tmp_path, [4, 6, 8, 10, 12], "ten", 10)
     reports = tmp_path / "r"
     common = ["--budgets", str(tiny_budgets), "search", "--budget", "tiny", "--space", str(space), "--trials", "1",
               "--max-epochs", "1", "--no-retrain", "--reports-dir", str(reports)]
@@ -295,11 +301,7 @@ def test_a_budget_with_retrain_start_retrains_the_start_points_beside_its_finali
 
     from budgetnas.cli import main
 
-    space = tmp_path / "s.toml"
-    space.write_text('name = "s"\n[input]\nshape = [28, 28, 1]\nclasses = 10\n'
-                     '[[blocks]]\nkind = "conv"\nchannels = [4, 6, 8]\n[[blocks]]\nkind = "maxpool"\n'
-                     '[head]\nkind = "gap"\nlayer = "conv"\n'
-                     '[[start]]\nname = "six"\n"blocks[0].channels" = 6\n')
+    space = start_space(tmp_path, [4, 6, 8], "six", 6)
     budgets = tmp_path / "budgets.toml"
     budgets.write_text(tiny_budgets.read_text().replace("[tiny.search]\n", "[tiny.search]\nretrain_start = true\n"))
     reports = tmp_path / "r"
