@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,11 +122,18 @@ def test_kill_9_mid_trial_then_resume(tmp_path, tiny_budgets):
     """A process killed outright leaves its trial RUNNING; --resume trains it again (no handler ran)."""
     reports = tmp_path / "reports"
     run = reports / "killed"
-    proc = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", "killed", "--reports-dir",
-                 reports, "--trials", 2, "--no-retrain")
-    victim = wait_training(run, proc)
-    proc.kill()
-    proc.wait()
+    for _ in range(3):  # a tiny trial's epochs are short: the kill may land after the trial seen training ended,
+        proc = start("--budgets", tiny_budgets, "search", "--budget", "tiny-long", "--name", "killed",
+                     "--reports-dir", reports, "--trials", 2, "--no-retrain")
+        wait_training(run, proc)
+        proc.kill()
+        proc.wait()
+        # so the victim is the trial the kill left RUNNING; none (it fell between two trials): a fresh run
+        running = study_of(run).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if running:
+            break
+        shutil.rmtree(run)
+    [victim] = [t.number for t in running]
     code = main(["search", "--budget", "tiny-long", "--name", "killed", "--reports-dir", str(reports), "--resume",
                  "--no-retrain"])  # the trials are the point here; resume's retrain: the Ctrl-C test above
     assert code == 0
