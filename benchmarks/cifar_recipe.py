@@ -26,6 +26,7 @@ import jobs as jobs_mod  # beside this script: CSV rows and job claims
 HERE = Path(__file__).resolve().parent / "cifar_recipe"
 ROOT = HERE.parent.parent
 CSV = HERE / "runs.csv"
+RETRAIN = HERE / "retrain.md"
 FIELDS = ["setting", "epochs", "val_accuracy", "seconds", "epoch_seconds", "status", "hardware"]
 HARDWARE = f"{os.cpu_count()}-core CPU"
 BUDGET = "cifar10-sep-100k"
@@ -108,6 +109,8 @@ def table() -> str:
             acc = {(r["setting"], int(r["epochs"])): float(r["val_accuracy"]) for r in rows if r["status"] == "ok"}
             order = lambda e: sorted(both, key=lambda s: -acc[(s, e)])  # noqa: E731
             lines += ["", f"Order at {short} epochs: {', '.join(order(short))}; at {long}: {', '.join(order(long))}."]
+    if RETRAIN.exists():  # the 3-seed retrain of the winner, written by hand beside the rows (not a row of runs.csv)
+        lines += ["", RETRAIN.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"
 
 
