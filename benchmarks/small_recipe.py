@@ -94,6 +94,25 @@ def run_one(net: str, setting: str, splits) -> dict:
             "epoch_seconds": f"{statistics.median(t.history.epoch_seconds):.1f}", "status": "ok"}
 
 
+def cell(rows: list[dict], net: str, setting: str) -> str:
+    """One network's validation accuracy under one setting: "" (not run), "diverged" or "99.38%"."""
+    got = [r for r in rows if r["network"] == net and r["setting"] == setting]
+    return "" if not got else "diverged" if got[0]["status"] != "ok" else f"{got[0]['val_accuracy']}%"
+
+
+def group_table(rows: list[dict], group: tuple[str, ...]) -> list[str]:
+    """The markdown lines of one table: a column per network of ``group`` that has rows, a line per setting run."""
+    nets = [n for n in group if any(r["network"] == n for r in rows)]
+    params = {n: next((r["params"] for r in rows if r["network"] == n and r["params"]), "?") for n in nets}
+    lines = ["| setting | epochs | " + " | ".join(f"{n} ({params[n]} params)" for n in nets) + " |",
+             "| --- | ---: | " + " | ".join("---:" for _ in nets) + " |"]
+    for setting, (epochs, _) in SETTINGS.items():
+        cells = [cell(rows, n, setting) for n in nets]
+        if any(cells):
+            lines.append(f"| {setting} | {epochs} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def table() -> str:
     rows = jobs_mod.read_rows(CSV)
     lines = ["# Training small networks, chosen on validation", "",
@@ -103,23 +122,7 @@ def table() -> str:
              "each row changes one thing. The noise "
              "floor of one seed on a 5k split is ≈ 0.1-0.2 points: smaller differences are not results.", ""]
     for title, group in (("Networks of 820 to 1,254 params", NETWORKS[:3]), ("Networks under 5,000 params", NETWORKS[3:])):
-        nets = [n for n in group if any(r["network"] == n for r in rows)]
-        params = {n: next((r["params"] for r in rows if r["network"] == n and r["params"]), "?") for n in nets}
-        lines += [f"## {title}", "", "| setting | epochs | " + " | ".join(f"{n} ({params[n]} params)" for n in nets) + " |",
-                  "| --- | ---: | " + " | ".join("---:" for _ in nets) + " |"]
-        for setting, (epochs, _) in SETTINGS.items():
-            cells = []
-            for n in nets:
-                got = [r for r in rows if r["network"] == n and r["setting"] == setting]
-                if not got:
-                    cells.append("")
-                elif got[0]["status"] != "ok":
-                    cells.append("diverged")
-                else:
-                    cells.append(f"{got[0]['val_accuracy']}%")
-            if any(cells):
-                lines.append(f"| {setting} | {epochs} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [f"## {title}", "", *group_table(rows, group), ""]
     nets = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
     secs = {n: [float(r["epoch_seconds"]) for r in rows if r["network"] == n and r["epoch_seconds"]] for n in nets}
     lines += ["Median epoch time over all rows (55k training images; two or three trainings shared the 2 cores): "
