@@ -25,7 +25,7 @@ def fuse_batch_norm(model) -> int:
 
     A no-op (0) on any backend but TensorFlow. Applying it twice changes nothing more.
     """
-    return sum(fuse(layer) for layer in _layers(model))
+    return sum(fuse(layer) for layer in batch_norms(model))
 
 
 def fuse(layer) -> bool:
@@ -36,6 +36,11 @@ def fuse(layer) -> bool:
     compat.replace_call(layer, _fused_call(layer, layer.call))
     object.__setattr__(layer, "_budgetnas_fused", True)
     return True
+
+
+def batch_norms(model) -> list:
+    """The ``BatchNormalization`` layers of ``model``, nested models' included."""
+    return [layer for layer in _layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def _layers(model):

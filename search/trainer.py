@@ -22,7 +22,7 @@ from budgetnas import compat, distill, files
 from budgetnas.budget import Candidate, Recipe
 from budgetnas.data import Arrays, Mixup, pipeline
 from budgetnas.errors import RunError, TrialFailed
-from budgetnas.fused_bn import fuse_batch_norm
+from budgetnas.fused_bn import batch_norms, fuse_batch_norm
 
 
 @dataclass
@@ -166,7 +166,8 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     if mixup is not None:  # its cap follows the epoch (a resumed run's too: Keras counts from the restored one)
         callbacks.insert(0, keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: mixup.at_epoch(epoch)))
     if recipe.ema:  # every validation scores the averaged weights, the ones training ends with
-        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
+        callbacks[:0] = [keras.callbacks.SwapEMAWeights(), _AveragedBatchNorm(student, train_data, recipe.batch_size,
+                                                                              seed)]
     if checkpoint_dir is not None:
         callbacks.append(_Checkpoint(Path(checkpoint_dir), history, epochs))
     # A tf.data pipeline shuffles itself; fit's default shuffle=True only warns about it (in every seed process).
@@ -175,7 +176,53 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks, **shuffle)
     if recorder.bad_loss is not None:
         raise TrialFailed(f"loss became {recorder.bad_loss} in epoch {history.epochs + 1}")
+    if recipe.ema:  # fit() has put the averaged weights in: measure their batch-norm statistics
+        recalibrate_batch_norm(student, _calibration_images(train_data, recipe.batch_size, seed), recipe.batch_size)
     return history
+
+
+CALIBRATION_BATCHES = 32  # training batches that measure the batch-norm statistics of averaged weights
+
+
+def recalibrate_batch_norm(model, images: np.ndarray, batch_size: int) -> None:
+    """Set every batch norm's moving statistics of ``model`` to the mean of its batch statistics over
+    ``images`` (whole batches of ``batch_size``, in training mode), as ``torch.optim.swa_utils.update_bn``
+    does for averaged weights. No weight but those statistics changes."""
+    layers = batch_norms(model)
+    momentum = [layer.momentum for layer in layers]
+    try:
+        for k, start in enumerate(range(0, len(images) - batch_size + 1, batch_size)):
+            for layer in layers:  # statistic_k = statistic_{k-1} * k / (k + 1) + batch_k / (k + 1): a running mean
+                layer.momentum = k / (k + 1)
+            model(images[start:start + batch_size], training=True)
+    finally:
+        for layer, m in zip(layers, momentum):
+            layer.momentum = m
+
+
+def _calibration_images(data: Arrays, batch_size: int, seed: int) -> np.ndarray:
+    n = min(len(data), CALIBRATION_BATCHES * batch_size)
+    return data.x[np.random.default_rng(seed).choice(len(data), n, replace=False)].astype("float32")
+
+
+class _AveragedBatchNorm(keras.callbacks.Callback):
+    """Batch-norm statistics that belong to the averaged weights (``recipe.ema``) when they are scored.
+
+    Keras' optimizer averages the trainable weights only: the batch norms' moving statistics stay those of
+    the live weights, which the average does not match (a CIFAR-10 screen scored 80.74% with the live
+    statistics, ``benchmarks/cifar_recipe/table.md``). Before each validation, after
+    :class:`keras.callbacks.SwapEMAWeights` has swapped the average in, the statistics are measured afresh
+    (:func:`recalibrate_batch_norm`). Training itself normalises with each batch's own statistics, so the
+    moving ones it would have kept are not needed again.
+    """
+
+    def __init__(self, network, data: Arrays, batch_size: int, seed: int):
+        super().__init__()
+        self.network, self.batch_size = network, batch_size
+        self.images = _calibration_images(data, batch_size, seed)
+
+    def on_test_begin(self, logs=None):
+        recalibrate_batch_norm(self.network, self.images, self.batch_size)
 
 
 def teacher_for(recipe: Recipe, images: Arrays, val: Arrays | None, classes: int) -> distill.Teacher:

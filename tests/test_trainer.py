@@ -105,6 +105,60 @@ def test_weight_averaging_ends_on_the_average_and_validates_with_it():
     assert history.val_accuracy[-1] == pytest.approx(acc)
 
 
+def _bn_model():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Rescaling(1 / 255)(inp)
+    h = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(h)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Activation("relu")(h))
+    return keras.Model(inp, keras.layers.Dense(2, activation="softmax")(h))
+
+
+def _batch_statistics(model, images, batch_size):
+    """The mean over whole batches of each batch's per-channel mean and plain variance of the batch norm's
+    input, in NumPy from the conv's outputs."""
+    conv = keras.Model(model.input, model.get_layer("conv").output)
+    batches = [np.asarray(conv(images[i:i + batch_size]), "float64")
+               for i in range(0, len(images) - batch_size + 1, batch_size)]
+    return (np.mean([b.mean(axis=(0, 1, 2)) for b in batches], axis=0),
+            np.mean([b.var(axis=(0, 1, 2)) for b in batches], axis=0))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_recalibrated_batch_norm_statistics_are_the_mean_of_the_batch_statistics(fused):
+    from budgetnas.fused_bn import fuse_batch_norm
+
+    model, images = _bn_model(), _data(200).x.astype("float32")
+    if fused:
+        assert fuse_batch_norm(model) == 1
+    trainer.recalibrate_batch_norm(model, images, 64)  # three whole batches; the last 8 images are left out
+    bn = model.get_layer("bn")
+    mean, variance = _batch_statistics(model, images, 64)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.99  # put back
+
+
+def test_weight_averaging_with_batch_norm_scores_the_average_with_its_own_statistics():
+    """Keras averages the trainable weights only; the batch norms' statistics of the finished model are
+    measured for the average, validation scores the model training ends with, and measuring them for a
+    validation leaves training as it was: with validation it ends on the same weights as without."""
+    train, val = _data(256), _data(128, seed=1)
+    recipe = Recipe(optimizer="sgd", lr=0.1, schedule="constant", batch_size=64, ema=0.8)
+    quiet, scored = _bn_model(), _bn_model()
+    trainer.train(quiet, train, None, recipe, 3, seed=0, classes=2)
+    history = trainer.train(scored, train, val, recipe, 3, seed=0, classes=2)
+    for a, b in zip(quiet.get_weights(), scored.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    bn = scored.get_layer("bn")
+    mean, variance = _batch_statistics(scored, trainer._calibration_images(train, 64, 0), 64)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
+    acc, _ = trainer.evaluate(scored, val, 2)
+    assert history.val_accuracy[-1] == pytest.approx(acc)
+
+
 def test_an_ema_outside_0_1_names_the_field(tmp_path):
     from budgetnas.budget import load_budgets
     from budgetnas.errors import ConfigError
