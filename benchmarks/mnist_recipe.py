@@ -107,7 +107,9 @@ def table() -> str:
              "Δ val: paired change from `base` on the same network and seed (mean over pairs). Noise floor: ≈ 0.1 "
              "point on the 5k validation split, ≈ 0.08 between seeds; a Δ below it is no result. Test is recorded "
              "only, never used to choose. Minutes are wall time per run and include spells when the test suite ran "
-             "beside the two processes: a cost indication, not a speed measurement.", "",
+             "beside the two processes: a cost indication, not a speed measurement. `ema=0.999` was measured while "
+             "the averaged weights were scored with the live weights' batch-norm statistics (before they were "
+             "measured for the average, `search/trainer.py`).", "",
              "| setting | runs | " + " | ".join(f"val net {n}" for n in NETWORKS) + " | mean val | Δ val vs base | "
              "mean test | min per run |",
              "| --- | ---: | " + " | ".join("---:" for _ in NETWORKS) + " | ---: | ---: | ---: | ---: |"]
