@@ -317,8 +317,9 @@ def test_a_job_written_while_the_claim_was_taken_is_not_run_again(tmp_path, monk
 
 
 @pytest.mark.parametrize("setting", ["adamw 0.01 + gap head", "adamw 0.01 + gap head, 7x7 stage 2",
-                                     "adamw 0.01 + gap head, 7x7 stage 2, one downsample"])
-def test_the_cifar_screens_changed_networks_are_the_space_points_and_sizes_the_table_names(setting):
+                                     "adamw 0.01 + gap head, 7x7 stage 2, one downsample",
+                                     "adamw 0.01 + gap head, stage 3 176 wide"])
+def test_the_cifar_screens_changed_networks_are_the_sizes_and_space_points_the_table_names(setting):
     import cifar_recipe
     from budgetnas import gate
     from budgetnas.budget import get_budget
@@ -327,7 +328,7 @@ def test_the_cifar_screens_changed_networks_are_the_space_points_and_sizes_the_t
     network = load_space(cifar_recipe.NETWORKS[setting])
     verdict, _ = gate.admit(get_budget("cifar10-sep-100k"), network, {}, allow_repair=False, build=False)
     assert verdict.ok and verdict.total_params == int(network.name.split("_")[1])  # the size in its name
-    k7, one = "7x7" in setting, "one downsample" in setting
+    k7, one, wide = "7x7" in setting, "one downsample" in setting, "176" in setting
     values = {"blocks[0].channels": 48, "blocks[0].depth_multiplier": 2, "blocks[1].channels": 48,
               "blocks[1].repeat": 2, "blocks[1].residual": False, "blocks[2].dropout": 0.1, "blocks[3].channels": 96,
               "blocks[3].kernel": 7 if k7 else 3, "blocks[3].repeat": 3, "blocks[3].residual": True,
@@ -335,4 +336,8 @@ def test_the_cifar_screens_changed_networks_are_the_space_points_and_sizes_the_t
               "blocks[5].kernel": 5, "blocks[5].dilation": 2, "blocks[5].repeat": 2, "blocks[5].residual": False,
               "blocks[6].repeat": 0, "blocks[6].dropout": 0.1, "head.kind": "gap", "head.dropout": 0.0}
     space = load_space(cifar_recipe.ROOT / "spaces" / "cifar10_separable_residual.toml")
-    assert space.resolve(values).describe() == network.resolve({}).describe()
+    point = space.resolve(values).describe()
+    if wide:  # 176 channels: between the space's widths of 160 and 192, the same network otherwise
+        assert point.replace("S160", "S176") == network.resolve({}).describe() != point
+    else:
+        assert point == network.resolve({}).describe()
