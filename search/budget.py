@@ -38,7 +38,8 @@ class Recipe:
     weight_decay: Any = 0.0
     momentum: Any = 0.9
     augment: Any = "none"
-    ema: Any = 0.0  # momentum of an exponential moving average of the weights (0: off); it scores and ships
+    ema: Any = 0.0  # momentum of an exponential moving average of the weights (0: off); it scores and ships,
+    #                 with batch-norm statistics measured for it (trainer.recalibrate_batch_norm)
     decay_every: Any = 0  # the staircase schedule: lr × decay every this many epochs (PyTorch's StepLR)
     clipnorm: Any = 0.0  # clip the gradients' global norm to this (0: off): keeps nets without BatchNorm stable
     teacher: Any = ""  # distillation (budgetnas.distill): a fixed space the network learns from ("": off)
