@@ -166,8 +166,8 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     if mixup is not None:  # its cap follows the epoch (a resumed run's too: Keras counts from the restored one)
         callbacks.insert(0, keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: mixup.at_epoch(epoch)))
     if recipe.ema:  # every validation scores the averaged weights, the ones training ends with
-        callbacks[:0] = [keras.callbacks.SwapEMAWeights(), _AveragedBatchNorm(student, train_data, recipe.batch_size,
-                                                                              seed)]
+        calibration = _calibration_images(train_data, recipe.batch_size, seed)
+        callbacks[:0] = [keras.callbacks.SwapEMAWeights(), _AveragedBatchNorm(student, calibration, recipe.batch_size)]
     if checkpoint_dir is not None:
         callbacks.append(_Checkpoint(Path(checkpoint_dir), history, epochs))
     # A tf.data pipeline shuffles itself; fit's default shuffle=True only warns about it (in every seed process).
@@ -177,7 +177,7 @@ def train(model, train_data: Arrays, val_data: Arrays | None, recipe: Recipe, ep
     if recorder.bad_loss is not None:
         raise TrialFailed(f"loss became {recorder.bad_loss} in epoch {history.epochs + 1}")
     if recipe.ema:  # fit() has put the averaged weights in: measure their batch-norm statistics
-        recalibrate_batch_norm(student, _calibration_images(train_data, recipe.batch_size, seed), recipe.batch_size)
+        recalibrate_batch_norm(student, calibration, recipe.batch_size)
     return history
 
 
@@ -216,10 +216,9 @@ class _AveragedBatchNorm(keras.callbacks.Callback):
     moving ones it would have kept are not needed again.
     """
 
-    def __init__(self, network, data: Arrays, batch_size: int, seed: int):
+    def __init__(self, network, images: np.ndarray, batch_size: int):
         super().__init__()
-        self.network, self.batch_size = network, batch_size
-        self.images = _calibration_images(data, batch_size, seed)
+        self.network, self.images, self.batch_size = network, images, batch_size
 
     def on_test_begin(self, logs=None):
         recalibrate_batch_norm(self.network, self.images, self.batch_size)
