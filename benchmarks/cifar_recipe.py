@@ -106,7 +106,8 @@ def table() -> str:
              "`ema 0.999` (SGD) was measured while the averaged weights were scored with the live weights' "
              "batch-norm statistics; `adamw 0.01 + ema 0.999` scored 80.74% that way, the row is its re-run "
              "with statistics measured for the average (`search/trainer.py`). It and the `gap head` rows ran three "
-             "at a time on the two cores: their seconds per epoch are not comparable with the others'.", "",
+             "at a time on the two cores at 15 epochs (two at 50): their seconds per epoch (the median over both "
+             "lengths) are not comparable with the others'.", "",
              "| setting | " + " | ".join(f"{e} epochs" for e in lengths) + " | seconds per epoch |",
              "| --- | " + " | ".join("---:" for _ in lengths) + " | ---: |"]
     for setting in SETTINGS:
