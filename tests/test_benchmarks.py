@@ -13,6 +13,7 @@ import mnist_recipe
 import proxies
 import ranking
 import search_vs_random
+import tta
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -341,3 +342,22 @@ def test_the_cifar_screens_changed_networks_are_the_sizes_and_space_points_the_t
         assert point.replace("S160", "S176") == network.resolve({}).describe() != point
     else:
         assert point == network.resolve({}).describe()
+
+
+def test_test_time_flips_mirror_the_width_axis_and_average_the_two_outputs():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(64, 3, 4, 2))  # N, H, W, C: height and width differ, so a wrong axis shows
+    weights = rng.normal(size=(3 * 4 * 2, 5))
+
+    def predict(x):
+        return x.reshape(len(x), -1) @ weights
+
+    def mirror(img):  # written out pixel by pixel: column c takes column W-1-c
+        h, w, _ = img.shape
+        return np.array([[img[r][w - 1 - c] for c in range(w)] for r in range(h)])
+
+    plain = [int(np.argmax(img.reshape(-1) @ weights)) for img in images]
+    flip = [int(np.argmax((img.reshape(-1) @ weights + mirror(img).reshape(-1) @ weights) / 2)) for img in images]
+    labels = np.array(flip)  # right exactly where the reference's flip is; a wrong axis or mean would miss some
+    assert 0 < np.mean(np.array(plain) == labels) < 1  # the mirror changed some predictions, not all
+    assert tta.accuracies(predict, images, labels) == pytest.approx((np.mean(np.array(plain) == labels), 1.0))
