@@ -42,12 +42,18 @@ def measure(report: Path, data_dir: str | None) -> dict:
     import budgetnas
     import keras
 
+    for need in ("run.json", "finalists.json", "export/MODEL_CARD.md", "export/model.keras"):
+        if not (report / need).is_file():
+            raise SystemExit(f"{report}: no {need} (a finished, exported report folder is needed)")
     run = json.loads((report / "run.json").read_text(encoding="utf-8"))
     fin = json.loads((report / "finalists.json").read_text(encoding="utf-8"))
     card = (report / "export" / "MODEL_CARD.md").read_text(encoding="utf-8")
     label = card.split("Model card — ")[1].split()[0]
     seed = int(card.split("These weights: seed ")[1].split()[0])
-    [recorded] = [s for f in fin["finalists"] if f["label"] == label for s in f["seeds"] if s["seed"] == seed]
+    found = [s for f in fin["finalists"] if f["label"] == label for s in f["seeds"] if s["seed"] == seed]
+    if len(found) != 1:
+        raise SystemExit(f"{report}: finalists.json has no seed {seed} of {label}, the weights its model card names")
+    [recorded] = found
     model = keras.saving.load_model(report / "export" / "model.keras", compile=False)
 
     def predict(x: np.ndarray) -> np.ndarray:
