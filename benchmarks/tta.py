@@ -7,8 +7,8 @@ The report's exported weights (``export/model.keras``, its seed chosen on valida
 left-right mirror; the two softmax outputs are averaged ("flip"). Both ways are scored on the run's own 5k
 validation split (the split seed in ``run.json``) and on the test set. A report's headline stays the plain test
 accuracy after the last epoch: the flip number is reported beside it, and whether it helps is read on validation.
-The plain test accuracy must equal the one the run recorded for that seed, which checks that the same weights and
-images were scored.
+The plain validation and test accuracies must equal the ones the run recorded for that seed, which checks that the
+same weights and images were scored.
 """
 
 from __future__ import annotations
@@ -42,18 +42,12 @@ def measure(report: Path, data_dir: str | None) -> dict:
     import budgetnas
     import keras
 
-    for need in ("run.json", "finalists.json", "export/MODEL_CARD.md", "export/model.keras"):
-        if not (report / need).is_file():
-            raise SystemExit(f"{report}: no {need} (a finished, exported report folder is needed)")
+    from budgetnas.finalists import winner
+
+    if not (report / "export" / "model.keras").is_file():
+        raise SystemExit(f"{report}: no export/model.keras (a finished, exported report folder is needed)")
     run = json.loads((report / "run.json").read_text(encoding="utf-8"))
-    fin = json.loads((report / "finalists.json").read_text(encoding="utf-8"))
-    card = (report / "export" / "MODEL_CARD.md").read_text(encoding="utf-8")
-    label = card.split("Model card — ")[1].split()[0]
-    seed = int(card.split("These weights: seed ")[1].split()[0])
-    found = [s for f in fin["finalists"] if f["label"] == label for s in f["seeds"] if s["seed"] == seed]
-    if len(found) != 1:
-        raise SystemExit(f"{report}: finalists.json has no seed {seed} of {label}, the weights its model card names")
-    [recorded] = found
+    recorded = winner(budgetnas.open_run(report).finalists()).chosen_seed()  # the seed the run exported
     model = keras.saving.load_model(report / "export" / "model.keras", compile=False)
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -62,11 +56,12 @@ def measure(report: Path, data_dir: str | None) -> dict:
     splits = budgetnas.load_splits(run["budget"], seed=run["seed"], data_dir=data_dir)
     val = accuracies(predict, splits.val.x, splits.val.y)
     test = accuracies(predict, splits.test.x, splits.test.y)
-    for split, acc, key in (("validation", val[0], "final_val_accuracy"), ("test", test[0], "test_accuracy")):
-        if abs(acc - recorded[key]) > 1e-4:
-            raise SystemExit(f"{report}: plain {split} accuracy {acc:.4f} is not the {recorded[key]:.4f} the run "
-                             f"recorded for seed {seed}: not the same weights or images")
-    return {"report": report.name, "params": model.count_params(), "seed": seed,
+    for split, acc, want in (("validation", val[0], recorded.final_val_accuracy),
+                             ("test", test[0], recorded.test_accuracy)):
+        if abs(acc - want) > 1e-4:
+            raise SystemExit(f"{report}: plain {split} accuracy {acc:.4f} is not the {want:.4f} the run recorded "
+                             f"for seed {recorded.seed}: not the same weights or images")
+    return {"report": report.name, "params": model.count_params(), "seed": recorded.seed,
             **{f"{split}_{way}": f"{100 * acc:.2f}" for split, accs in (("val", val), ("test", test))
                for way, acc in zip(("plain", "flip"), accs)}, "hardware": HARDWARE}
 
@@ -81,10 +76,10 @@ def table() -> str:
              "| report | params | seed | val plain | val flip | Δ val | test plain | test flip | Δ test | hardware |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
-        dv = float(r["val_flip"]) - float(r["val_plain"])
-        dt = float(r["test_flip"]) - float(r["test_plain"])
+        dv = jobs_mod.signed(float(r["val_flip"]) - float(r["val_plain"]))
+        dt = jobs_mod.signed(float(r["test_flip"]) - float(r["test_plain"]))
         lines.append(f"| {r['report']} | {int(r['params']):,} | {r['seed']} | {r['val_plain']}% | {r['val_flip']}% "
-                     f"| {dv:+.2f} | {r['test_plain']}% | {r['test_flip']}% | {dt:+.2f} | {r['hardware']} |")
+                     f"| {dv} | {r['test_plain']}% | {r['test_flip']}% | {dt} | {r['hardware']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -99,8 +94,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{report.name} is already in {CSV.relative_to(ROOT)}: remove its row to measure again")
         HERE.mkdir(exist_ok=True)
         jobs_mod.append_rows(CSV, FIELDS, [measure(report, args.data_dir)])
-    (HERE / "table.md").write_text(table(), encoding="utf-8")
-    print(table())
+    text = table()
+    (HERE / "table.md").write_text(text, encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":
