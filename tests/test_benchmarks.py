@@ -273,9 +273,14 @@ def test_the_cifar_screen_reads_one_row_per_setting_and_length(tmp_path, monkeyp
                                ("ema 0.999", 15, "86.00", "60", cifar_recipe.HARDWARE),
                                ("base", 50, "89.00", "5", "a GPU"),  # measured elsewhere: marked, its time apart
                                ("ema 0.999", 50, "88.50", "60", cifar_recipe.HARDWARE))])
+    jobs.append_rows(path, cifar_recipe.FIELDS, [{"setting": "base", "epochs": 50, "val_accuracy": "91.00",
+                                                  "epoch_seconds": "60", "status": "ok", "seed": 2,
+                                                  "hardware": cifar_recipe.HARDWARE}])  # another weights seed
     monkeypatch.setattr(cifar_recipe, "CSV", path)
     text = cifar_recipe.table()
-    assert "| base | 85.00% | 89.00% * | 60 |" in text
+    assert "| base | 85.00% | 89.00% * | 60 |" in text  # seed 0's row, not seed 2's
+    assert "Other weights seeds, same split (`run --seed N`; the 3-seed comparisons below cite them): base, 50 " \
+           "epochs, seed 2: 91.00%." in text
     assert "\n\\* a GPU.\n" in text  # escaped: not a list item
     assert "Order at 15 epochs: ema 0.999, base; at 50: base, ema 0.999." in text
 
