@@ -42,12 +42,10 @@ def measure(report: Path, data_dir: str | None) -> dict:
     import budgetnas
     import keras
 
-    from budgetnas.finalists import winner
-
     if not (report / "export" / "model.keras").is_file():
         raise SystemExit(f"{report}: no export/model.keras (a finished, exported report folder is needed)")
     run = json.loads((report / "run.json").read_text(encoding="utf-8"))
-    recorded = winner(budgetnas.open_run(report).finalists()).chosen_seed()  # the seed the run exported
+    recorded = budgetnas.open_run(report).winner().chosen_seed()  # the seed the run exported
     model = keras.saving.load_model(report / "export" / "model.keras", compile=False)
 
     def predict(x: np.ndarray) -> np.ndarray:

@@ -77,7 +77,7 @@ def test_search_from_code_returns_a_run_that_retrains_reports_and_exports(tmp_pa
 
     fins = run.retrain(seeds=1)
     assert len(fins) == 1 and fins[0].trial == board.rows[0].number and len(fins[0].seeds) == 1
-    assert [f.trial for f in run.finalists()] == [fins[0].trial]
+    assert [f.trial for f in run.finalists()] == [fins[0].trial] and run.winner().trial == fins[0].trial
     assert (reports / "nb" / "report.md").exists()
     assert {p.name for p in run.report()} >= {"report.md", "report.html", "trials.csv"}
     checked = []

@@ -113,6 +113,13 @@ class Run:
 
         return fin_mod.load(self.path)[1] if (self.path / fin_mod.FILE).exists() else []
 
+    def winner(self):
+        """The finalist the run reports and exports, chosen on validation (its final fit on all images where the
+        run made one); None before :meth:`retrain`. Its ``chosen_seed()`` is the seed whose weights are exported."""
+        from budgetnas import finalists as fin_mod
+
+        return fin_mod.winner(self.finalists())
+
     def rescore(self, top: int | None = None, *, trials: list[int] | None = None, data_dir: str | None = None,
                 on_rescored: Callable[[int, float, float], None] | None = None) -> dict[int, float]:
         """Train trials again on all training images for the search's epochs, each with its own fixed seed, and
