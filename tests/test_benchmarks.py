@@ -324,7 +324,7 @@ def test_a_job_written_while_the_claim_was_taken_is_not_run_again(tmp_path, monk
 
 @pytest.mark.parametrize("setting", ["adamw 0.01 + gap head", "adamw 0.01 + gap head, 7x7 stage 2",
                                      "adamw 0.01 + gap head, 7x7 stage 2, one downsample",
-                                     "adamw 0.01 + gap head, stage 3 176 wide"])
+                                     "adamw 0.01 + gap head, stage 3 176 wide", "adamw 0.01 + residual search pick"])
 def test_the_cifar_screens_changed_networks_are_the_sizes_and_space_points_the_table_names(setting):
     import cifar_recipe
     from budgetnas import gate
@@ -341,6 +341,13 @@ def test_the_cifar_screens_changed_networks_are_the_sizes_and_space_points_the_t
               "blocks[4].dropout": 0.15, "blocks[4].repeat": 0 if one else 1, "blocks[5].channels": 160,
               "blocks[5].kernel": 5, "blocks[5].dilation": 2, "blocks[5].repeat": 2, "blocks[5].residual": False,
               "blocks[6].repeat": 0, "blocks[6].dropout": 0.1, "head.kind": "gap", "head.dropout": 0.0}
+    if "search pick" in setting:  # the search's trial 10, its values as the study recorded them (after repair)
+        values = {"blocks[0].channels": 48, "blocks[0].depth_multiplier": 2, "blocks[1].channels": 64,
+                  "blocks[1].repeat": 2, "blocks[1].residual": False, "blocks[2].dropout": 0.1,
+                  "blocks[3].channels": 96, "blocks[3].kernel": 3, "blocks[3].repeat": 2, "blocks[3].residual": True,
+                  "blocks[4].dropout": 0.1, "blocks[4].repeat": 0, "blocks[5].channels": 160, "blocks[5].kernel": 7,
+                  "blocks[5].dilation": 1, "blocks[5].repeat": 2, "blocks[5].residual": False,
+                  "blocks[6].dropout": 0.2, "blocks[6].repeat": 1, "head.kind": "gap", "head.dropout": 0.1}
     space = load_space(cifar_recipe.ROOT / "spaces" / "cifar10_separable_residual.toml")
     point = space.resolve(values).describe()
     if wide:  # 176 channels: between the space's widths of 160 and 192, the same network otherwise
