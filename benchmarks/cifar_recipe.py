@@ -45,6 +45,7 @@ SETTINGS = {
     "sgd peak 0.2": {**SGD, "lr": 0.2},
     "adamw 0.01": ADAMW,
     "adamw 0.02": {**ADAMW, "lr": 0.02},
+    "adamw 0.005": {**ADAMW, "lr": 0.005},  # the other side of the chosen peak
     "mixup 0.2": {**SGD, "mixup": 0.2},
     "mixup 0.5": {**SGD, "mixup": 0.5},
     "rotate-jitter": {**SGD, "augment": "crop-flip-rotate-jitter"},
