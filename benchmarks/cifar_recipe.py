@@ -5,9 +5,9 @@
     python benchmarks/cifar_recipe.py table                       # -> benchmarks/cifar_recipe/table.md
 
 The committed `cifar10-sep-100k` network (`spaces/cifar10_residual_99120.toml`, 99,120 params) trained with the
-budget's recipe changed one thing at a time, one seed (weights 0, or ``--seed``; the run's validation split, seed 0), scored on
-the 5k validation split after the last epoch; the test set is not loaded. A shorter run compresses the whole
-schedule (the one-cycle spans the epochs it is given). Every training checkpoints each epoch under the ignored
+budget's recipe changed one thing at a time, one seed (weights 0, or ``--seed``; the run's validation split, seed
+0), scored on the 5k validation split after the last epoch; the test set is not loaded. A shorter run compresses
+the whole schedule (the one-cycle spans the epochs it is given). Every training checkpoints each epoch under the ignored
 ``cifar_recipe/work/``: a process stopped midway (the end of a sitting, a kill) continues from its last finished
 epoch when any ``run`` takes the job again. A finished job is a row of ``cifar_recipe/runs.csv``.
 """

@@ -257,8 +257,9 @@ def train(space: str | Path, *, budget: str | Budget, name: str | None = None, r
           on_epoch: Callable | None = None) -> Run:
     """Train one fixed network (a space without choices, e.g. a hand-made baseline) as a finalist is trained:
     ``seeds`` seeds from ``seed`` on the training images left once the validation split is carved out (seeded with
-    ``seed``), validation and test scored once per seed after the final epoch, in a run folder ``name`` with its report. ``recipe``: "budget" (the budget's ``[train]``) or
-    "baseline" (its ``[baseline_train]``, the network's own recipe).
+    ``seed``), validation and test scored once per seed after the final epoch, in a run folder ``name`` with its
+    report. ``recipe``: "budget" (the budget's ``[train]``) or "baseline" (its ``[baseline_train]``, the network's
+    own recipe).
 
     Raises:
         budgetnas.errors.ConfigError: a space with choices, a recipe with choices, or no baseline recipe.
