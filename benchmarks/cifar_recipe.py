@@ -116,7 +116,8 @@ def table() -> str:
              "with statistics measured for the average (`search/trainer.py`). It and the `gap head` rows ran three "
              "at a time on the two cores at 15 epochs (two at 50): their seconds per epoch (the median over both "
              "lengths) are not comparable with the others'. The `residual search pick` (28.3 M MACs, the committed "
-             "network 16.6 M) ran beside one other training.", "",
+             "network 16.6 M) ran beside one other training at 15 epochs and alone, with two threads, at 50 (its "
+             "seconds per epoch are the median of the two).", "",
              "| setting | " + " | ".join(f"{e} epochs" for e in lengths) + " | seconds per epoch |",
              "| --- | " + " | ".join("---:" for _ in lengths) + " | ---: |"]
     for setting in SETTINGS:
