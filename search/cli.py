@@ -111,10 +111,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     def retrain(console: Console) -> None:
         run = budgetnas.open_run(args.run, reports_dir=args.reports_dir)
         if args.recipe or args.as_name:
-            if not (args.recipe and args.as_name) or args.resume:
-                raise ConfigError("retrain: --recipe FIELD=VALUE and --as NAME go together and start a new run "
-                                  "folder (continue an interrupted one with `retrain NAME --resume`)")
-            run = run.branch(args.as_name, args.recipe)
+            run = run.branch(args.as_name, args.recipe or [])
             console.print(f"{run.path}: the finalists of {args.run}, recipe changed: {', '.join(args.recipe)}")
         fins = run.retrain(top=args.top, seeds=args.seeds, epochs=args.epochs, front=args.front, start=args.start,
                            resume=args.resume, jobs=args.jobs, data_dir=args.data_dir, on_seed=seed_printer(console),
@@ -286,12 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "learners last; this scores them at full fidelity beside the finalists)")
     s.add_argument("--seeds", type=int, help="seeds per finalist (default: the budget's)")
     s.add_argument("--epochs", type=int, help="epochs (default: the budget's full count)")
-    s.add_argument("--resume", action="store_true",
-                   help="keep the seeds an interrupted retrain finished; continue the unfinished one")
+    fresh = s.add_mutually_exclusive_group()  # --as starts a new folder, --resume continues one
+    fresh.add_argument("--resume", action="store_true",
+                       help="keep the seeds an interrupted retrain finished; continue the unfinished one")
     s.add_argument("--recipe", action="append", metavar="FIELD=VALUE",
                    help="retrain under a changed recipe (repeatable, e.g. ema=0.999); needs --as")
-    s.add_argument("--as", dest="as_name", metavar="NAME",
-                   help="with --recipe: the new run folder (same study and split); the original is untouched")
+    fresh.add_argument("--as", dest="as_name", metavar="NAME",
+                       help="with --recipe: the new run folder (same study and split); the original is untouched")
     add_arguments(s, only=("jobs",))
     s.set_defaults(func=cmd_retrain)
 

@@ -160,6 +160,9 @@ def branch(path: Path, name: str, changes: list[str]) -> Path:
     new folder holds them, so ``retrain`` of it trains the same finalists under the changed recipe and
     its validation accuracy can be compared with the original's; the original run is left as it is.
     """
+    if not (name and changes):
+        raise ConfigError("retrain: --recipe FIELD=VALUE and --as NAME go together and start a new run folder "
+                          "(continue an interrupted one with `retrain NAME --resume`)")
     target = path.parent / name
     if target.exists():
         raise RunError(f"{target}: exists; pick another --as name")
